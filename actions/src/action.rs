@@ -1,0 +1,654 @@
+//! Actions a handler returns, one typed parameter struct per action (contract §3).
+//!
+//! Optional parameters are `Option`s so that a parsed action serializes back to exactly what the
+//! handler sent; the defaults the contract gives are exposed by accessor methods.
+
+use crate::common::{
+    AudioSource, CallRecordingDestination, Engine, ParticipantTag, RecordingDestination, SipHeaders,
+    SpeechParameters, TextType,
+};
+use crate::lenient::{Flag, Int};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One action: `{"Type": "<name>", "Parameters": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "Type", content = "Parameters")]
+#[allow(clippy::large_enum_variant)]
+pub enum Action {
+    /// Dial a second leg and bridge it with the first.
+    CallAndBridge(CallAndBridge),
+    /// Release a leg.
+    Hangup(Hangup),
+    /// Join a leg to a meeting.
+    JoinChimeMeeting(JoinChimeMeeting),
+    /// Mute or unmute meeting attendees.
+    ModifyChimeMeetingAttendees(ModifyChimeMeetingAttendees),
+    /// Silence for a while.
+    Pause(Pause),
+    /// Play an audio file.
+    PlayAudio(PlayAudio),
+    /// Play a prompt and collect digits.
+    PlayAudioAndGetDigits(PlayAudioAndGetDigits),
+    /// Arm a background digit listener.
+    ReceiveDigits(ReceiveDigits),
+    /// Record one leg to a file.
+    RecordAudio(RecordAudio),
+    /// Send DTMF on a leg.
+    SendDigits(SendDigits),
+    /// Speak text.
+    Speak(Speak),
+    /// Speak a prompt and collect digits.
+    SpeakAndGetDigits(SpeakAndGetDigits),
+    /// Hand the leg to a conversational bot.
+    StartBotConversation(StartBotConversation),
+    /// Toggle noise suppression.
+    VoiceFocus(VoiceFocus),
+    /// Start recording a leg.
+    StartCallRecording(StartCallRecording),
+    /// Stop recording a leg.
+    StopCallRecording(CallRecordingControl),
+    /// Pause recording a leg.
+    PauseCallRecording(CallRecordingControl),
+    /// Resume recording a leg.
+    ResumeCallRecording(CallRecordingControl),
+}
+
+/// Every action name the contract defines, in the order of contract §3.
+pub const ACTION_NAMES: [&str; 18] = [
+    "CallAndBridge",
+    "Hangup",
+    "JoinChimeMeeting",
+    "ModifyChimeMeetingAttendees",
+    "Pause",
+    "PlayAudio",
+    "PlayAudioAndGetDigits",
+    "ReceiveDigits",
+    "RecordAudio",
+    "SendDigits",
+    "Speak",
+    "SpeakAndGetDigits",
+    "StartBotConversation",
+    "VoiceFocus",
+    "StartCallRecording",
+    "StopCallRecording",
+    "PauseCallRecording",
+    "ResumeCallRecording",
+];
+
+impl Action {
+    /// The wire name of the action (`"PlayAudio"`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CallAndBridge(_) => "CallAndBridge",
+            Self::Hangup(_) => "Hangup",
+            Self::JoinChimeMeeting(_) => "JoinChimeMeeting",
+            Self::ModifyChimeMeetingAttendees(_) => "ModifyChimeMeetingAttendees",
+            Self::Pause(_) => "Pause",
+            Self::PlayAudio(_) => "PlayAudio",
+            Self::PlayAudioAndGetDigits(_) => "PlayAudioAndGetDigits",
+            Self::ReceiveDigits(_) => "ReceiveDigits",
+            Self::RecordAudio(_) => "RecordAudio",
+            Self::SendDigits(_) => "SendDigits",
+            Self::Speak(_) => "Speak",
+            Self::SpeakAndGetDigits(_) => "SpeakAndGetDigits",
+            Self::StartBotConversation(_) => "StartBotConversation",
+            Self::VoiceFocus(_) => "VoiceFocus",
+            Self::StartCallRecording(_) => "StartCallRecording",
+            Self::StopCallRecording(_) => "StopCallRecording",
+            Self::PauseCallRecording(_) => "PauseCallRecording",
+            Self::ResumeCallRecording(_) => "ResumeCallRecording",
+        }
+    }
+
+    /// The leg the action names explicitly: its `CallId`, else its `ParticipantTag`.
+    /// `None` means "the leg whose event caused this invocation".
+    pub fn target(&self) -> LegRef<'_> {
+        let (call_id, tag) = match self {
+            Self::CallAndBridge(_) => (None, None),
+            Self::Hangup(p) => (p.call_id.as_deref(), p.participant_tag),
+            Self::JoinChimeMeeting(p) => (p.call_id.as_deref(), p.participant_tag),
+            Self::ModifyChimeMeetingAttendees(p) => (p.call_id.as_deref(), p.participant_tag),
+            Self::Pause(p) => (p.call_id.as_deref(), p.participant_tag),
+            Self::PlayAudio(p) => (p.call_id.as_deref(), p.participant_tag),
+            Self::PlayAudioAndGetDigits(p) => (p.call_id.as_deref(), p.participant_tag),
+            Self::ReceiveDigits(p) => (p.call_id.as_deref(), p.participant_tag),
+            Self::RecordAudio(p) => (p.call_id.as_deref(), p.participant_tag),
+            Self::SendDigits(p) => (Some(p.call_id.as_str()), None),
+            Self::Speak(p) => (Some(p.call_id.as_str()), None),
+            Self::SpeakAndGetDigits(p) => (Some(p.call_id.as_str()), None),
+            Self::StartBotConversation(p) => (p.call_id.as_deref(), p.participant_tag),
+            Self::VoiceFocus(p) => (Some(p.call_id.as_str()), None),
+            Self::StartCallRecording(p) => (Some(p.call_id.as_str()), None),
+            Self::StopCallRecording(p)
+            | Self::PauseCallRecording(p)
+            | Self::ResumeCallRecording(p) => (Some(p.call_id.as_str()), None),
+        };
+        match (call_id, tag) {
+            (Some(id), _) => LegRef::CallId(id),
+            (None, Some(tag)) => LegRef::Tag(tag),
+            (None, None) => LegRef::Invoking,
+        }
+    }
+
+    /// Whether an `UpdateSipMediaApplicationCall` may stop this action while it runs (§1.6).
+    pub fn is_interruptible(&self) -> bool {
+        matches!(self, Self::PlayAudio(_) | Self::RecordAudio(_) | Self::Pause(_))
+    }
+
+    /// Whether success of this action is reported at once even with actions queued behind it
+    /// (§1.5 rule 1: the action produces data the handler needs).
+    pub fn reports_on_success(&self) -> bool {
+        matches!(
+            self,
+            Self::CallAndBridge(_)
+                | Self::Hangup(_)
+                | Self::JoinChimeMeeting(_)
+                | Self::ModifyChimeMeetingAttendees(_)
+                | Self::PlayAudioAndGetDigits(_)
+                | Self::SpeakAndGetDigits(_)
+                | Self::RecordAudio(_)
+                | Self::ReceiveDigits(_)
+                | Self::StartBotConversation(_)
+                | Self::StartCallRecording(_)
+        )
+    }
+}
+
+/// How an action names its leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegRef<'a> {
+    /// By `CallId`.
+    CallId(&'a str),
+    /// By `ParticipantTag`.
+    Tag(ParticipantTag),
+    /// Not named: the leg whose event caused the invocation.
+    Invoking,
+}
+
+/// Kind of bridge endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BridgeEndpointType {
+    /// A phone number.
+    #[serde(rename = "PSTN")]
+    Pstn,
+    /// A voice connector or voice connector group.
+    #[serde(rename = "AWS")]
+    Aws,
+}
+
+/// The one endpoint a `CallAndBridge` dials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BridgeEndpoint {
+    /// `PSTN` or `AWS`.
+    pub bridge_endpoint_type: BridgeEndpointType,
+    /// E.164 number (PSTN) or Request-URI user part (AWS).
+    pub uri: String,
+    /// Voice connector (group) ARN; AWS endpoints only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+}
+
+/// `CallAndBridge` parameters (§3.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CallAndBridge {
+    /// Seconds to wait for an answer, 1–120, default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timeout_seconds: Option<Int>,
+    /// Caller ID presented on the new leg (E.164).
+    pub caller_id_number: String,
+    /// Exactly one endpoint.
+    pub endpoints: Vec<BridgeEndpoint>,
+    /// Played to the caller while the new leg rings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ringback_tone: Option<AudioSource>,
+    /// `X-`, `User-to-User` and `Diversion` headers for the new leg's INVITE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_headers: Option<SipHeaders>,
+}
+
+impl CallAndBridge {
+    /// The answer timeout, defaulting to 30 s.
+    pub fn call_timeout_seconds(&self) -> i64 {
+        self.call_timeout_seconds.map_or(30, Int::get)
+    }
+}
+
+/// `Hangup` parameters (§3.2).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Hangup {
+    /// Leg to release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Leg to release when `CallId` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_tag: Option<ParticipantTag>,
+    /// `0` (normal clearing, default), `480` or `486`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_response_code: Option<Int>,
+}
+
+impl Hangup {
+    /// The SIP cause, defaulting to 0 (normal clearing).
+    pub fn sip_response_code(&self) -> i64 {
+        self.sip_response_code.map_or(0, Int::get)
+    }
+}
+
+/// `JoinChimeMeeting` parameters (§3.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JoinChimeMeeting {
+    /// Attendee join token.
+    pub join_token: String,
+    /// Leg to join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Only `LEG-A`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_tag: Option<ParticipantTag>,
+    /// Meeting to join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meeting_id: Option<String>,
+}
+
+/// `Mute` or `Unmute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttendeeOperation {
+    /// Mute the attendees.
+    Mute,
+    /// Unmute the attendees.
+    Unmute,
+}
+
+/// `ModifyChimeMeetingAttendees` parameters (§3.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ModifyChimeMeetingAttendees {
+    /// `Mute` or `Unmute`.
+    pub operation: AttendeeOperation,
+    /// Meeting the invoking leg is in.
+    pub meeting_id: String,
+    /// 1–100 attendee ids.
+    pub attendee_list: Vec<String>,
+    /// Meeting leg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Meeting leg when `CallId` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_tag: Option<ParticipantTag>,
+}
+
+/// `Pause` parameters (§3.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Pause {
+    /// Length of the silence, > 0.
+    pub duration_in_milliseconds: Int,
+    /// Leg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Leg when `CallId` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_tag: Option<ParticipantTag>,
+}
+
+/// `PlayAudio` parameters (§3.6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PlayAudio {
+    /// Audio to play.
+    pub audio_source: AudioSource,
+    /// Leg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Leg when `CallId` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_tag: Option<ParticipantTag>,
+    /// Digits that stop playback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playback_terminators: Option<Vec<String>>,
+    /// Times to play, > 0, default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<Int>,
+}
+
+impl PlayAudio {
+    /// Times to play, defaulting to 1.
+    pub fn repeat(&self) -> i64 {
+        self.repeat.map_or(1, Int::get)
+    }
+}
+
+/// Digit-collection parameters shared by `PlayAudioAndGetDigits` and `SpeakAndGetDigits`.
+pub trait DigitCollection {
+    /// `MinNumberOfDigits`, default 0.
+    fn min_digits(&self) -> i64;
+    /// `MaxNumberOfDigits`, default 128.
+    fn max_digits(&self) -> i64;
+    /// `TerminatorDigits`, default `["#"]`.
+    fn terminators(&self) -> Vec<String>;
+    /// `RepeatDurationInMilliseconds`.
+    fn repeat_duration_ms(&self) -> i64;
+    /// `InBetweenDigitsDurationInMilliseconds`, default = `RepeatDurationInMilliseconds`.
+    fn in_between_ms(&self) -> i64;
+    /// `Repeat` (total attempts), default 1.
+    fn attempts(&self) -> i64;
+}
+
+macro_rules! digit_collection {
+    ($t:ty) => {
+        impl DigitCollection for $t {
+            fn min_digits(&self) -> i64 {
+                self.min_number_of_digits.map_or(0, Int::get)
+            }
+            fn max_digits(&self) -> i64 {
+                self.max_number_of_digits.map_or(128, Int::get)
+            }
+            fn terminators(&self) -> Vec<String> {
+                self.terminator_digits
+                    .clone()
+                    .unwrap_or_else(|| vec!["#".to_owned()])
+            }
+            fn repeat_duration_ms(&self) -> i64 {
+                self.repeat_duration_in_milliseconds.get()
+            }
+            fn in_between_ms(&self) -> i64 {
+                self.in_between_digits_duration_in_milliseconds
+                    .map_or(self.repeat_duration_ms(), Int::get)
+            }
+            fn attempts(&self) -> i64 {
+                self.repeat.map_or(1, Int::get)
+            }
+        }
+    };
+}
+
+/// `PlayAudioAndGetDigits` parameters (§3.7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PlayAudioAndGetDigits {
+    /// Prompt.
+    pub audio_source: AudioSource,
+    /// Played after bad input, before re-prompting.
+    pub failure_audio_source: AudioSource,
+    /// Time allowed per attempt.
+    pub repeat_duration_in_milliseconds: Int,
+    /// Leg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Leg when `CallId` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_tag: Option<ParticipantTag>,
+    /// Pattern the digits must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_digits_regex: Option<String>,
+    /// At least this many digits, default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_number_of_digits: Option<Int>,
+    /// At most this many digits, default 128.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_number_of_digits: Option<Int>,
+    /// Digits that end input, default `#`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminator_digits: Option<Vec<String>>,
+    /// Longest gap between digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_between_digits_duration_in_milliseconds: Option<Int>,
+    /// Total attempts, default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<Int>,
+}
+digit_collection!(PlayAudioAndGetDigits);
+
+/// `ReceiveDigits` parameters (§3.8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReceiveDigits {
+    /// Pattern that triggers `DIGITS_RECEIVED`.
+    pub input_digits_regex: String,
+    /// Gap after which the buffer is checked.
+    pub in_between_digits_duration_in_milliseconds: Int,
+    /// Window after the first digit after which the buffer is flushed; > InBetween.
+    pub flush_digits_duration_in_milliseconds: Int,
+    /// Leg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Leg when `CallId` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_tag: Option<ParticipantTag>,
+}
+
+/// `RecordAudio` parameters (§3.9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RecordAudio {
+    /// Where the recording goes.
+    pub recording_destination: RecordingDestination,
+    /// Digits that end the recording.
+    pub recording_terminators: Vec<String>,
+    /// Leg (not together with `ParticipantTag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Leg (not together with `CallId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_tag: Option<ParticipantTag>,
+    /// Longest recording, > 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_in_seconds: Option<Int>,
+    /// Silence that ends the recording, 1–1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence_duration_in_seconds: Option<Int>,
+    /// Level below which audio counts as silence, 1–1000, default 200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence_threshold: Option<Int>,
+}
+
+/// `SendDigits` parameters (§3.10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SendDigits {
+    /// Leg.
+    pub call_id: String,
+    /// Up to 50 of `0-9 * # A-D ,` (`,` pauses 500 ms).
+    pub digits: String,
+    /// Tone length, 50–24000 ms, default 250.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tone_duration_in_milliseconds: Option<Int>,
+}
+
+/// `Speak` parameters (§3.11).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Speak {
+    /// Leg.
+    pub call_id: String,
+    /// Text or SSML, at most 1,000 characters.
+    pub text: String,
+    /// `standard` (default) or `neural`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
+    /// Language code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_code: Option<String>,
+    /// `text` (default) or `ssml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_type: Option<TextType>,
+    /// Voice, `Joanna` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_id: Option<String>,
+}
+
+/// `SpeakAndGetDigits` parameters (§3.12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SpeakAndGetDigits {
+    /// Leg.
+    pub call_id: String,
+    /// Prompt.
+    pub speech_parameters: SpeechParameters,
+    /// Spoken after bad input, before re-prompting.
+    pub failure_speech_parameters: SpeechParameters,
+    /// Time allowed per attempt.
+    pub repeat_duration_in_milliseconds: Int,
+    /// Pattern the digits must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_digits_regex: Option<String>,
+    /// At least this many digits, default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_number_of_digits: Option<Int>,
+    /// At most this many digits, default 128.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_number_of_digits: Option<Int>,
+    /// Digits that end input, default `#`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminator_digits: Option<Vec<String>>,
+    /// Longest gap between digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_between_digits_duration_in_milliseconds: Option<Int>,
+    /// Total attempts, default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<Int>,
+}
+digit_collection!(SpeakAndGetDigits);
+
+/// Bot dialog action type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DialogActionType {
+    /// Let the bot decide.
+    Delegate,
+    /// Ask the caller for an intent (needed for welcome messages).
+    ElicitIntent,
+}
+
+/// `Configuration.SessionState.DialogAction`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DialogAction {
+    /// `Delegate` or `ElicitIntent`.
+    pub r#type: DialogActionType,
+}
+
+/// `Configuration.SessionState`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SessionState {
+    /// Attributes handed to the bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_attributes: Option<BTreeMap<String, String>>,
+    /// How the conversation starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialog_action: Option<DialogAction>,
+}
+
+/// Content type of a welcome message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageContentType {
+    /// Plain text.
+    PlainText,
+    /// SSML.
+    #[serde(rename = "SSML")]
+    Ssml,
+}
+
+/// One welcome message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WelcomeMessage {
+    /// Text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// `PlainText` or `SSML`.
+    pub content_type: MessageContentType,
+}
+
+/// `StartBotConversation.Configuration`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BotConfiguration {
+    /// Initial session state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_state: Option<SessionState>,
+    /// Messages the bot opens with; need `DialogAction.Type = ElicitIntent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welcome_messages: Option<Vec<WelcomeMessage>>,
+}
+
+/// `StartBotConversation` parameters (§3.13).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StartBotConversation {
+    /// Bot alias ARN.
+    pub bot_alias_arn: String,
+    /// Leg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Only `LEG-A`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_tag: Option<ParticipantTag>,
+    /// Bot locale, `en_US` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale_id: Option<String>,
+    /// At most 10 KB serialized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<BotConfiguration>,
+}
+
+/// `VoiceFocus` parameters (§3.14).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VoiceFocus {
+    /// Enable or disable noise suppression.
+    pub enable: Flag,
+    /// Leg.
+    pub call_id: String,
+}
+
+/// Which audio of a leg a call recording captures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Track {
+    /// Stereo: incoming left, outgoing right.
+    Both,
+    /// What the party says.
+    Incoming,
+    /// What the party hears.
+    Outgoing,
+}
+
+/// `StartCallRecording` parameters (§3.15).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StartCallRecording {
+    /// Leg to record.
+    pub call_id: String,
+    /// `BOTH`, `INCOMING` or `OUTGOING`.
+    pub track: Track,
+    /// `bucket[/prefix]`.
+    pub destination: CallRecordingDestination,
+}
+
+/// `StopCallRecording` / `PauseCallRecording` / `ResumeCallRecording` parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CallRecordingControl {
+    /// Leg being recorded.
+    pub call_id: String,
+}
+
+impl Speak {
+    /// A plain-text `Speak` on `call_id` with the default voice.
+    pub fn text(call_id: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            call_id: call_id.into(),
+            text: text.into(),
+            engine: None,
+            language_code: None,
+            text_type: None,
+            voice_id: None,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Value types shared by several actions and events.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// SIP headers carried on a leg or sent on an outgoing INVITE, by header name as received.
+pub type SipHeaders = BTreeMap<String, String>;
+
+/// Which leg of a transaction a participant or an action refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ParticipantTag {
+    /// The first leg: the inbound caller, or the callee of an API-created call.
+    #[serde(rename = "LEG-A")]
+    LegA,
+    /// The second leg, created by `CallAndBridge` or `JoinChimeMeeting`.
+    #[serde(rename = "LEG-B")]
+    LegB,
+}
+
+impl ParticipantTag {
+    /// The wire spelling, `LEG-A` or `LEG-B`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::LegA => "LEG-A",
+            Self::LegB => "LEG-B",
+        }
+    }
+}
+
+/// Where audio for `PlayAudio` and friends comes from. The contract knows one kind, `S3`: a
+/// bucket and key in object storage (a local directory tree in a self-hosted runtime).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AudioSource {
+    /// Always `S3`; anything else fails with `InvalidAudioSource`.
+    pub r#type: String,
+    /// Bucket holding the audio file.
+    pub bucket_name: String,
+    /// Object key of the audio file.
+    pub key: String,
+}
+
+impl AudioSource {
+    /// An `S3` audio source for `bucket`/`key`.
+    pub fn s3(bucket: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            r#type: "S3".into(),
+            bucket_name: bucket.into(),
+            key: key.into(),
+        }
+    }
+}
+
+/// Text-to-speech engine class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// The default engine.
+    Standard,
+    /// A neural engine where the operator configured one.
+    Neural,
+}
+
+/// Whether speech text is plain text or SSML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextType {
+    /// Plain text (the default).
+    Text,
+    /// Speech Synthesis Markup Language.
+    Ssml,
+}
+
+/// Speech prompt of `SpeakAndGetDigits` (`SpeechParameters`, `FailureSpeechParameters`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SpeechParameters {
+    /// Text or SSML to speak; at most 1,000 characters.
+    pub text: String,
+    /// Engine, `standard` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
+    /// Language code, e.g. `en-US`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_code: Option<String>,
+    /// `text` (default) or `ssml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_type: Option<TextType>,
+    /// Voice name, `Joanna` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_id: Option<String>,
+}
+
+/// Where `RecordAudio` stores its file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RecordingDestination {
+    /// Always `S3`.
+    pub r#type: String,
+    /// Bucket to write into.
+    pub bucket_name: String,
+    /// Key prefix (at most 979 characters); the bucket root when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The object key of the finished recording; only in `ACTION_SUCCESSFUL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// Where `StartCallRecording` stores its file: `bucket` or `bucket/prefix`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CallRecordingDestination {
+    /// Always `S3`.
+    pub r#type: String,
+    /// `bucket[/prefix]` when requested; the full object location when reported.
+    pub location: String,
+}
+
+/// The call direction of a leg, as seen from the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Direction {
+    /// A call into the runtime.
+    Inbound,
+    /// A call placed by the runtime (API calls, bridged and meeting legs).
+    Outbound,
+}
+
+/// Whether a leg is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    /// The leg exists and media can flow (set on `NEW_INBOUND_CALL` even before answer).
+    Connected,
+    /// The leg has ended.
+    Disconnected,
+}

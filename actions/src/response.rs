@@ -1,0 +1,293 @@
+//! The handler's response (§2.6): building one, and reading one from untrusted bytes.
+
+use crate::action::{Action, ACTION_NAMES};
+use crate::error::{json_type, ActionError, ResponseError, Rule};
+use crate::event::{TransactionAttributes, SCHEMA_VERSION};
+use crate::limits::Limits;
+use crate::rules;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A response as a handler builds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Response {
+    /// Must equal the event's (`"1.0"`).
+    pub schema_version: String,
+    /// `None` or empty keeps the queued actions; a non-empty list replaces them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Vec<Action>>,
+    /// `None` keeps the stored attributes; `Some` replaces them (`{}` clears).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_attributes: Option<TransactionAttributes>,
+}
+
+impl Default for Response {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Response {
+    /// An empty response, schema `1.0`.
+    pub fn new() -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION.to_owned(),
+            actions: None,
+            transaction_attributes: None,
+        }
+    }
+
+    /// Appends an action.
+    pub fn action(mut self, action: Action) -> Self {
+        self.actions.get_or_insert_with(Vec::new).push(action);
+        self
+    }
+
+    /// Sets a transaction attribute (the whole map is sent, replacing the stored one).
+    pub fn attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.transaction_attributes
+            .get_or_insert_with(Default::default)
+            .insert(key.into(), value.into());
+        self
+    }
+
+    /// Replaces the transaction attributes.
+    pub fn attributes(mut self, attributes: TransactionAttributes) -> Self {
+        self.transaction_attributes = Some(attributes);
+        self
+    }
+
+    /// The response as JSON text.
+    pub fn to_json(&self) -> String {
+        // Serializing these types cannot fail: every map key is a string.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// An action that passed validation, with its parameters exactly as the handler sent them
+/// (the runtime echoes those in `ActionData`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedAction {
+    /// The typed action.
+    pub action: Action,
+    /// The raw `Parameters` object.
+    pub parameters: Map<String, Value>,
+}
+
+/// A response that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedResponse {
+    /// The schema version, equal to the event's.
+    pub schema_version: String,
+    /// `None` when `Actions` was absent or `null`.
+    pub actions: Option<Vec<ValidatedAction>>,
+    /// `None` when absent or `null`.
+    pub transaction_attributes: Option<TransactionAttributes>,
+}
+
+impl ValidatedResponse {
+    /// The response as JSON, actions with their parameters as received.
+    pub fn to_value(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("SchemaVersion".into(), self.schema_version.clone().into());
+        if let Some(actions) = &self.actions {
+            let list = actions
+                .iter()
+                .map(|a| {
+                    let mut obj = Map::new();
+                    obj.insert("Type".into(), a.action.name().into());
+                    obj.insert("Parameters".into(), Value::Object(a.parameters.clone()));
+                    Value::Object(obj)
+                })
+                .collect();
+            out.insert("Actions".into(), Value::Array(list));
+        }
+        if let Some(attrs) = &self.transaction_attributes {
+            let map = attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            out.insert("TransactionAttributes".into(), Value::Object(map));
+        }
+        Value::Object(out)
+    }
+}
+
+/// Reads untrusted bytes as JSON: size limit, UTF-8, blankness, duplicate keys.
+pub fn parse_json(body: &[u8], limits: &Limits) -> Result<Value, ResponseError> {
+    if body.len() > limits.max_response_bytes {
+        return Err(ResponseError::TooLarge {
+            size: body.len(),
+            limit: limits.max_response_bytes,
+        });
+    }
+    let text = std::str::from_utf8(body).map_err(|e| ResponseError::InvalidUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    if text.trim().is_empty() {
+        return Err(ResponseError::Empty);
+    }
+    crate::strict_json::parse(text).map_err(|e| ResponseError::NotJson(e.to_string()))
+}
+
+/// Validates a response body against the event's schema version and the limits.
+pub fn validate_response(
+    body: &[u8],
+    expected_schema: &str,
+    limits: &Limits,
+) -> Result<ValidatedResponse, ResponseError> {
+    let value = parse_json(body, limits)?;
+    validate_response_value(value, expected_schema, limits)
+}
+
+/// Validates an already-parsed response.
+pub fn validate_response_value(
+    value: Value,
+    expected_schema: &str,
+    limits: &Limits,
+) -> Result<ValidatedResponse, ResponseError> {
+    let mut obj = match value {
+        Value::Object(obj) => obj,
+        Value::Null => return Err(ResponseError::Empty),
+        other => return Err(ResponseError::NotAnObject(json_type(&other))),
+    };
+    if obj.is_empty() {
+        return Err(ResponseError::Empty);
+    }
+    let schema_version = match obj.remove("SchemaVersion") {
+        Some(Value::String(s)) => s,
+        _ if obj.contains_key("statusCode") && obj.contains_key("body") => {
+            return Err(ResponseError::ProxyEnvelope)
+        }
+        _ => return Err(ResponseError::MissingSchemaVersion),
+    };
+    if schema_version != expected_schema {
+        return Err(ResponseError::SchemaVersionMismatch {
+            expected: expected_schema.to_owned(),
+            found: schema_version,
+        });
+    }
+    let transaction_attributes = match obj.remove("TransactionAttributes") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(read_attributes(v, limits)?),
+    };
+    let actions = match obj.remove("Actions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(list)) => Some(read_actions(list, limits)?),
+        Some(other) => return Err(ResponseError::ActionsNotArray(json_type(&other))),
+    };
+    Ok(ValidatedResponse {
+        schema_version,
+        actions,
+        transaction_attributes,
+    })
+}
+
+fn read_attributes(value: Value, limits: &Limits) -> Result<TransactionAttributes, ResponseError> {
+    let Value::Object(map) = value else {
+        return Err(ResponseError::AttributesNotStrings {
+            path: String::new(),
+            found: json_type(&value),
+        });
+    };
+    if map.len() > limits.max_attribute_pairs {
+        return Err(ResponseError::TooManyAttributes {
+            count: map.len(),
+            limit: limits.max_attribute_pairs,
+        });
+    }
+    let mut out = TransactionAttributes::new();
+    // Serialized size: `{"k":"v",...}` measured with JSON escaping.
+    let mut size = 2usize;
+    for (key, value) in map {
+        let Value::String(value) = value else {
+            return Err(ResponseError::AttributesNotStrings {
+                path: format!(".{key}"),
+                found: json_type(&value),
+            });
+        };
+        if let Some(max) = limits.max_attribute_entry_chars {
+            if key.chars().count() > max || value.chars().count() > max {
+                return Err(ResponseError::AttributeTooLong { key, limit: max });
+            }
+        }
+        size += json_len(&key) + json_len(&value) + 2;
+        out.insert(key, value);
+    }
+    if size > limits.max_attributes_bytes {
+        return Err(ResponseError::AttributesTooLarge {
+            size,
+            limit: limits.max_attributes_bytes,
+        });
+    }
+    Ok(out)
+}
+
+fn json_len(s: &str) -> usize {
+    serde_json::to_string(s).map_or(s.len() + 2, |q| q.len())
+}
+
+fn read_actions(list: Vec<Value>, limits: &Limits) -> Result<Vec<ValidatedAction>, ResponseError> {
+    if list.len() > limits.max_actions {
+        return Err(ResponseError::TooManyActions {
+            count: list.len(),
+            limit: limits.max_actions,
+        });
+    }
+    let mut out: Vec<ValidatedAction> = Vec::with_capacity(list.len());
+    for (index, value) in list.into_iter().enumerate() {
+        let (action_type, result) = read_action(value, limits);
+        let checked = result.and_then(|action| {
+            rules::check_against_list(&action.action, &out)?;
+            Ok(action)
+        });
+        match checked {
+            Ok(action) => out.push(action),
+            Err(error) => {
+                return Err(ResponseError::Action {
+                    index,
+                    action_type,
+                    error,
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_action(
+    value: Value,
+    limits: &Limits,
+) -> (Option<String>, Result<ValidatedAction, ActionError>) {
+    let at = |field: &str, rule| ActionError {
+        field: field.to_owned(),
+        rule,
+    };
+    let Value::Object(mut obj) = value else {
+        return (None, Err(at("", Rule::NotAnObject)));
+    };
+    let name = match obj.remove("Type") {
+        Some(Value::String(name)) => name,
+        _ => return (None, Err(at("Type", Rule::MissingType))),
+    };
+    if !ACTION_NAMES.contains(&name.as_str()) {
+        return (Some(name.clone()), Err(at("Type", Rule::UnsupportedAction(name))));
+    }
+    let parameters = match obj.remove("Parameters") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            let rule = Rule::WrongType(format!(
+                "`Parameters` must be an object, got {}",
+                json_type(&other)
+            ));
+            return (Some(name), Err(at("Parameters", rule)));
+        }
+    };
+    let result = rules::typed(&name, parameters).and_then(|(action, parameters)| {
+        rules::check(&action, limits)?;
+        Ok(ValidatedAction { action, parameters })
+    });
+    (Some(name), result)
+}
