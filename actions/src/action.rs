@@ -652,3 +652,31 @@ impl Speak {
         }
     }
 }
+
+macro_rules! into_action {
+    ($($variant:ident($t:ty)),* $(,)?) => {
+        $(impl From<$t> for Action {
+            fn from(p: $t) -> Self {
+                Action::$variant(p)
+            }
+        })*
+    };
+}
+
+into_action!(
+    CallAndBridge(CallAndBridge),
+    Hangup(Hangup),
+    JoinChimeMeeting(JoinChimeMeeting),
+    ModifyChimeMeetingAttendees(ModifyChimeMeetingAttendees),
+    Pause(Pause),
+    PlayAudio(PlayAudio),
+    PlayAudioAndGetDigits(PlayAudioAndGetDigits),
+    ReceiveDigits(ReceiveDigits),
+    RecordAudio(RecordAudio),
+    SendDigits(SendDigits),
+    Speak(Speak),
+    SpeakAndGetDigits(SpeakAndGetDigits),
+    StartBotConversation(StartBotConversation),
+    VoiceFocus(VoiceFocus),
+    StartCallRecording(StartCallRecording),
+);
