@@ -26,6 +26,9 @@ pub mod log;
 pub use sma_actions::*;
 
 #[doc(hidden)]
+pub use serde_json as __serde_json;
+
+#[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
 
 /// Bindings generated from `wit/handler.wit`.

@@ -63,11 +63,14 @@ impl ComponentCache {
     /// Loads the compiled form of `bytes`, compiling and storing it when absent or unusable.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
         let path = self.dir.join(format!("{}.cwasm", Self::key(bytes)));
-        if path.is_file() {
+        // Read into memory rather than map the file: a mapped artifact that is truncated or
+        // rewritten underneath the runtime (by another process, or an operator cleaning the
+        // cache) would kill the process with SIGBUS. Reading costs milliseconds, once per load.
+        if let Ok(artifact) = fs::read(&path) {
             // SAFETY: the file is an artifact this cache wrote with `precompile_component` of
             // this wasmtime version; the cache directory belongs to the operator running sma.
             // wasmtime still checks the header and engine compatibility and errors on mismatch.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            match unsafe { Component::deserialize(engine, &artifact) } {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "cached component unusable; recompiling"),
             }
@@ -81,13 +84,13 @@ impl ComponentCache {
         Ok((component, CacheOutcome::Compiled))
     }
 
-    /// Writes atomically: a reader sees the whole artifact or none.
+    /// Writes atomically through a uniquely named temporary file: a reader sees the whole
+    /// artifact or none, and concurrent writers of the same key never share a file.
     fn store(&self, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
         fs::create_dir_all(&self.dir)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let mut file = fs::File::create(&tmp)?;
+        let mut file = tempfile::NamedTempFile::new_in(&self.dir)?;
         file.write_all(artifact)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
+        file.as_file().sync_all()?;
+        file.persist(path).map(|_| ()).map_err(|e| e.error)
     }
 }
