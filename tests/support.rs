@@ -1,0 +1,107 @@
+//! Support for end-to-end tests: building and locating the `sma` binary and the example
+//! handlers, and running the Python webhook example.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+fn cargo(args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root())
+        .args(args)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cargo {args:?} failed");
+}
+
+/// The `sma` binary (debug build). Building it with the same selection as
+/// `cargo test --workspace` keeps one feature set, so this is a no-op after that build
+/// instead of a second compile of wasmtime with other features.
+pub fn sma() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| cargo(&["build", "--workspace", "--tests"]));
+    target_dir().join("debug/sma")
+}
+
+/// A Rust component of the workspace, built on first use.
+pub fn rust_component(file: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        cargo(&[
+            "build", "--profile", "guest", "--target", "wasm32-wasip2", "-p", "ivr-menu-rust", "-p",
+            "chaos-guest",
+        ])
+    });
+    target_dir().join("wasm32-wasip2/guest").join(file)
+}
+
+/// A component built by `./dev build-examples` (JavaScript, Python).
+pub fn built_example(relative: &str) -> PathBuf {
+    let path = root().join(relative);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `./dev build-examples` (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// Compiled-component cache shared by the tests.
+pub fn cache_dir() -> PathBuf {
+    target_dir().join("sma-test-component-cache")
+}
+
+/// An event fixture's path.
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("actions/tests/fixtures/events").join(name)
+}
+
+/// The Python webhook example, running on a free loopback port until dropped.
+pub struct PythonWebhook {
+    child: Child,
+    /// Its URL.
+    pub url: String,
+}
+
+impl PythonWebhook {
+    /// Starts `examples/webhook-python/server.py` with `secret`.
+    pub fn start(secret: &str) -> Self {
+        let mut child = Command::new("python3")
+            .arg(root().join("examples/webhook-python/server.py"))
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .env("SMA_WEBHOOK_SECRET", secret)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start python3 examples/webhook-python/server.py");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the webhook: {line:?}"))
+            .to_owned();
+        Self { child, url }
+    }
+}
+
+impl Drop for PythonWebhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
