@@ -1,1 +1,203 @@
-fn main() {}
+//! Invocation cost of each example handler for a realistic NEW_INBOUND_CALL event:
+//! instantiate + call + parse + validate, and a webhook round trip over loopback.
+//!
+//! Criterion reports means with confidence intervals; afterwards a second pass times every
+//! iteration on its own and prints p50/p90/p99/max, next to a baseline measured in the same
+//! run (parse + validate of the same response with no handler at all), so figures can be read
+//! as ratios on a noisy machine. `SMA_BENCH_QUICK=1` shortens both passes (CI).
+
+use criterion::Criterion;
+use serde_json::Value;
+use sma_actions::{validate_response_value, Limits};
+use sma_handler::{
+    EngineSettings, WasmEngine, WasmHandler, WasmLimits, WebhookClient, WebhookHandler,
+};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+fn quick() -> bool {
+    std::env::var_os("SMA_BENCH_QUICK").is_some()
+}
+
+fn component(relative: &str) -> PathBuf {
+    let path = root().join(relative);
+    assert!(path.is_file(), "{} is missing: run `./dev build-examples` first", path.display());
+    path
+}
+
+fn rust_component() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root())
+        .args(["build", "--profile", "guest", "--target", "wasm32-wasip2", "-p", "ivr-menu-rust"])
+        .status()
+        .expect("cargo");
+    assert!(status.success());
+    target_dir().join("wasm32-wasip2/guest/ivr_menu_rust.wasm")
+}
+
+fn validate(v: Value) {
+    let valid = validate_response_value(v, "1.0", &Limits::default()).expect("valid response");
+    assert!(valid.actions.is_some());
+}
+
+/// A minimal keep-alive HTTP responder: measures the runtime's side of a webhook round trip.
+fn start_rust_responder(rt: &tokio::runtime::Runtime, body: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    rt.spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            s.set_nodelay(true).ok();
+            tokio::spawn(async move {
+                let mut buf = Vec::with_capacity(8192);
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                loop {
+                    let mut chunk = [0u8; 8192];
+                    let n = match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() < end + 4 + len {
+                            break;
+                        }
+                        buf.drain(..end + 4 + len);
+                        if s.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+struct PythonWebhook(Child, String);
+
+impl PythonWebhook {
+    fn start() -> Self {
+        let mut child = Command::new("python3")
+            .arg(root().join("examples/webhook-python/server.py"))
+            .args(["--port", "0"])
+            .env("SMA_WEBHOOK_SECRET", "bench")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().trim_start_matches("listening on ").to_owned();
+        Self(child, url)
+    }
+}
+
+impl Drop for PythonWebhook {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+type Case<'a> = (&'a str, Box<dyn FnMut() + 'a>, usize);
+
+fn percentiles(name: &str, f: &mut dyn FnMut(), n: usize) -> (Duration, Duration) {
+    for _ in 0..(n / 10).max(10) {
+        f();
+    }
+    let mut samples: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "{name:<34} p50 {:>10.1?}  p90 {:>10.1?}  p99 {:>10.1?}  max {:>10.1?}  (n={n})",
+        at(0.50),
+        at(0.90),
+        at(0.99),
+        at(1.0)
+    );
+    (at(0.50), at(0.99))
+}
+
+fn main() {
+    let event = std::fs::read_to_string(root().join("actions/tests/fixtures/events/new_inbound_call.json")).unwrap();
+    let engine = WasmEngine::new(EngineSettings {
+        max_instances: 64,
+        cache_dir: target_dir().join("sma-bench-component-cache"),
+        ..EngineSettings::default()
+    })
+    .unwrap();
+    let load = |path: PathBuf| -> WasmHandler { engine.load_file(&path, WasmLimits::default()).unwrap() };
+    let rust = load(rust_component());
+    let js = load(component("examples/hello-js/dist/hello-js.wasm"));
+    let python = load(component("examples/hello-python/dist/hello-python.wasm"));
+    let (mut js_session, mut py_session, mut rust_session) = (js.session(), python.session(), rust.session());
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let canned = r#"{"SchemaVersion":"1.0","Actions":[{"Type":"Speak","Parameters":{"CallId":"bbff30c5-866a-41b0-8d53-3b3e9a4a2c01","Text":"Hello"}}]}"#;
+    let client = WebhookClient::new().unwrap();
+    let rust_hook = WebhookHandler::new(client.clone(), &start_rust_responder(&rt, canned), Some(b"bench"), Duration::from_secs(5)).unwrap();
+    let python_server = PythonWebhook::start();
+    let python_hook = WebhookHandler::new(client, &python_server.1, Some(b"bench"), Duration::from_secs(5)).unwrap();
+    let canned_response: Value = serde_json::from_str(canned).unwrap();
+    let rust_answer = rust.invoke(&event, "tx").unwrap();
+
+    let scale = if quick() { 10 } else { 1 };
+    let mut cases: Vec<Case> = vec![
+        ("baseline: validate only (rust answer)", Box::new(|| validate(rust_answer.clone())), 50_000 / scale),
+        ("rust component, fresh instance", Box::new(|| validate(rust.invoke(&event, "tx").unwrap())), 20_000 / scale),
+        ("rust component, per-call instance", Box::new(|| validate(rust_session.invoke(&event, "tx").unwrap())), 20_000 / scale),
+        ("js component, fresh instance", Box::new(|| validate(js.invoke(&event, "tx").unwrap())), 2_000 / scale),
+        ("js component, per-call instance", Box::new(|| validate(js_session.invoke(&event, "tx").unwrap())), 20_000 / scale),
+        ("python component, fresh instance", Box::new(|| validate(python.invoke(&event, "tx").unwrap())), 1_000 / scale),
+        ("python component, per-call instance", Box::new(|| validate(py_session.invoke(&event, "tx").unwrap())), 10_000 / scale),
+        ("baseline: validate only (canned)", Box::new(|| validate(canned_response.clone())), 50_000 / scale),
+        ("webhook round trip, rust responder", Box::new(|| validate(rt.block_on(rust_hook.invoke(&event, "tx")).unwrap())), 10_000 / scale),
+        ("webhook round trip, webhook-python", Box::new(|| validate(rt.block_on(python_hook.invoke(&event, "tx")).unwrap())), 2_000 / scale),
+    ];
+
+    let mut criterion = Criterion::default()
+        .configure_from_args()
+        .sample_size(if quick() { 10 } else { 50 })
+        .warm_up_time(Duration::from_millis(if quick() { 200 } else { 1000 }))
+        .measurement_time(Duration::from_millis(if quick() { 500 } else { 3000 }));
+    {
+        let mut group = criterion.benchmark_group("invoke");
+        for (name, f, _) in cases.iter_mut() {
+            group.bench_function(*name, |b| b.iter(&mut **f));
+        }
+        group.finish();
+    }
+    criterion.final_summary();
+
+    println!("\nPer-iteration latency (instantiate + call + parse + validate):");
+    for (name, f, n) in cases.iter_mut() {
+        percentiles(name, &mut **f, *n);
+    }
+}
