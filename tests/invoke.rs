@@ -8,11 +8,18 @@ use std::process::{Command, Output, Stdio};
 
 fn invoke(handlers: &[String], event: &std::path::Path, extra: &[&str]) -> Output {
     let mut cmd = Command::new(sma());
-    cmd.arg("invoke").arg("--event").arg(event).arg("--cache-dir").arg(cache_dir());
+    cmd.arg("invoke")
+        .arg("--event")
+        .arg(event)
+        .arg("--cache-dir")
+        .arg(cache_dir());
     for h in handlers {
         cmd.arg("--handler").arg(h);
     }
-    cmd.args(extra).env("SMA_LOG", "warn").output().expect("run sma invoke")
+    cmd.args(extra)
+        .env("SMA_LOG", "warn")
+        .output()
+        .expect("run sma invoke")
 }
 
 fn ok_json(out: &Output) -> Value {
@@ -28,7 +35,11 @@ fn ok_json(out: &Output) -> Value {
 fn types(v: &Value) -> Vec<String> {
     v["Actions"]
         .as_array()
-        .map(|a| a.iter().map(|x| x["Type"].as_str().unwrap_or("").to_owned()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|x| x["Type"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -39,13 +50,28 @@ fn run_call_flow(handler: &str, extra: &[&str]) {
     assert_eq!(types(&greet), ["SpeakAndGetDigits"], "{handler}");
     assert_eq!(greet["TransactionAttributes"]["menu"], "main", "{handler}");
     let p = &greet["Actions"][0]["Parameters"];
-    assert_eq!(p["CallId"], "bbff30c5-866a-41b0-8d53-3b3e9a4a2c01", "{handler}");
-    assert!(p["SpeechParameters"]["Text"].as_str().unwrap().contains("press 1"), "{handler}");
+    assert_eq!(
+        p["CallId"], "bbff30c5-866a-41b0-8d53-3b3e9a4a2c01",
+        "{handler}"
+    );
+    assert!(
+        p["SpeechParameters"]["Text"]
+            .as_str()
+            .unwrap()
+            .contains("press 1"),
+        "{handler}"
+    );
 
     let chosen = ok_json(&invoke(&h, &fixture("action_successful.json"), extra));
     assert_eq!(types(&chosen), ["Speak", "Hangup"], "{handler}");
-    assert_eq!(chosen["TransactionAttributes"]["department"], "sales", "{handler}");
-    assert!(chosen["Actions"][0]["Parameters"]["Text"].as_str().unwrap().contains("sales"));
+    assert_eq!(
+        chosen["TransactionAttributes"]["department"], "sales",
+        "{handler}"
+    );
+    assert!(chosen["Actions"][0]["Parameters"]["Text"]
+        .as_str()
+        .unwrap()
+        .contains("sales"));
 
     let failed = ok_json(&invoke(&h, &fixture("action_failed.json"), extra));
     assert_eq!(types(&failed), ["Speak", "Hangup"], "{handler}");
@@ -56,12 +82,20 @@ fn run_call_flow(handler: &str, extra: &[&str]) {
 
 #[test]
 fn rust_component_example() {
-    run_call_flow(&rust_component("ivr_menu_rust.wasm").display().to_string(), &[]);
+    run_call_flow(
+        &rust_component("ivr_menu_rust.wasm").display().to_string(),
+        &[],
+    );
 }
 
 #[test]
 fn javascript_component_example() {
-    run_call_flow(&built_example("examples/hello-js/dist/hello-js.wasm").display().to_string(), &[]);
+    run_call_flow(
+        &built_example("examples/hello-js/dist/hello-js.wasm")
+            .display()
+            .to_string(),
+        &[],
+    );
 }
 
 #[test]
@@ -75,10 +109,17 @@ fn python_webhook_example() {
     let webhook = PythonWebhook::start("e2e-secret");
     run_call_flow(&webhook.url, &["--secret", "e2e-secret"]);
     // A wrong secret is refused by the receiver's signature check.
-    let out = invoke(&[webhook.url.clone()], &fixture("new_inbound_call.json"), &["--secret", "wrong"]);
+    let out = invoke(
+        std::slice::from_ref(&webhook.url),
+        &fixture("new_inbound_call.json"),
+        &["--secret", "wrong"],
+    );
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("HTTP 401") && stderr.contains("signature mismatch"), "{stderr}");
+    assert!(
+        stderr.contains("HTTP 401") && stderr.contains("signature mismatch"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -101,14 +142,28 @@ fn event_from_standard_input() {
 
 #[test]
 fn fails_over_from_the_command_line() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dead = format!("http://127.0.0.1:{port}/");
     let healthy = rust_component("ivr_menu_rust.wasm").display().to_string();
-    let out = invoke(&[dead.clone(), healthy.clone()], &fixture("new_inbound_call.json"), &[]);
+    let out = invoke(
+        &[dead.clone(), healthy.clone()],
+        &fixture("new_inbound_call.json"),
+        &[],
+    );
     assert_eq!(types(&ok_json(&out)), ["SpeakAndGetDigits"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("failed over: {dead}")) && stderr.contains("[connect]"), "{stderr}");
-    assert!(stderr.contains(&format!("answered by: {healthy}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("failed over: {dead}")) && stderr.contains("[connect]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("answered by: {healthy}")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -124,7 +179,10 @@ fn exit_3_when_no_handler_answers() {
     let out = invoke(&[chaos], &path, &["--deadline-ms", "200"]);
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("exceeded its deadline of 200 ms") && stderr.contains("[deadline]"), "{stderr}");
+    assert!(
+        stderr.contains("exceeded its deadline of 200 ms") && stderr.contains("[deadline]"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -140,8 +198,14 @@ fn exit_4_names_the_broken_rule() {
     let out = invoke(&[chaos], &path, &[]);
     assert_eq!(out.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("action 0 (Answer)") && stderr.contains("unsupported action name `Answer`"), "{stderr}");
-    assert!(stderr.contains("INVALID_LAMBDA_RESPONSE with ErrorType UnsupportedAction"), "{stderr}");
+    assert!(
+        stderr.contains("action 0 (Answer)") && stderr.contains("unsupported action name `Answer`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("INVALID_LAMBDA_RESPONSE with ErrorType UnsupportedAction"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -150,11 +214,22 @@ fn exit_2_for_a_bad_event() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bad.json");
     std::fs::write(&path, r#"{"SchemaVersion":"1.0","Sequence":"one"}"#).unwrap();
-    let out = invoke(&[rust_component("ivr_menu_rust.wasm").display().to_string()], &path, &[]);
+    let out = invoke(
+        &[rust_component("ivr_menu_rust.wasm").display().to_string()],
+        &path,
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not a valid invocation event: at `Sequence`"), "{stderr}");
-    let out = invoke(&["/nonexistent/handler.wasm".into()], &fixture("hangup.json"), &[]);
+    assert!(
+        stderr.contains("not a valid invocation event: at `Sequence`"),
+        "{stderr}"
+    );
+    let out = invoke(
+        &["/nonexistent/handler.wasm".into()],
+        &fixture("hangup.json"),
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/handler.wasm"));
 }

@@ -41,7 +41,14 @@ pub fn rust_component(file: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         cargo(&[
-            "build", "--profile", "guest", "--target", "wasm32-wasip2", "-p", "ivr-menu-rust", "-p",
+            "build",
+            "--profile",
+            "guest",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "ivr-menu-rust",
+            "-p",
             "chaos-guest",
         ])
     });
@@ -89,7 +96,9 @@ impl PythonWebhook {
             .expect("start python3 examples/webhook-python/server.py");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
         let url = line
             .trim()
             .strip_prefix("listening on ")

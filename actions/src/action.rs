@@ -4,8 +4,8 @@
 //! handler sent; the defaults the contract gives are exposed by accessor methods.
 
 use crate::common::{
-    AudioSource, CallRecordingDestination, Engine, ParticipantTag, RecordingDestination, SipHeaders,
-    SpeechParameters, TextType,
+    AudioSource, CallRecordingDestination, Engine, ParticipantTag, RecordingDestination,
+    SipHeaders, SpeechParameters, TextType,
 };
 use crate::lenient::{Flag, Int};
 use serde::{Deserialize, Serialize};
@@ -133,7 +133,10 @@ impl Action {
 
     /// Whether an `UpdateSipMediaApplicationCall` may stop this action while it runs (§1.6).
     pub fn is_interruptible(&self) -> bool {
-        matches!(self, Self::PlayAudio(_) | Self::RecordAudio(_) | Self::Pause(_))
+        matches!(
+            self,
+            Self::PlayAudio(_) | Self::RecordAudio(_) | Self::Pause(_)
+        )
     }
 
     /// Whether success of this action is reported at once even with actions queued behind it

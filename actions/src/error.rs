@@ -172,7 +172,9 @@ pub enum Rule {
     #[error("`Arn` must be unset for a PSTN endpoint")]
     ArnNotAllowed,
     /// A SIP header the contract does not let a handler set.
-    #[error("invalid SIP header {0:?}: only X-, User-to-User and Diversion, not reserved prefixes")]
+    #[error(
+        "invalid SIP header {0:?}: only X-, User-to-User and Diversion, not reserved prefixes"
+    )]
     SipHeaderName(String),
     /// An audio source with the wrong type or empty location.
     #[error("audio source must be Type S3 with a non-empty BucketName and Key")]
@@ -294,7 +296,9 @@ pub enum ResponseError {
     #[error("response must be a JSON object, got {0}")]
     NotAnObject(&'static str),
     /// An HTTP proxy envelope (`statusCode`/`body`) instead of the response itself.
-    #[error("response is an HTTP proxy object with statusCode/body; return the response object itself")]
+    #[error(
+        "response is an HTTP proxy object with statusCode/body; return the response object itself"
+    )]
     ProxyEnvelope,
     /// No `SchemaVersion`.
     #[error("response has no SchemaVersion string")]

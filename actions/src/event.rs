@@ -141,9 +141,7 @@ pub struct CallDetails {
 impl CallDetails {
     /// The participant with `tag`, if any.
     pub fn participant(&self, tag: ParticipantTag) -> Option<&Participant> {
-        self.participants
-            .iter()
-            .find(|p| p.participant_tag == tag)
+        self.participants.iter().find(|p| p.participant_tag == tag)
     }
 }
 
@@ -215,7 +213,10 @@ impl ActionData {
     /// The failure form: adds `ErrorType` and `ErrorMessage`, and the combined `Error` string
     /// for the two actions whose documented failures carry it.
     pub fn failed(mut self, error_type: &str, message: &str) -> Self {
-        if matches!(self.r#type.as_str(), "JoinChimeMeeting" | "StartCallRecording") {
+        if matches!(
+            self.r#type.as_str(),
+            "JoinChimeMeeting" | "StartCallRecording"
+        ) {
             self.error = Some(format!("{error_type}: {message}"));
         }
         if self.r#type == "ModifyChimeMeetingAttendees" && self.error_list.is_none() {

@@ -171,7 +171,14 @@ mod tests {
 
     #[test]
     fn int_rejects_non_integers() {
-        for bad in ["1.5", "\"five\"", "true", "null", "[]", "18446744073709551615"] {
+        for bad in [
+            "1.5",
+            "\"five\"",
+            "true",
+            "null",
+            "[]",
+            "18446744073709551615",
+        ] {
             assert!(serde_json::from_str::<Int>(bad).is_err(), "{bad} accepted");
         }
     }

@@ -272,7 +272,10 @@ fn read_action(
         _ => return (None, Err(at("Type", Rule::MissingType))),
     };
     if !ACTION_NAMES.contains(&name.as_str()) {
-        return (Some(name.clone()), Err(at("Type", Rule::UnsupportedAction(name))));
+        return (
+            Some(name.clone()),
+            Err(at("Type", Rule::UnsupportedAction(name))),
+        );
     }
     let parameters = match obj.remove("Parameters") {
         None | Some(Value::Null) => Map::new(),

@@ -9,14 +9,19 @@ use std::fs;
 use std::path::Path;
 
 fn fixtures(kind: &str) -> Vec<(String, Value)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind);
     let mut out: Vec<_> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
             let text = fs::read_to_string(&p).unwrap();
-            (p.display().to_string(), serde_json::from_str(&text).unwrap())
+            (
+                p.display().to_string(),
+                serde_json::from_str(&text).unwrap(),
+            )
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -27,8 +32,8 @@ fn fixtures(kind: &str) -> Vec<(String, Value)> {
 fn every_event_fixture_round_trips() {
     let mut seen = BTreeSet::new();
     for (path, json) in fixtures("events") {
-        let event: InvocationEvent = serde_json::from_value(json.clone())
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let event: InvocationEvent =
+            serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{path}: {e}"));
         seen.insert(event.invocation_event_type.as_str());
         assert_eq!(
             event.action_data.is_some(),
@@ -52,13 +57,21 @@ fn every_action_fixture_round_trips_and_validates() {
         assert_eq!(serde_json::to_value(&action).unwrap(), json, "{path}");
 
         let body = serde_json::json!({"SchemaVersion": "1.0", "Actions": [json.clone()]});
-        let validated = validate_response(body.to_string().as_bytes(), SCHEMA_VERSION, &Limits::default())
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let validated = validate_response(
+            body.to_string().as_bytes(),
+            SCHEMA_VERSION,
+            &Limits::default(),
+        )
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
         let actions = validated.actions.as_ref().unwrap();
         assert_eq!(actions[0].action, action, "{path}");
         assert_eq!(validated.to_value(), body, "{path}: validated echo");
     }
-    assert_eq!(seen, ACTION_NAMES.iter().copied().collect(), "a fixture for every action");
+    assert_eq!(
+        seen,
+        ACTION_NAMES.iter().copied().collect(),
+        "a fixture for every action"
+    );
 }
 
 #[test]

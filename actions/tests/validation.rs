@@ -14,7 +14,9 @@ fn check(body: &[u8]) -> Result<sma_actions::ValidatedResponse, ResponseError> {
 }
 
 fn with_actions(actions: Value) -> Vec<u8> {
-    json!({"SchemaVersion": "1.0", "Actions": actions}).to_string().into_bytes()
+    json!({"SchemaVersion": "1.0", "Actions": actions})
+        .to_string()
+        .into_bytes()
 }
 
 /// Validates a list whose action at `index` must fail on `field`; returns the rule.
@@ -132,16 +134,29 @@ fn actions_must_be_an_array() {
 fn too_many_actions() {
     let list: Vec<Value> = (0..11).map(|_| speak("hi")).collect();
     let (err, t) = envelope(&with_actions(Value::Array(list)));
-    assert_eq!(err, ResponseError::TooManyActions { count: 11, limit: 10 });
+    assert_eq!(
+        err,
+        ResponseError::TooManyActions {
+            count: 11,
+            limit: 10
+        }
+    );
     assert_eq!(t, "TooManyActions");
 }
 
 #[test]
 fn absent_null_and_empty_actions_are_accepted() {
     assert_eq!(check(br#"{"SchemaVersion":"1.0"}"#).unwrap().actions, None);
-    assert_eq!(check(br#"{"SchemaVersion":"1.0","Actions":null}"#).unwrap().actions, None);
     assert_eq!(
-        check(br#"{"SchemaVersion":"1.0","Actions":[]}"#).unwrap().actions,
+        check(br#"{"SchemaVersion":"1.0","Actions":null}"#)
+            .unwrap()
+            .actions,
+        None
+    );
+    assert_eq!(
+        check(br#"{"SchemaVersion":"1.0","Actions":[]}"#)
+            .unwrap()
+            .actions,
         Some(vec![])
     );
 }
@@ -151,7 +166,10 @@ fn attributes_must_be_strings() {
     let (err, _) = envelope(br#"{"SchemaVersion":"1.0","TransactionAttributes":{"n":1}}"#);
     assert_eq!(
         err,
-        ResponseError::AttributesNotStrings { path: ".n".into(), found: "a number" }
+        ResponseError::AttributesNotStrings {
+            path: ".n".into(),
+            found: "a number"
+        }
     );
     let (err, _) = envelope(br#"{"SchemaVersion":"1.0","TransactionAttributes":[]}"#);
     assert!(matches!(err, ResponseError::AttributesNotStrings { .. }));
@@ -163,7 +181,13 @@ fn too_many_attributes() {
         (0..101).map(|i| (format!("k{i}"), json!("v"))).collect();
     let body = json!({"SchemaVersion": "1.0", "TransactionAttributes": attrs}).to_string();
     let (err, t) = envelope(body.as_bytes());
-    assert_eq!(err, ResponseError::TooManyAttributes { count: 101, limit: 100 });
+    assert_eq!(
+        err,
+        ResponseError::TooManyAttributes {
+            count: 101,
+            limit: 100
+        }
+    );
     assert_eq!(t, "TransactionAttributesInvalidMapSize");
     // The legacy profile refuses 11.
     let attrs: serde_json::Map<String, Value> =
@@ -181,7 +205,10 @@ fn attributes_too_large() {
     let body = json!({"SchemaVersion": "1.0", "TransactionAttributes": {"k": "x".repeat(21_000)}})
         .to_string();
     let (err, t) = envelope(body.as_bytes());
-    assert!(matches!(err, ResponseError::AttributesTooLarge { .. }), "{err}");
+    assert!(
+        matches!(err, ResponseError::AttributesTooLarge { .. }),
+        "{err}"
+    );
     assert_eq!(t, "TransactionAttributesInvalidSize");
 }
 
@@ -190,7 +217,13 @@ fn legacy_attribute_entry_length() {
     let body = json!({"SchemaVersion": "1.0", "TransactionAttributes": {"k": "x".repeat(1025)}})
         .to_string();
     let err = validate_response(body.as_bytes(), "1.0", &Limits::legacy()).unwrap_err();
-    assert_eq!(err, ResponseError::AttributeTooLong { key: "k".into(), limit: 1024 });
+    assert_eq!(
+        err,
+        ResponseError::AttributeTooLong {
+            key: "k".into(),
+            limit: 1024
+        }
+    );
 }
 
 // ---- action shape ---------------------------------------------------------------------------
@@ -199,7 +232,10 @@ fn legacy_attribute_entry_length() {
 fn action_not_an_object() {
     let (rule, d) = action_rule(json!([speak("a"), "Hangup"]), 1, "");
     assert_eq!(rule, Rule::NotAnObject);
-    assert_eq!(d, Disposition::InvalidResponse(InvalidResponseType::InvalidResponseFormat));
+    assert_eq!(
+        d,
+        Disposition::InvalidResponse(InvalidResponseType::InvalidResponseFormat)
+    );
 }
 
 #[test]
@@ -210,7 +246,11 @@ fn action_without_type() {
 
 #[test]
 fn unknown_action_type() {
-    let (rule, d) = action_rule(json!([speak("a"), {"Type": "Answer", "Parameters": {}}]), 1, "Type");
+    let (rule, d) = action_rule(
+        json!([speak("a"), {"Type": "Answer", "Parameters": {}}]),
+        1,
+        "Type",
+    );
     assert_eq!(rule, Rule::UnsupportedAction("Answer".into()));
     assert_eq!(d.error_type(), "UnsupportedAction");
     // Names are case-sensitive.
@@ -220,15 +260,26 @@ fn unknown_action_type() {
 
 #[test]
 fn parameters_must_be_an_object() {
-    let (rule, _) = action_rule(json!([{"Type": "Hangup", "Parameters": "0"}]), 0, "Parameters");
+    let (rule, _) = action_rule(
+        json!([{"Type": "Hangup", "Parameters": "0"}]),
+        0,
+        "Parameters",
+    );
     assert!(matches!(rule, Rule::WrongType(_)));
 }
 
 #[test]
 fn missing_required_parameter() {
-    let (rule, d) = action_rule(json!([{"Type": "Speak", "Parameters": {"CallId": CALL}}]), 0, "Parameters.Text");
+    let (rule, d) = action_rule(
+        json!([{"Type": "Speak", "Parameters": {"CallId": CALL}}]),
+        0,
+        "Parameters.Text",
+    );
     assert_eq!(rule, Rule::Missing);
-    assert_eq!(d, Disposition::ActionFailed(ActionErrorType::MissingRequiredActionParameter));
+    assert_eq!(
+        d,
+        Disposition::ActionFailed(ActionErrorType::MissingRequiredActionParameter)
+    );
 }
 
 #[test]
@@ -249,7 +300,10 @@ fn wrong_type() {
         0,
         "Parameters.Repeat",
     );
-    assert!(matches!(rule, Rule::WrongType(ref m) if m.contains("integer")), "{rule}");
+    assert!(
+        matches!(rule, Rule::WrongType(ref m) if m.contains("integer")),
+        "{rule}"
+    );
     invalid_param(d);
 }
 
@@ -260,7 +314,10 @@ fn value_outside_enumeration() {
         0,
         "Parameters.ParticipantTag",
     );
-    assert!(matches!(rule, Rule::NotAllowed(ref m) if m.contains("LEG-C")), "{rule}");
+    assert!(
+        matches!(rule, Rule::NotAllowed(ref m) if m.contains("LEG-C")),
+        "{rule}"
+    );
 }
 
 #[test]
@@ -280,19 +337,36 @@ fn out_of_range() {
         0,
         "Parameters.DurationInMilliseconds",
     );
-    assert_eq!(rule, Rule::OutOfRange { value: 0, min: 1, max: 30_000 });
+    assert_eq!(
+        rule,
+        Rule::OutOfRange {
+            value: 0,
+            min: 1,
+            max: 30_000
+        }
+    );
 }
 
 #[test]
 fn empty_call_id() {
-    let (rule, _) = action_rule(json!([{"Type": "Speak", "Parameters": {"CallId": " ", "Text": "x"}}]), 0, "Parameters.CallId");
+    let (rule, _) = action_rule(
+        json!([{"Type": "Speak", "Parameters": {"CallId": " ", "Text": "x"}}]),
+        0,
+        "Parameters.CallId",
+    );
     assert_eq!(rule, Rule::Empty);
 }
 
 #[test]
 fn speak_text_limit_and_blank_text() {
     let (rule, d) = action_rule(json!([speak(&"a".repeat(1001))]), 0, "Parameters.Text");
-    assert_eq!(rule, Rule::TextTooLong { len: 1001, max: 1000 });
+    assert_eq!(
+        rule,
+        Rule::TextTooLong {
+            len: 1001,
+            max: 1000
+        }
+    );
     assert_eq!(d.error_type(), "MissingRequiredActionParameter");
     let (rule, _) = action_rule(json!([speak("")]), 0, "Parameters.Text");
     assert_eq!(rule, Rule::Missing);
@@ -360,13 +434,21 @@ fn flush_must_exceed_in_between() {
         0,
         "Parameters.FlushDigitsDurationInMilliseconds",
     );
-    assert_eq!(rule, Rule::FlushNotAfterInBetween { flush: 3000, in_between: 3000 });
+    assert_eq!(
+        rule,
+        Rule::FlushNotAfterInBetween {
+            flush: 3000,
+            in_between: 3000
+        }
+    );
 }
 
 fn get_digits(extra: Value) -> Value {
     let mut p = json!({"CallId": CALL, "SpeechParameters": {"Text": "Enter"},
         "FailureSpeechParameters": {"Text": "Again"}, "RepeatDurationInMilliseconds": 5000});
-    p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    p.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     json!([{"Type": "SpeakAndGetDigits", "Parameters": p}])
 }
 
@@ -382,7 +464,11 @@ fn min_digits_above_max() {
 
 #[test]
 fn max_digits_ceiling() {
-    let (rule, _) = action_rule(get_digits(json!({"MaxNumberOfDigits": 129})), 0, "Parameters.MaxNumberOfDigits");
+    let (rule, _) = action_rule(
+        get_digits(json!({"MaxNumberOfDigits": 129})),
+        0,
+        "Parameters.MaxNumberOfDigits",
+    );
     assert!(matches!(rule, Rule::OutOfRange { value: 129, .. }));
 }
 
@@ -419,7 +505,9 @@ fn invalid_audio_source() {
 
 fn bridge(endpoints: Value, extra: Value) -> Value {
     let mut p = json!({"CallerIdNumber": "+14255550199", "Endpoints": endpoints});
-    p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    p.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     json!([{"Type": "CallAndBridge", "Parameters": p}])
 }
 
@@ -432,7 +520,10 @@ fn bridge_needs_exactly_one_endpoint() {
 #[test]
 fn bridge_caller_id_must_be_e164() {
     let (rule, _) = action_rule(
-        bridge(json!([{"BridgeEndpointType": "PSTN", "Uri": "+18005550123"}]), json!({"CallerIdNumber": "555-0199"})),
+        bridge(
+            json!([{"BridgeEndpointType": "PSTN", "Uri": "+18005550123"}]),
+            json!({"CallerIdNumber": "555-0199"}),
+        ),
         0,
         "Parameters.CallerIdNumber",
     );
@@ -442,17 +533,30 @@ fn bridge_caller_id_must_be_e164() {
 #[test]
 fn bridge_timeout_range() {
     let (rule, _) = action_rule(
-        bridge(json!([{"BridgeEndpointType": "PSTN", "Uri": "+18005550123"}]), json!({"CallTimeoutSeconds": 121})),
+        bridge(
+            json!([{"BridgeEndpointType": "PSTN", "Uri": "+18005550123"}]),
+            json!({"CallTimeoutSeconds": 121}),
+        ),
         0,
         "Parameters.CallTimeoutSeconds",
     );
-    assert_eq!(rule, Rule::OutOfRange { value: 121, min: 1, max: 120 });
+    assert_eq!(
+        rule,
+        Rule::OutOfRange {
+            value: 121,
+            min: 1,
+            max: 120
+        }
+    );
 }
 
 #[test]
 fn pstn_endpoint_takes_no_arn() {
     let (rule, _) = action_rule(
-        bridge(json!([{"BridgeEndpointType": "PSTN", "Uri": "+18005550123", "Arn": "arn:x"}]), json!({})),
+        bridge(
+            json!([{"BridgeEndpointType": "PSTN", "Uri": "+18005550123", "Arn": "arn:x"}]),
+            json!({}),
+        ),
         0,
         "Parameters.Endpoints[0].Arn",
     );
@@ -462,13 +566,19 @@ fn pstn_endpoint_takes_no_arn() {
 #[test]
 fn aws_endpoint_uri_pattern_and_arn() {
     let (rule, _) = action_rule(
-        bridge(json!([{"BridgeEndpointType": "AWS", "Uri": "a b", "Arn": "arn:aws:chime:us-east-1:1:vc/x"}]), json!({})),
+        bridge(
+            json!([{"BridgeEndpointType": "AWS", "Uri": "a b", "Arn": "arn:aws:chime:us-east-1:1:vc/x"}]),
+            json!({}),
+        ),
         0,
         "Parameters.Endpoints[0].Uri",
     );
     assert!(matches!(rule, Rule::Pattern { .. }));
     let (rule, _) = action_rule(
-        bridge(json!([{"BridgeEndpointType": "AWS", "Uri": "5550"}]), json!({})),
+        bridge(
+            json!([{"BridgeEndpointType": "AWS", "Uri": "5550"}]),
+            json!({}),
+        ),
         0,
         "Parameters.Endpoints[0].Arn",
     );
@@ -478,13 +588,19 @@ fn aws_endpoint_uri_pattern_and_arn() {
 #[test]
 fn reserved_sip_header() {
     let (rule, _) = action_rule(
-        bridge(json!([{"BridgeEndpointType": "PSTN", "Uri": "+18005550123"}]), json!({"SipHeaders": {"X-AMZN-Trace": "1"}})),
+        bridge(
+            json!([{"BridgeEndpointType": "PSTN", "Uri": "+18005550123"}]),
+            json!({"SipHeaders": {"X-AMZN-Trace": "1"}}),
+        ),
         0,
         "Parameters.SipHeaders.X-AMZN-Trace",
     );
     assert_eq!(rule, Rule::SipHeaderName("X-AMZN-Trace".into()));
     let (rule, _) = action_rule(
-        bridge(json!([{"BridgeEndpointType": "PSTN", "Uri": "+18005550123"}]), json!({"SipHeaders": {"Contact": "x"}})),
+        bridge(
+            json!([{"BridgeEndpointType": "PSTN", "Uri": "+18005550123"}]),
+            json!({"SipHeaders": {"Contact": "x"}}),
+        ),
         0,
         "Parameters.SipHeaders.Contact",
     );
@@ -553,7 +669,10 @@ fn bot_arn_pattern_and_welcome_messages() {
 
 #[test]
 fn voice_focus_accepts_string_booleans_only() {
-    check(&with_actions(json!([{"Type": "VoiceFocus", "Parameters": {"CallId": CALL, "Enable": "True"}}]))).unwrap();
+    check(&with_actions(
+        json!([{"Type": "VoiceFocus", "Parameters": {"CallId": CALL, "Enable": "True"}}]),
+    ))
+    .unwrap();
     let (rule, _) = action_rule(
         json!([{"Type": "VoiceFocus", "Parameters": {"CallId": CALL, "Enable": "on"}}]),
         0,
@@ -615,12 +734,17 @@ fn bridge_and_meeting_conflict() {
 
 #[test]
 fn lenient_numbers_echo_as_received() {
-    let body = with_actions(json!([{"Type": "PlayAudio", "Parameters": {"Repeat": "5", "Extra": {"kept": true},
-        "AudioSource": {"Type": "S3", "BucketName": "b", "Key": "k"}}}]));
+    let body = with_actions(
+        json!([{"Type": "PlayAudio", "Parameters": {"Repeat": "5", "Extra": {"kept": true},
+        "AudioSource": {"Type": "S3", "BucketName": "b", "Key": "k"}}}]),
+    );
     let ok = check(&body).unwrap();
     let echo = ok.to_value();
     assert_eq!(echo["Actions"][0]["Parameters"]["Repeat"], json!("5"));
-    assert_eq!(echo["Actions"][0]["Parameters"]["Extra"], json!({"kept": true}));
+    assert_eq!(
+        echo["Actions"][0]["Parameters"]["Extra"],
+        json!({"kept": true})
+    );
 }
 
 #[test]

@@ -83,9 +83,6 @@ pub fn speak_and_get_digits(
     }
 }
 
-
-
-
 /// Chainable settings shared by the digit-collecting actions.
 pub trait CollectDigits: Sized {
     /// Total attempts (`Repeat`).
@@ -114,7 +111,6 @@ macro_rules! impl_attempts {
         }
     };
 }
-
 
 /// `PlayAudioAndGetDigits` with prompt and failure audio from `bucket`.
 pub fn play_audio_and_get_digits(

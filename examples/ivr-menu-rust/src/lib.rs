@@ -29,7 +29,10 @@ impl Handler for IvrMenu {
         let response = Response::new();
         Ok(match event.invocation_event_type {
             EventType::NewInboundCall => {
-                log::info(&format!("new call from {}", event.call_details.participants[0].from));
+                log::info(&format!(
+                    "new call from {}",
+                    event.call_details.participants[0].from
+                ));
                 response
                     .action(
                         actions::speak_and_get_digits(&call_id, MENU, RETRY, (1, 1), 5000)
@@ -81,8 +84,10 @@ mod tests {
         serde_json::from_str(&out).unwrap()
     }
 
-    const INBOUND: &str = include_str!("../../../actions/tests/fixtures/events/new_inbound_call.json");
-    const DIGITS: &str = include_str!("../../../actions/tests/fixtures/events/action_successful.json");
+    const INBOUND: &str =
+        include_str!("../../../actions/tests/fixtures/events/new_inbound_call.json");
+    const DIGITS: &str =
+        include_str!("../../../actions/tests/fixtures/events/action_successful.json");
     const FAILED: &str = include_str!("../../../actions/tests/fixtures/events/action_failed.json");
 
     #[test]

@@ -22,7 +22,9 @@ fn root() -> PathBuf {
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 fn quick() -> bool {
@@ -31,7 +33,11 @@ fn quick() -> bool {
 
 fn component(relative: &str) -> PathBuf {
     let path = root().join(relative);
-    assert!(path.is_file(), "{} is missing: run `./dev build-examples` first", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run `./dev build-examples` first",
+        path.display()
+    );
     path
 }
 
@@ -39,7 +45,15 @@ fn rust_component() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root())
-        .args(["build", "--profile", "guest", "--target", "wasm32-wasip2", "-p", "ivr-menu-rust"])
+        .args([
+            "build",
+            "--profile",
+            "guest",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "ivr-menu-rust",
+        ])
         .status()
         .expect("cargo");
     assert!(status.success());
@@ -54,7 +68,9 @@ fn validate(v: Value) {
 /// A minimal keep-alive HTTP responder: measures the runtime's side of a webhook round trip.
 fn start_rust_responder(rt: &tokio::runtime::Runtime, body: &'static str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     rt.spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
@@ -107,7 +123,9 @@ impl PythonWebhook {
             .spawn()
             .expect("python3");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let url = line.trim().trim_start_matches("listening on ").to_owned();
         Self(child, url)
     }
@@ -146,40 +164,100 @@ fn percentiles(name: &str, f: &mut dyn FnMut(), n: usize) -> (Duration, Duration
 }
 
 fn main() {
-    let event = std::fs::read_to_string(root().join("actions/tests/fixtures/events/new_inbound_call.json")).unwrap();
+    let event =
+        std::fs::read_to_string(root().join("actions/tests/fixtures/events/new_inbound_call.json"))
+            .unwrap();
     let engine = WasmEngine::new(EngineSettings {
         max_instances: 64,
         cache_dir: target_dir().join("sma-bench-component-cache"),
         ..EngineSettings::default()
     })
     .unwrap();
-    let load = |path: PathBuf| -> WasmHandler { engine.load_file(&path, WasmLimits::default()).unwrap() };
+    let load =
+        |path: PathBuf| -> WasmHandler { engine.load_file(&path, WasmLimits::default()).unwrap() };
     let rust = load(rust_component());
     let js = load(component("examples/hello-js/dist/hello-js.wasm"));
     let python = load(component("examples/hello-python/dist/hello-python.wasm"));
-    let (mut js_session, mut py_session, mut rust_session) = (js.session(), python.session(), rust.session());
+    let (mut js_session, mut py_session, mut rust_session) =
+        (js.session(), python.session(), rust.session());
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let canned = r#"{"SchemaVersion":"1.0","Actions":[{"Type":"Speak","Parameters":{"CallId":"bbff30c5-866a-41b0-8d53-3b3e9a4a2c01","Text":"Hello"}}]}"#;
     let client = WebhookClient::new().unwrap();
-    let rust_hook = WebhookHandler::new(client.clone(), &start_rust_responder(&rt, canned), Some(b"bench"), Duration::from_secs(5)).unwrap();
+    let rust_hook = WebhookHandler::new(
+        client.clone(),
+        &start_rust_responder(&rt, canned),
+        Some(b"bench"),
+        Duration::from_secs(5),
+    )
+    .unwrap();
     let python_server = PythonWebhook::start();
-    let python_hook = WebhookHandler::new(client, &python_server.1, Some(b"bench"), Duration::from_secs(5)).unwrap();
+    let python_hook = WebhookHandler::new(
+        client,
+        &python_server.1,
+        Some(b"bench"),
+        Duration::from_secs(5),
+    )
+    .unwrap();
     let canned_response: Value = serde_json::from_str(canned).unwrap();
     let rust_answer = rust.invoke(&event, "tx").unwrap();
 
     let scale = if quick() { 10 } else { 1 };
     let mut cases: Vec<Case> = vec![
-        ("baseline: validate only (rust answer)", Box::new(|| validate(rust_answer.clone())), 50_000 / scale),
-        ("rust component, fresh instance", Box::new(|| validate(rust.invoke(&event, "tx").unwrap())), 20_000 / scale),
-        ("rust component, per-call instance", Box::new(|| validate(rust_session.invoke(&event, "tx").unwrap())), 20_000 / scale),
-        ("js component, fresh instance", Box::new(|| validate(js.invoke(&event, "tx").unwrap())), 2_000 / scale),
-        ("js component, per-call instance", Box::new(|| validate(js_session.invoke(&event, "tx").unwrap())), 20_000 / scale),
-        ("python component, fresh instance", Box::new(|| validate(python.invoke(&event, "tx").unwrap())), 1_000 / scale),
-        ("python component, per-call instance", Box::new(|| validate(py_session.invoke(&event, "tx").unwrap())), 10_000 / scale),
-        ("baseline: validate only (canned)", Box::new(|| validate(canned_response.clone())), 50_000 / scale),
-        ("webhook round trip, rust responder", Box::new(|| validate(rt.block_on(rust_hook.invoke(&event, "tx")).unwrap())), 10_000 / scale),
-        ("webhook round trip, webhook-python", Box::new(|| validate(rt.block_on(python_hook.invoke(&event, "tx")).unwrap())), 2_000 / scale),
+        (
+            "baseline: validate only (rust answer)",
+            Box::new(|| validate(rust_answer.clone())),
+            50_000 / scale,
+        ),
+        (
+            "rust component, fresh instance",
+            Box::new(|| validate(rust.invoke(&event, "tx").unwrap())),
+            20_000 / scale,
+        ),
+        (
+            "rust component, per-call instance",
+            Box::new(|| validate(rust_session.invoke(&event, "tx").unwrap())),
+            20_000 / scale,
+        ),
+        (
+            "js component, fresh instance",
+            Box::new(|| validate(js.invoke(&event, "tx").unwrap())),
+            2_000 / scale,
+        ),
+        (
+            "js component, per-call instance",
+            Box::new(|| validate(js_session.invoke(&event, "tx").unwrap())),
+            20_000 / scale,
+        ),
+        (
+            "python component, fresh instance",
+            Box::new(|| validate(python.invoke(&event, "tx").unwrap())),
+            1_000 / scale,
+        ),
+        (
+            "python component, per-call instance",
+            Box::new(|| validate(py_session.invoke(&event, "tx").unwrap())),
+            10_000 / scale,
+        ),
+        (
+            "baseline: validate only (canned)",
+            Box::new(|| validate(canned_response.clone())),
+            50_000 / scale,
+        ),
+        (
+            "webhook round trip, rust responder",
+            Box::new(|| validate(rt.block_on(rust_hook.invoke(&event, "tx")).unwrap())),
+            10_000 / scale,
+        ),
+        (
+            "webhook round trip, webhook-python",
+            Box::new(|| validate(rt.block_on(python_hook.invoke(&event, "tx")).unwrap())),
+            2_000 / scale,
+        ),
     ];
 
     let mut criterion = Criterion::default()

@@ -61,7 +61,11 @@ impl ComponentCache {
     }
 
     /// Loads the compiled form of `bytes`, compiling and storing it when absent or unusable.
-    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let path = self.dir.join(format!("{}.cwasm", Self::key(bytes)));
         // Read into memory rather than map the file: a mapped artifact that is truncated or
         // rewritten underneath the runtime (by another process, or an operator cleaning the
@@ -72,7 +76,9 @@ impl ComponentCache {
             // wasmtime still checks the header and engine compatibility and errors on mismatch.
             match unsafe { Component::deserialize(engine, &artifact) } {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cached component unusable; recompiling"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cached component unusable; recompiling")
+                }
             }
         }
         let artifact = engine.precompile_component(bytes)?;

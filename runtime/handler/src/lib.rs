@@ -17,7 +17,7 @@ pub mod wasm;
 pub mod webhook;
 
 pub use error::InvokeError;
-pub use failover::{Answered, AllFailed, Attempt, CoolDownPolicy, FailoverChain, Target};
+pub use failover::{AllFailed, Answered, Attempt, CoolDownPolicy, FailoverChain, Target};
 pub use wasm::{EngineSettings, InstanceMode, WasmEngine, WasmHandler, WasmLimits, WasmSession};
 pub use webhook::{WebhookClient, WebhookHandler};
 
@@ -39,7 +39,11 @@ pub enum HandlerEndpoint {
 impl HandlerEndpoint {
     /// Invokes the handler once. Component invocations run on tokio's blocking pool so a
     /// long-running guest never stalls the reactor.
-    pub async fn invoke(&self, event_json: &str, transaction_id: &str) -> Result<Value, InvokeError> {
+    pub async fn invoke(
+        &self,
+        event_json: &str,
+        transaction_id: &str,
+    ) -> Result<Value, InvokeError> {
         match self {
             Self::Wasm(handler) => {
                 let handler = handler.clone();

@@ -14,7 +14,10 @@ pub const SIGNATURE_HEADER: &str = "X-Sma-Signature";
 
 /// Signs `body` at `timestamp` (unix seconds); returns the header value.
 pub fn sign(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
-    format!("t={timestamp},v1={}", hex::encode(mac(secret, timestamp, body)))
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac(secret, timestamp, body))
+    )
 }
 
 fn mac(secret: &[u8], timestamp: u64, body: &[u8]) -> Vec<u8> {
@@ -33,7 +36,9 @@ pub enum SignatureError {
     #[error("malformed signature header: {0}")]
     Malformed(&'static str),
     /// The timestamp is outside the tolerance.
-    #[error("signature timestamp is {age_seconds} s from now; at most {tolerance_seconds} s allowed")]
+    #[error(
+        "signature timestamp is {age_seconds} s from now; at most {tolerance_seconds} s allowed"
+    )]
     Stale {
         /// Distance from the receiver's clock.
         age_seconds: u64,
@@ -106,11 +111,26 @@ mod tests {
     #[test]
     fn refuses_tampering_staleness_and_garbage() {
         let header = sign(b"s3cret", 100, b"body");
-        assert_eq!(verify(b"s3cret", &header, b"bodx", 100, 300), Err(SignatureError::Mismatch));
-        assert_eq!(verify(b"other", &header, b"body", 100, 300), Err(SignatureError::Mismatch));
-        assert!(matches!(verify(b"s3cret", &header, b"body", 1000, 300), Err(SignatureError::Stale { .. })));
+        assert_eq!(
+            verify(b"s3cret", &header, b"bodx", 100, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"other", &header, b"body", 100, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert!(matches!(
+            verify(b"s3cret", &header, b"body", 1000, 300),
+            Err(SignatureError::Stale { .. })
+        ));
         for bad in ["", "t=x,v1=00", "t=1", "v1=zz,t=1", "t=1,v1=zz"] {
-            assert!(matches!(verify(b"s3cret", bad, b"body", 1, 300), Err(SignatureError::Malformed(_))), "{bad}");
+            assert!(
+                matches!(
+                    verify(b"s3cret", bad, b"body", 1, 300),
+                    Err(SignatureError::Malformed(_))
+                ),
+                "{bad}"
+            );
         }
     }
 }

@@ -426,11 +426,21 @@ impl wit_log::Host for HostState {
         }
         let (handler, tx) = (&*ctx.handler, &*ctx.transaction_id);
         match level {
-            Level::Trace => tracing::trace!(target: "sma::handler", handler, transaction_id = tx, "{message}"),
-            Level::Debug => tracing::debug!(target: "sma::handler", handler, transaction_id = tx, "{message}"),
-            Level::Info => tracing::info!(target: "sma::handler", handler, transaction_id = tx, "{message}"),
-            Level::Warn => tracing::warn!(target: "sma::handler", handler, transaction_id = tx, "{message}"),
-            Level::Error => tracing::error!(target: "sma::handler", handler, transaction_id = tx, "{message}"),
+            Level::Trace => {
+                tracing::trace!(target: "sma::handler", handler, transaction_id = tx, "{message}")
+            }
+            Level::Debug => {
+                tracing::debug!(target: "sma::handler", handler, transaction_id = tx, "{message}")
+            }
+            Level::Info => {
+                tracing::info!(target: "sma::handler", handler, transaction_id = tx, "{message}")
+            }
+            Level::Warn => {
+                tracing::warn!(target: "sma::handler", handler, transaction_id = tx, "{message}")
+            }
+            Level::Error => {
+                tracing::error!(target: "sma::handler", handler, transaction_id = tx, "{message}")
+            }
         }
     }
 }

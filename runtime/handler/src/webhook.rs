@@ -29,9 +29,13 @@ impl WebhookClient {
     }
 }
 
-/// One webhook target.
+/// One webhook target. Cheap to clone.
 #[derive(Clone)]
 pub struct WebhookHandler {
+    inner: Arc<Settings>,
+}
+
+struct Settings {
     client: WebhookClient,
     url: reqwest::Url,
     secret: Option<Arc<[u8]>>,
@@ -58,44 +62,56 @@ impl WebhookHandler {
             )));
         }
         Ok(Self {
-            client,
-            url,
-            secret: secret.map(Arc::from),
-            deadline,
-            limits: Limits::default(),
+            inner: Arc::new(Settings {
+                client,
+                url,
+                secret: secret.map(Arc::from),
+                deadline,
+                limits: Limits::default(),
+            }),
         })
     }
 
     /// The URL.
     pub fn url(&self) -> &str {
-        self.url.as_str()
+        self.inner.url.as_str()
     }
 
     /// POSTs the event and reads the response, within the deadline.
-    pub async fn invoke(&self, event_json: &str, transaction_id: &str) -> Result<Value, InvokeError> {
-        match tokio::time::timeout(self.deadline, self.exchange(event_json, transaction_id)).await {
+    pub async fn invoke(
+        &self,
+        event_json: &str,
+        transaction_id: &str,
+    ) -> Result<Value, InvokeError> {
+        let deadline = self.inner.deadline;
+        match tokio::time::timeout(deadline, self.exchange(event_json, transaction_id)).await {
             Ok(result) => result,
-            Err(_) => Err(InvokeError::DeadlineExceeded(self.deadline)),
+            Err(_) => Err(InvokeError::DeadlineExceeded(deadline)),
         }
     }
 
     async fn exchange(&self, event_json: &str, transaction_id: &str) -> Result<Value, InvokeError> {
+        let this = &*self.inner;
         let body = event_json.as_bytes().to_vec();
-        let mut request = self
+        let mut request = this
             .client
             .client
-            .post(self.url.clone())
+            .post(this.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("X-Sma-Transaction-Id", transaction_id);
-        if let Some(secret) = &self.secret {
+        if let Some(secret) = &this.secret {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             request = request.header(SIGNATURE_HEADER, sign(secret, now, &body));
         }
-        let mut response = request.body(body).send().await.map_err(|e| self.transport(e))?;
+        let mut response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
         let status = response.status();
-        let limit = self.limits.max_response_bytes;
+        let limit = this.limits.max_response_bytes;
         if let Some(length) = response.content_length() {
             if length > limit as u64 && status.is_success() {
                 return Err(InvokeError::InvalidResponse(ResponseError::TooLarge {
@@ -127,17 +143,18 @@ impl WebhookHandler {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
-        sma_actions::parse_json(&body, &self.limits).map_err(InvokeError::InvalidResponse)
+        sma_actions::parse_json(&body, &this.limits).map_err(InvokeError::InvalidResponse)
     }
 
     fn transport(&self, e: reqwest::Error) -> InvokeError {
         let detail = error_chain(&e);
+        let url = &self.inner.url;
         if e.is_timeout() {
-            InvokeError::DeadlineExceeded(self.deadline)
+            InvokeError::DeadlineExceeded(self.inner.deadline)
         } else if e.is_connect() {
-            InvokeError::Connect(format!("{}: {detail}", self.url))
+            InvokeError::Connect(format!("{url}: {detail}"))
         } else {
-            InvokeError::Transport(format!("{}: {detail}", self.url))
+            InvokeError::Transport(format!("{url}: {detail}"))
         }
     }
 }

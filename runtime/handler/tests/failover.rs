@@ -97,8 +97,16 @@ async fn http_500_then_healthy() {
 
 #[tokio::test]
 async fn connection_refused_then_healthy() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    fails_over(webhook(&format!("http://127.0.0.1:{port}/"), 5000), "connect").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    fails_over(
+        webhook(&format!("http://127.0.0.1:{port}/"), 5000),
+        "connect",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -119,7 +127,10 @@ async fn each_target_sees_the_event_addressed_to_itself() {
     assert_eq!(seen["CallDetails"]["SipMediaApplicationId"], "app-second");
     assert_eq!(seen["CallDetails"]["AwsRegion"], "us-west-2");
     assert_eq!(seen["Sequence"], 1);
-    assert_eq!(seen["CallDetails"]["TransactionId"], event.call_details.transaction_id);
+    assert_eq!(
+        seen["CallDetails"]["TransactionId"],
+        event.call_details.transaction_id
+    );
 }
 
 #[tokio::test]
@@ -136,7 +147,10 @@ async fn all_failing_lists_every_reason() {
     let kinds: Vec<_> = all.failures.iter().map(|f| f.error.kind()).collect();
     assert_eq!(kinds, ["trap", "http_status"]);
     let text = all.to_string();
-    assert!(text.contains("trapping") && text.contains("broken"), "{text}");
+    assert!(
+        text.contains("trapping") && text.contains("broken"),
+        "{text}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -178,7 +192,12 @@ async fn repeatedly_failing_target_cools_down_then_gets_another_chance() {
 #[tokio::test(start_paused = true)]
 async fn when_every_target_cools_down_they_are_tried_anyway() {
     let chain = FailoverChain::new(
-        vec![target("only", "us-east-1", 1, wasm("chaos_guest.wasm", 5000))],
+        vec![target(
+            "only",
+            "us-east-1",
+            1,
+            wasm("chaos_guest.wasm", 5000),
+        )],
         CoolDownPolicy::default(),
     );
     for _ in 0..5 {

@@ -35,7 +35,9 @@ fn rust_example_answers_and_validates() {
 
 #[test]
 fn trap_is_reported_with_the_panic_message() {
-    let err = chaos(short_deadline()).invoke(&json(&chaos_event("trap")), "tx").unwrap_err();
+    let err = chaos(short_deadline())
+        .invoke(&json(&chaos_event("trap")), "tx")
+        .unwrap_err();
     match err {
         InvokeError::Trap(message) => {
             assert!(message.contains("chaos guest asked to trap"), "{message}")
@@ -47,10 +49,18 @@ fn trap_is_reported_with_the_panic_message() {
 #[test]
 fn endless_loop_is_stopped_at_the_deadline() {
     let start = Instant::now();
-    let err = chaos(short_deadline()).invoke(&json(&chaos_event("loop")), "tx").unwrap_err();
+    let err = chaos(short_deadline())
+        .invoke(&json(&chaos_event("loop")), "tx")
+        .unwrap_err();
     let took = start.elapsed();
-    assert_eq!(err, InvokeError::DeadlineExceeded(Duration::from_millis(200)));
-    assert!(took >= Duration::from_millis(200), "stopped early: {took:?}");
+    assert_eq!(
+        err,
+        InvokeError::DeadlineExceeded(Duration::from_millis(200))
+    );
+    assert!(
+        took >= Duration::from_millis(200),
+        "stopped early: {took:?}"
+    );
     // Bounded, generously for a loaded CI machine: interruption must not wait for anything else.
     assert!(took < Duration::from_secs(5), "stopped late: {took:?}");
 }
@@ -61,13 +71,22 @@ fn unbounded_allocation_is_out_of_memory() {
         memory_bytes: 16 << 20,
         ..short_deadline()
     };
-    let err = chaos(limits).invoke(&json(&chaos_event("oom")), "tx").unwrap_err();
-    assert_eq!(err, InvokeError::OutOfMemory { limit_bytes: 16 << 20 });
+    let err = chaos(limits)
+        .invoke(&json(&chaos_event("oom")), "tx")
+        .unwrap_err();
+    assert_eq!(
+        err,
+        InvokeError::OutOfMemory {
+            limit_bytes: 16 << 20
+        }
+    );
 }
 
 #[test]
 fn text_that_is_not_json_is_an_invalid_response() {
-    let err = chaos(short_deadline()).invoke(&json(&chaos_event("garbage")), "tx").unwrap_err();
+    let err = chaos(short_deadline())
+        .invoke(&json(&chaos_event("garbage")), "tx")
+        .unwrap_err();
     assert!(
         matches!(err, InvokeError::InvalidResponse(ResponseError::NotJson(_))),
         "{err:?}"
@@ -76,20 +95,26 @@ fn text_that_is_not_json_is_an_invalid_response() {
 
 #[test]
 fn blank_response_reaches_validation_as_empty() {
-    let value = chaos(short_deadline()).invoke(&json(&chaos_event("blank")), "tx").unwrap();
+    let value = chaos(short_deadline())
+        .invoke(&json(&chaos_event("blank")), "tx")
+        .unwrap();
     let err = validate_response_value(value, "1.0", &Limits::default()).unwrap_err();
     assert_eq!(err, ResponseError::Empty);
 }
 
 #[test]
 fn handler_err_is_reported() {
-    let err = chaos(short_deadline()).invoke(&json(&chaos_event("err")), "tx").unwrap_err();
+    let err = chaos(short_deadline())
+        .invoke(&json(&chaos_event("err")), "tx")
+        .unwrap_err();
     assert_eq!(err, InvokeError::HandlerError("chaos guest refused".into()));
 }
 
 #[test]
 fn contract_violations_are_responses_not_invocation_failures() {
-    let value = chaos(short_deadline()).invoke(&json(&chaos_event("invalid")), "tx").unwrap();
+    let value = chaos(short_deadline())
+        .invoke(&json(&chaos_event("invalid")), "tx")
+        .unwrap();
     let err = validate_response_value(value, "1.0", &Limits::default()).unwrap_err();
     assert_eq!(err.disposition().error_type(), "UnsupportedAction");
 }
@@ -98,7 +123,9 @@ fn contract_violations_are_responses_not_invocation_failures() {
 fn every_invocation_gets_a_fresh_instance() {
     let handler = chaos(short_deadline());
     for _ in 0..3 {
-        let v = handler.invoke(&json(&chaos_event("counter")), "tx").unwrap();
+        let v = handler
+            .invoke(&json(&chaos_event("counter")), "tx")
+            .unwrap();
         assert_eq!(v["TransactionAttributes"]["invocations"], "1");
     }
 }
@@ -108,7 +135,9 @@ fn a_call_session_reuses_its_instance_and_recovers_after_a_failure() {
     let handler = chaos(short_deadline());
     let mut session = handler.session();
     for expected in ["1", "2", "3"] {
-        let v = session.invoke(&json(&chaos_event("counter")), "tx").unwrap();
+        let v = session
+            .invoke(&json(&chaos_event("counter")), "tx")
+            .unwrap();
         assert_eq!(v["TransactionAttributes"]["invocations"], expected);
     }
     assert!(matches!(
@@ -116,10 +145,15 @@ fn a_call_session_reuses_its_instance_and_recovers_after_a_failure() {
         Err(InvokeError::Trap(_))
     ));
     // The trapped instance was discarded: counting starts again.
-    let v = session.invoke(&json(&chaos_event("counter")), "tx").unwrap();
+    let v = session
+        .invoke(&json(&chaos_event("counter")), "tx")
+        .unwrap();
     assert_eq!(v["TransactionAttributes"]["invocations"], "1");
     // Another call's session never sees this one's state.
-    let v = handler.session().invoke(&json(&chaos_event("counter")), "tx").unwrap();
+    let v = handler
+        .session()
+        .invoke(&json(&chaos_event("counter")), "tx")
+        .unwrap();
     assert_eq!(v["TransactionAttributes"]["invocations"], "1");
 }
 
@@ -142,15 +176,26 @@ fn compiled_artifacts_are_cached_by_content() {
     })
     .unwrap();
     let bytes = std::fs::read(rust_component("chaos_guest.wasm")).unwrap();
-    let first = engine.load_bytes(&bytes, "chaos", WasmLimits::default()).unwrap();
+    let first = engine
+        .load_bytes(&bytes, "chaos", WasmLimits::default())
+        .unwrap();
     assert_eq!(first.cache_outcome(), CacheOutcome::Compiled);
-    let second = engine.load_bytes(&bytes, "chaos", WasmLimits::default()).unwrap();
+    let second = engine
+        .load_bytes(&bytes, "chaos", WasmLimits::default())
+        .unwrap();
     assert_eq!(second.cache_outcome(), CacheOutcome::Hit);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     // A corrupted artifact is recompiled, not trusted.
-    let artifact = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+    let artifact = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::write(&artifact, b"not an artifact").unwrap();
-    let third = engine.load_bytes(&bytes, "chaos", WasmLimits::default()).unwrap();
+    let third = engine
+        .load_bytes(&bytes, "chaos", WasmLimits::default())
+        .unwrap();
     assert_eq!(third.cache_outcome(), CacheOutcome::Compiled);
     assert!(third.invoke(&json(&chaos_event("ok")), "tx").is_ok());
 }
@@ -161,7 +206,10 @@ fn bytes_that_are_not_a_component_fail_to_load() {
         .load_bytes(b"\0asm garbage", "garbage", WasmLimits::default())
         .err()
         .expect("garbage must not load");
-    assert!(matches!(err, InvokeError::Load(ref m) if m.contains("garbage")), "{err:?}");
+    assert!(
+        matches!(err, InvokeError::Load(ref m) if m.contains("garbage")),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -175,25 +223,43 @@ fn a_component_of_another_world_fails_to_load_naming_the_import() {
         .load_bytes(&bytes, "other-world", WasmLimits::default())
         .err()
         .expect("must not link");
-    assert!(matches!(err, InvokeError::Load(ref m) if m.contains("example:secret/vault")), "{err:?}");
+    assert!(
+        matches!(err, InvokeError::Load(ref m) if m.contains("example:secret/vault")),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn js_and_python_examples_answer() {
-    for path in ["examples/hello-js/dist/hello-js.wasm", "examples/hello-python/dist/hello-python.wasm"] {
-        let handler = engine().load_file(&built_example(path), WasmLimits::default()).unwrap();
-        let v = handler.invoke(&fixture("action_successful.json"), "tx").unwrap();
+    for path in [
+        "examples/hello-js/dist/hello-js.wasm",
+        "examples/hello-python/dist/hello-python.wasm",
+    ] {
+        let handler = engine()
+            .load_file(&built_example(path), WasmLimits::default())
+            .unwrap();
+        let v = handler
+            .invoke(&fixture("action_successful.json"), "tx")
+            .unwrap();
         let valid = validate_response_value(v, "1.0", &Limits::default()).unwrap();
-        let names: Vec<_> = valid.actions.unwrap().iter().map(|a| a.action.name()).collect();
+        let names: Vec<_> = valid
+            .actions
+            .unwrap()
+            .iter()
+            .map(|a| a.action.name())
+            .collect();
         assert_eq!(names, ["Speak", "Hangup"], "{path}");
         assert_eq!(
-            valid.transaction_attributes.unwrap()["department"], "sales",
+            valid.transaction_attributes.unwrap()["department"],
+            "sales",
             "{path}"
         );
         // A session (per-call reuse) gives the same answers.
         let mut session = handler.session();
         for _ in 0..2 {
-            let v = session.invoke(&fixture("new_inbound_call.json"), "tx").unwrap();
+            let v = session
+                .invoke(&fixture("new_inbound_call.json"), "tx")
+                .unwrap();
             assert_eq!(v["Actions"][0]["Type"], "SpeakAndGetDigits", "{path}");
         }
     }

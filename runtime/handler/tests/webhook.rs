@@ -27,7 +27,11 @@ async fn posts_the_event_signed_and_reuses_the_connection() {
         assert_eq!(v["SchemaVersion"], "1.0");
     }
     assert_eq!(server.seen.requests.load(Ordering::SeqCst), 5);
-    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 1, "keep-alive pooling");
+    assert_eq!(
+        server.seen.connections.load(Ordering::SeqCst),
+        1,
+        "keep-alive pooling"
+    );
     let (headers, body) = server.seen.last.lock().unwrap().clone().unwrap();
     assert_eq!(body, event.as_bytes());
     let header = |name: &str| {
@@ -39,7 +43,10 @@ async fn posts_the_event_signed_and_reuses_the_connection() {
     };
     assert_eq!(header("content-type"), "application/json");
     assert_eq!(header("x-sma-transaction-id"), "tx-1");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     verify(b"s3cret", &header(SIGNATURE_HEADER), &body, now, 300).unwrap();
     assert!(verify(b"other", &header(SIGNATURE_HEADER), &body, now, 300).is_err());
 }
@@ -67,30 +74,56 @@ async fn slow_webhook_hits_the_deadline() {
         .invoke(OK, "tx")
         .await
         .unwrap_err();
-    assert_eq!(err, InvokeError::DeadlineExceeded(Duration::from_millis(300)));
+    assert_eq!(
+        err,
+        InvokeError::DeadlineExceeded(Duration::from_millis(300))
+    );
 }
 
 #[tokio::test]
 async fn refused_connection_is_a_connect_failure() {
     // Bind then drop a listener: the port is free and nothing accepts on it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let err = hook(&format!("http://127.0.0.1:{port}/"), None, Duration::from_secs(5))
-        .invoke(OK, "tx")
-        .await
-        .unwrap_err();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = hook(
+        &format!("http://127.0.0.1:{port}/"),
+        None,
+        Duration::from_secs(5),
+    )
+    .invoke(OK, "tx")
+    .await
+    .unwrap_err();
     assert_eq!(err.kind(), "connect", "{err}");
 }
 
 #[tokio::test]
 async fn bad_bodies_are_typed() {
     let server = serve(Reply::Status(200, "<html>oops</html>".into())).await;
-    let err = hook(&server.url, None, Duration::from_secs(5)).invoke(OK, "tx").await.unwrap_err();
-    assert!(matches!(err, InvokeError::InvalidResponse(ResponseError::NotJson(_))), "{err:?}");
+    let err = hook(&server.url, None, Duration::from_secs(5))
+        .invoke(OK, "tx")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, InvokeError::InvalidResponse(ResponseError::NotJson(_))),
+        "{err:?}"
+    );
 
     let big = format!(r#"{{"SchemaVersion":"1.0","X":"{}"}}"#, "x".repeat(1 << 20));
     let server = serve(Reply::Status(200, big)).await;
-    let err = hook(&server.url, None, Duration::from_secs(5)).invoke(OK, "tx").await.unwrap_err();
-    assert!(matches!(err, InvokeError::InvalidResponse(ResponseError::TooLarge { .. })), "{err:?}");
+    let err = hook(&server.url, None, Duration::from_secs(5))
+        .invoke(OK, "tx")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            InvokeError::InvalidResponse(ResponseError::TooLarge { .. })
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]

@@ -53,7 +53,11 @@ fn read_event(source: &str) -> Result<InvocationEvent, String> {
     read.map_err(|e| format!("cannot read event {source}: {e}"))?;
     let de = &mut serde_json::Deserializer::from_str(&text);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        format!("{source} is not a valid invocation event: at `{}`: {}", e.path(), e.inner())
+        format!(
+            "{source} is not a valid invocation event: at `{}`: {}",
+            e.path(),
+            e.inner()
+        )
     })
 }
 

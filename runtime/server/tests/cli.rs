@@ -3,7 +3,10 @@
 use std::process::Command;
 
 fn sma(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sma")).args(args).output().expect("run sma")
+    Command::new(env!("CARGO_BIN_EXE_sma"))
+        .args(args)
+        .output()
+        .expect("run sma")
 }
 
 #[test]
@@ -14,7 +17,10 @@ fn version_and_help() {
     let out = sma(&["invoke", "--help"]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("--handler") && help.contains("--event"), "{help}");
+    assert!(
+        help.contains("--handler") && help.contains("--event"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -26,7 +32,15 @@ fn missing_arguments_are_usage_errors() {
 
 #[test]
 fn unreadable_event_names_the_file() {
-    let out = sma(&["invoke", "--handler", "x.wasm", "--event", "/nonexistent/event.json"]);
+    let out = sma(&[
+        "invoke",
+        "--handler",
+        "x.wasm",
+        "--event",
+        "/nonexistent/event.json",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read event /nonexistent/event.json"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot read event /nonexistent/event.json")
+    );
 }

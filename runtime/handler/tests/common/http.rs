@@ -15,11 +15,14 @@ pub enum Reply {
     Slow(Duration, String),
 }
 
+/// Headers (lower-cased names) and body of one request.
+pub type Request = (Vec<(String, String)>, Vec<u8>);
+
 #[derive(Default)]
 pub struct Seen {
     pub connections: AtomicUsize,
     pub requests: AtomicUsize,
-    pub last: Mutex<Option<(Vec<(String, String)>, Vec<u8>)>>,
+    pub last: Mutex<Option<Request>>,
 }
 
 pub struct Server {

@@ -60,7 +60,8 @@ pub fn engine() -> WasmEngine {
 }
 
 pub fn fixture(name: &str) -> String {
-    std::fs::read_to_string(root().join("actions/tests/fixtures/events").join(name)).expect("fixture")
+    std::fs::read_to_string(root().join("actions/tests/fixtures/events").join(name))
+        .expect("fixture")
 }
 
 pub fn event(name: &str) -> InvocationEvent {
