@@ -11,6 +11,9 @@ pub enum InvokeError {
     /// The component could not be compiled, loaded or linked.
     #[error("component could not be loaded: {0}")]
     Load(String),
+    /// No instance slot was free: more invocations in flight than the engine allows.
+    #[error("no instance available: {0}")]
+    Capacity(String),
     /// The guest trapped (a panic, `unreachable`, an out-of-bounds access, ...).
     #[error("handler trapped: {0}")]
     Trap(String),
@@ -56,6 +59,7 @@ impl InvokeError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Load(_) => "load",
+            Self::Capacity(_) => "capacity",
             Self::Trap(_) => "trap",
             Self::DeadlineExceeded(_) => "deadline",
             Self::OutOfMemory { .. } => "out_of_memory",

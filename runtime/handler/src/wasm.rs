@@ -299,6 +299,12 @@ impl WasmHandler {
                 limit_bytes: state.memory.limit,
             };
         }
+        if error
+            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
+        {
+            return InvokeError::Capacity(format!("{error:#}"));
+        }
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => InvokeError::DeadlineExceeded(self.inner.limits.deadline),
             Some(trap) => {

@@ -264,3 +264,25 @@ fn js_and_python_examples_answer() {
         }
     }
 }
+
+#[test]
+fn exhausted_instance_pool_is_a_capacity_failure_not_a_trap() {
+    let engine = sma_handler::WasmEngine::new(sma_handler::EngineSettings {
+        max_instances: 1,
+        cache_dir: cache_dir(),
+        ..Default::default()
+    })
+    .unwrap();
+    let handler = engine
+        .load_file(&rust_component("chaos_guest.wasm"), WasmLimits::default())
+        .unwrap();
+    // A call session holds the only instance slot.
+    let mut session = handler.session();
+    session.invoke(&json(&chaos_event("ok")), "tx-1").unwrap();
+    let err = handler
+        .invoke(&json(&chaos_event("ok")), "tx-2")
+        .unwrap_err();
+    assert_eq!(err.kind(), "capacity", "{err}");
+    drop(session);
+    handler.invoke(&json(&chaos_event("ok")), "tx-2").unwrap();
+}
