@@ -11,7 +11,8 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn target_dir() -> PathBuf {
+/// The cargo target directory (`CARGO_TARGET_DIR` or `target/`).
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))
@@ -74,6 +75,11 @@ pub fn cache_dir() -> PathBuf {
 /// An event fixture's path.
 pub fn fixture(name: &str) -> PathBuf {
     root().join("actions/tests/fixtures/events").join(name)
+}
+
+/// An event fixture's text.
+pub fn fixture_text(name: &str) -> String {
+    std::fs::read_to_string(fixture(name)).expect("read fixture")
 }
 
 /// The Python webhook example, running on a free loopback port until dropped.

@@ -9,55 +9,15 @@
 use criterion::Criterion;
 use serde_json::Value;
 use sma_actions::{validate_response_value, Limits};
+use sma_e2e::{built_example, root, rust_component, target_dir, PythonWebhook};
 use sma_handler::{
     EngineSettings, WasmEngine, WasmHandler, WasmLimits, WebhookClient, WebhookHandler,
 };
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-}
 
 fn quick() -> bool {
     std::env::var_os("SMA_BENCH_QUICK").is_some()
-}
-
-fn component(relative: &str) -> PathBuf {
-    let path = root().join(relative);
-    assert!(
-        path.is_file(),
-        "{} is missing: run `./dev build-examples` first",
-        path.display()
-    );
-    path
-}
-
-fn rust_component() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root())
-        .args([
-            "build",
-            "--profile",
-            "guest",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "ivr-menu-rust",
-        ])
-        .status()
-        .expect("cargo");
-    assert!(status.success());
-    target_dir().join("wasm32-wasip2/guest/ivr_menu_rust.wasm")
 }
 
 fn validate(v: Value) {
@@ -110,57 +70,37 @@ fn start_rust_responder(rt: &tokio::runtime::Runtime, body: &'static str) -> Str
     url
 }
 
-struct PythonWebhook(Child, String);
-
-impl PythonWebhook {
-    fn start() -> Self {
-        let mut child = Command::new("python3")
-            .arg(root().join("examples/webhook-python/server.py"))
-            .args(["--port", "0"])
-            .env("SMA_WEBHOOK_SECRET", "bench")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().trim_start_matches("listening on ").to_owned();
-        Self(child, url)
-    }
-}
-
-impl Drop for PythonWebhook {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 type Case<'a> = (&'a str, Box<dyn FnMut() + 'a>, usize);
 
-fn percentiles(name: &str, f: &mut dyn FnMut(), n: usize) -> (Duration, Duration) {
+/// Prints p50/p90/p99/max of `samples`.
+fn report(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "{name:<38} p50 {:>10.1?}  p90 {:>10.1?}  p99 {:>10.1?}  max {:>10.1?}  (n={})",
+        at(0.50),
+        at(0.90),
+        at(0.99),
+        at(1.0),
+        samples.len()
+    );
+}
+
+/// Times `n` calls of `f` one by one, after a warm-up; `pause` runs untimed before each.
+fn timed(f: &mut dyn FnMut(), n: usize, pause: Duration) -> Vec<Duration> {
     for _ in 0..(n / 10).max(10) {
         f();
     }
-    let mut samples: Vec<Duration> = (0..n)
+    (0..n)
         .map(|_| {
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
             let t = Instant::now();
             f();
             t.elapsed()
         })
-        .collect();
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    println!(
-        "{name:<34} p50 {:>10.1?}  p90 {:>10.1?}  p99 {:>10.1?}  max {:>10.1?}  (n={n})",
-        at(0.50),
-        at(0.90),
-        at(0.99),
-        at(1.0)
-    );
-    (at(0.50), at(0.99))
+        .collect()
 }
 
 fn main() {
@@ -175,9 +115,11 @@ fn main() {
     .unwrap();
     let load =
         |path: PathBuf| -> WasmHandler { engine.load_file(&path, WasmLimits::default()).unwrap() };
-    let rust = load(rust_component());
-    let js = load(component("examples/hello-js/dist/hello-js.wasm"));
-    let python = load(component("examples/hello-python/dist/hello-python.wasm"));
+    let rust = load(rust_component("ivr_menu_rust.wasm"));
+    let js = load(built_example("examples/hello-js/dist/hello-js.wasm"));
+    let python = load(built_example(
+        "examples/hello-python/dist/hello-python.wasm",
+    ));
     let (mut js_session, mut py_session, mut rust_session) =
         (js.session(), python.session(), rust.session());
 
@@ -195,10 +137,10 @@ fn main() {
         Duration::from_secs(5),
     )
     .unwrap();
-    let python_server = PythonWebhook::start();
+    let python_server = PythonWebhook::start("bench");
     let python_hook = WebhookHandler::new(
         client,
-        &python_server.1,
+        &python_server.url,
         Some(b"bench"),
         Duration::from_secs(5),
     )
@@ -276,30 +218,15 @@ fn main() {
 
     println!("\nPer-iteration latency (instantiate + call + parse + validate):");
     for (name, f, n) in cases.iter_mut() {
-        percentiles(name, &mut **f, *n);
+        report(name, timed(&mut **f, *n, Duration::ZERO));
     }
 
     // Back to back, every iteration runs with warm caches. Real calls invoke their handler
     // seconds apart; this pass sleeps (untimed) between invocations to show that cost.
     println!("\nOne invocation every 200 µs (caches cold, as between the events of a call):");
-    let n = 2_000 / scale;
-    for (name, handler) in [("rust component, fresh instance", &rust)] {
-        let mut samples: Vec<Duration> = (0..n)
-            .map(|_| {
-                std::thread::sleep(Duration::from_micros(200));
-                let t = Instant::now();
-                validate(handler.invoke(&event, "tx").unwrap());
-                t.elapsed()
-            })
-            .collect();
-        samples.sort();
-        let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-        println!(
-            "{name:<34} p50 {:>10.1?}  p90 {:>10.1?}  p99 {:>10.1?}  max {:>10.1?}  (n={n})",
-            at(0.50),
-            at(0.90),
-            at(0.99),
-            at(1.0)
-        );
-    }
+    let mut rust_fresh = || validate(rust.invoke(&event, "tx").unwrap());
+    report(
+        "rust component, fresh instance",
+        timed(&mut rust_fresh, 2_000 / scale, Duration::from_micros(200)),
+    );
 }
