@@ -55,4 +55,41 @@ impl HandlerEndpoint {
             Self::Webhook(handler) => handler.invoke(event_json, transaction_id).await,
         }
     }
+
+    /// An invoker for one call, honouring the handler's [`InstanceMode`]: with
+    /// `ReusePerCall` a component keeps one instance for the call's invocations.
+    pub fn for_call(&self) -> CallInvoker {
+        match self {
+            Self::Wasm(handler) if handler.limits().instance_mode == InstanceMode::ReusePerCall => {
+                CallInvoker::Session(Box::new(handler.session()))
+            }
+            other => CallInvoker::Shared(other.clone()),
+        }
+    }
+}
+
+/// Invokes one call's events on its handler. Held by whoever owns the call for its lifetime,
+/// and dropped with it (which releases a reused instance).
+pub enum CallInvoker {
+    /// A fresh instance (or a webhook request) per invocation.
+    Shared(HandlerEndpoint),
+    /// One instance for the whole call.
+    Session(Box<WasmSession>),
+}
+
+impl CallInvoker {
+    /// Invokes the handler for one of the call's events. A reused instance runs on the
+    /// current thread: call this from a blocking-capable context.
+    pub async fn invoke(
+        &mut self,
+        event_json: &str,
+        transaction_id: &str,
+    ) -> Result<Value, InvokeError> {
+        match self {
+            Self::Shared(endpoint) => endpoint.invoke(event_json, transaction_id).await,
+            Self::Session(session) => {
+                tokio::task::block_in_place(|| session.invoke(event_json, transaction_id))
+            }
+        }
+    }
 }

@@ -216,3 +216,34 @@ async fn webhook_failures_do_not_leave_connections_hanging() {
     }
     assert_eq!(broken.seen.connections.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_call_invoker_honours_the_instance_mode() {
+    use sma_handler::InstanceMode;
+    let counter = |mode| {
+        let limits = WasmLimits {
+            instance_mode: mode,
+            ..WasmLimits::default()
+        };
+        HandlerEndpoint::Wasm(
+            engine()
+                .load_file(&rust_component("chaos_guest.wasm"), limits)
+                .unwrap(),
+        )
+    };
+    let event = json(&chaos_event("counter"));
+    for (mode, expected) in [
+        (InstanceMode::FreshPerInvocation, ["1", "1", "1"]),
+        (InstanceMode::ReusePerCall, ["1", "2", "3"]),
+    ] {
+        let endpoint = counter(mode);
+        let mut call = endpoint.for_call();
+        for want in expected {
+            let v = call.invoke(&event, "tx").await.unwrap();
+            assert_eq!(v["TransactionAttributes"]["invocations"], want, "{mode:?}");
+        }
+        // The next call starts from a fresh instance whatever the mode.
+        let v = endpoint.for_call().invoke(&event, "tx2").await.unwrap();
+        assert_eq!(v["TransactionAttributes"]["invocations"], "1", "{mode:?}");
+    }
+}
