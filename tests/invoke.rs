@@ -233,3 +233,24 @@ fn exit_2_for_a_bad_event() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/handler.wasm"));
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_crash() {
+    // `sma invoke … | head -1`: the read end closes before the response is written.
+    let mut child = Command::new(sma())
+        .args(["invoke", "--event"])
+        .arg(fixture("new_inbound_call.json"))
+        .arg("--handler")
+        .arg(rust_component("ivr_menu_rust.wasm"))
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

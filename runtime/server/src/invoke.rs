@@ -11,7 +11,7 @@ use sma_handler::{
     CoolDownPolicy, EngineSettings, FailoverChain, HandlerEndpoint, InstanceMode, Target,
     WasmEngine, WasmLimits, WebhookClient, WebhookHandler,
 };
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -160,8 +160,13 @@ pub fn run(args: InvokeArgs) -> ExitCode {
     match validate_response_value(answered.response, &event.schema_version, &limits) {
         Ok(valid) => {
             let text = serde_json::to_string_pretty(&valid.to_value()).unwrap_or_default();
-            println!("{text}");
-            ExitCode::SUCCESS
+            // A reader that went away (`sma invoke … | head`) is not a crash.
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{text}").and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => fail(2, &format!("cannot write the response: {e}")),
+            }
         }
         Err(e) => {
             let d = e.disposition();
