@@ -133,17 +133,67 @@ fn regex(field: &str, pattern: Option<&str>) -> Checked {
     if pattern.is_empty() {
         return Err(err(field, Rule::Empty));
     }
-    // Syntax only: compiling a regex costs ~15 µs, more than the rest of validating a
-    // response; the call engine compiles it when the action runs.
     #[cfg(feature = "regex")]
-    if let Err(e) = regex_syntax::ParserBuilder::new()
-        .nest_limit(64)
-        .build()
-        .parse(pattern)
-    {
-        return Err(err(field, Rule::BadRegex(e.to_string())));
+    if let Err(e) = known_valid_regex::check(pattern) {
+        return Err(err(field, Rule::BadRegex(e)));
     }
     Ok(())
+}
+
+/// Syntax checks of `InputDigitsRegex`, remembering patterns already found valid.
+///
+/// Syntax only: compiling a regex costs ~15 µs, more than the rest of validating a response,
+/// and the call engine compiles it when the action runs. Even parsing costs a few
+/// microseconds, and handlers send the same handful of patterns on every call, so valid ones
+/// are remembered (a bounded set, emptied when full; invalid ones are never stored).
+#[cfg(feature = "regex")]
+mod known_valid_regex {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+
+    const CAPACITY: usize = 512;
+    const LONGEST: usize = 256;
+
+    fn known() -> &'static Mutex<HashSet<String>> {
+        static KNOWN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+        KNOWN.get_or_init(|| Mutex::new(HashSet::new()))
+    }
+
+    pub(super) fn check(pattern: &str) -> Result<(), String> {
+        if let Ok(set) = known().lock() {
+            if set.contains(pattern) {
+                return Ok(());
+            }
+        }
+        regex_syntax::ParserBuilder::new()
+            .nest_limit(64)
+            .build()
+            .parse(pattern)
+            .map_err(|e| e.to_string())?;
+        if pattern.len() <= LONGEST {
+            if let Ok(mut set) = known().lock() {
+                if set.len() >= CAPACITY {
+                    set.clear();
+                }
+                set.insert(pattern.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn remembers_only_valid_patterns() {
+            assert!(super::check("^[0-9]{4}#$").is_ok());
+            assert!(super::check("^[0-9]{4}#$").is_ok());
+            assert!(super::check("([0-9]").is_err());
+            assert!(
+                super::check("([0-9]").is_err(),
+                "an invalid pattern is never cached"
+            );
+        }
+    }
 }
 
 /// Whether `s` is an E.164 number (`+` optional, 2–15 digits, no leading zero), the
