@@ -166,17 +166,26 @@ fn fails_over_from_the_command_line() {
     );
 }
 
-#[test]
-fn exit_3_when_no_handler_answers() {
-    let chaos = rust_component("chaos_guest.wasm").display().to_string();
+/// An event file telling the chaos guest how to misbehave (its `TransactionAttributes.mode`).
+fn chaos_event_file(mode: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("sma-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut event: Value =
         serde_json::from_slice(&std::fs::read(fixture("new_inbound_call.json")).unwrap()).unwrap();
-    event["CallDetails"]["TransactionAttributes"] = serde_json::json!({"mode": "loop"});
-    let path = dir.join("loop.json");
+    event["CallDetails"]["TransactionAttributes"] = serde_json::json!({ "mode": mode });
+    let path = dir.join(format!("{mode}.json"));
     std::fs::write(&path, event.to_string()).unwrap();
-    let out = invoke(&[chaos], &path, &["--deadline-ms", "200"]);
+    path
+}
+
+#[test]
+fn exit_3_when_no_handler_answers() {
+    let chaos = rust_component("chaos_guest.wasm").display().to_string();
+    let out = invoke(
+        &[chaos],
+        &chaos_event_file("loop"),
+        &["--deadline-ms", "200"],
+    );
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -188,14 +197,7 @@ fn exit_3_when_no_handler_answers() {
 #[test]
 fn exit_4_names_the_broken_rule() {
     let chaos = rust_component("chaos_guest.wasm").display().to_string();
-    let dir = std::env::temp_dir().join(format!("sma-e2e-invalid-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut event: Value =
-        serde_json::from_slice(&std::fs::read(fixture("new_inbound_call.json")).unwrap()).unwrap();
-    event["CallDetails"]["TransactionAttributes"] = serde_json::json!({"mode": "invalid"});
-    let path = dir.join("invalid.json");
-    std::fs::write(&path, event.to_string()).unwrap();
-    let out = invoke(&[chaos], &path, &[]);
+    let out = invoke(&[chaos], &chaos_event_file("invalid"), &[]);
     assert_eq!(out.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
