@@ -340,6 +340,10 @@ pub trait DigitCollection {
     fn in_between_ms(&self) -> i64;
     /// `Repeat` (total attempts), default 1.
     fn attempts(&self) -> i64;
+    /// `InputDigitsRegex`, if given.
+    fn input_digits_regex(&self) -> Option<&str>;
+    /// `TerminatorDigits` as given (no default applied).
+    fn terminator_digits(&self) -> Option<&[String]>;
 }
 
 macro_rules! digit_collection {
@@ -365,6 +369,12 @@ macro_rules! digit_collection {
             }
             fn attempts(&self) -> i64 {
                 self.repeat.map_or(1, Int::get)
+            }
+            fn input_digits_regex(&self) -> Option<&str> {
+                self.input_digits_regex.as_deref()
+            }
+            fn terminator_digits(&self) -> Option<&[String]> {
+                self.terminator_digits.as_deref()
             }
         }
     };

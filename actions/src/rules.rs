@@ -106,7 +106,7 @@ fn call_id(value: Option<&str>) -> Checked {
     non_empty("Parameters.CallId", value)
 }
 
-fn digits_list(field: &str, list: Option<&Vec<String>>) -> Checked {
+fn digits_list(field: &str, list: Option<&[String]>) -> Checked {
     for (i, d) in list.into_iter().flatten().enumerate() {
         if !matches!(
             d.as_str(),
@@ -292,12 +292,7 @@ fn only_leg_a(tag: Option<ParticipantTag>) -> Checked {
     }
 }
 
-fn collection<T: DigitCollection>(
-    p: &T,
-    regex_value: Option<&str>,
-    limits: &Limits,
-    terms: Option<&Vec<String>>,
-) -> Checked {
+fn collection<T: DigitCollection>(p: &T, limits: &Limits) -> Checked {
     let max_allowed = limits.max_collect_digits;
     if !(0..=max_allowed).contains(&p.min_digits()) {
         return Err(err(
@@ -328,20 +323,7 @@ fn collection<T: DigitCollection>(
             },
         ));
     }
-    let positive = |field: &str, v: i64| {
-        if v > 0 {
-            Ok(())
-        } else {
-            Err(err(
-                field,
-                Rule::OutOfRange {
-                    value: v,
-                    min: 1,
-                    max: i64::MAX,
-                },
-            ))
-        }
-    };
+    let positive = |field: &str, v: i64| range(field, Some(Int::new(v)), 1, POSITIVE);
     positive(
         "Parameters.RepeatDurationInMilliseconds",
         p.repeat_duration_ms(),
@@ -351,8 +333,8 @@ fn collection<T: DigitCollection>(
         p.in_between_ms(),
     )?;
     positive("Parameters.Repeat", p.attempts())?;
-    digits_list("Parameters.TerminatorDigits", terms)?;
-    regex("Parameters.InputDigitsRegex", regex_value)
+    digits_list("Parameters.TerminatorDigits", p.terminator_digits())?;
+    regex("Parameters.InputDigitsRegex", p.input_digits_regex())
 }
 
 const POSITIVE: i64 = i64::MAX;
@@ -457,7 +439,7 @@ pub(crate) fn check(action: &Action, limits: &Limits) -> Checked {
             audio_source("Parameters.AudioSource", &p.audio_source)?;
             digits_list(
                 "Parameters.PlaybackTerminators",
-                p.playback_terminators.as_ref(),
+                p.playback_terminators.as_deref(),
             )?;
             range("Parameters.Repeat", p.repeat, 1, POSITIVE)
         }
@@ -465,12 +447,7 @@ pub(crate) fn check(action: &Action, limits: &Limits) -> Checked {
             call_id(p.call_id.as_deref())?;
             audio_source("Parameters.AudioSource", &p.audio_source)?;
             audio_source("Parameters.FailureAudioSource", &p.failure_audio_source)?;
-            collection(
-                p,
-                p.input_digits_regex.as_deref(),
-                limits,
-                p.terminator_digits.as_ref(),
-            )
+            collection(p, limits)
         }
         Action::ReceiveDigits(p) => {
             call_id(p.call_id.as_deref())?;
@@ -581,12 +558,7 @@ pub(crate) fn check(action: &Action, limits: &Limits) -> Checked {
                 &p.failure_speech_parameters,
                 limits,
             )?;
-            collection(
-                p,
-                p.input_digits_regex.as_deref(),
-                limits,
-                p.terminator_digits.as_ref(),
-            )
+            collection(p, limits)
         }
         Action::StartBotConversation(p) => {
             call_id(p.call_id.as_deref())?;
