@@ -7,8 +7,23 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 /// The repository root.
+///
+/// Found at run time from the `CARGO_MANIFEST_DIR` cargo sets for the test or bench being run,
+/// not baked in at compile time: clones at different paths may share one `CARGO_TARGET_DIR`,
+/// and cargo can then reuse this crate compiled in another clone, whose path may be gone.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let start = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        start
+            .ancestors()
+            .find(|dir| dir.join("Cargo.lock").is_file() && dir.join("actions").is_dir())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+    })
+    .clone()
 }
 
 /// The cargo target directory (`CARGO_TARGET_DIR` or `target/`).
