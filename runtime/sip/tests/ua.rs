@@ -1,0 +1,538 @@
+//! The UA core end to end: two user agents on a simulated network with simulated time,
+//! including lost requests, responses and ACKs, CANCEL races, and session timers.
+
+mod common;
+
+use common::*;
+use sma_sip::message::{Message, NameAddr, Uri};
+use sma_sip::transaction::Transmit;
+use sma_sip::ua::{CallHandle, EndReason, OutgoingCall, UaEvent};
+use sma_sip::Transport;
+use std::time::Duration;
+
+fn call_out(sim: &mut Sim) -> CallHandle {
+    let target = Uri::parse("sip:+15550100@127.0.0.1:5060").unwrap();
+    let now = sim.now;
+    let call = sim.alice.invite(
+        OutgoingCall {
+            target: target.clone(),
+            from: NameAddr::parse("<sip:alice@127.0.0.1>").unwrap(),
+            to: NameAddr::new(target),
+            destination: sim.bob_addr,
+            transport: sim.transport,
+            local: sim.alice_addr,
+            body: SDP_OFFER.as_bytes().to_vec(),
+            headers: Default::default(),
+            credentials: None,
+        },
+        now,
+    );
+    sim.settle();
+    call
+}
+
+fn incoming(sim: &Sim) -> CallHandle {
+    sim.bob_events
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::IncomingCall { call, .. } => Some(*call),
+            _ => None,
+        })
+        .expect("bob saw the call")
+}
+
+fn ended(events: &[UaEvent]) -> Vec<EndReason> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            UaEvent::Ended { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn answered(events: &[UaEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, UaEvent::Answered { .. }))
+        .count()
+}
+
+fn confirmed(events: &[UaEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, UaEvent::Confirmed { .. }))
+        .count()
+}
+
+fn answer(sim: &mut Sim, call: CallHandle) {
+    let now = sim.now;
+    assert!(sim.bob.answer(call, b"v=0\r\n".to_vec(), now));
+    sim.settle();
+}
+
+#[test]
+fn call_answered_and_hung_up_by_the_callee() {
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let mut sim = Sim::new(transport);
+        let a = call_out(&mut sim);
+        let b = incoming(&sim);
+        let now = sim.now;
+        sim.bob.ring(b, now);
+        sim.settle();
+        assert!(sim
+            .alice_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Progress { response, .. } if response.status == 180)));
+        answer(&mut sim, b);
+        assert_eq!(answered(&sim.alice_events), 1);
+        assert_eq!(confirmed(&sim.bob_events), 1);
+        // Both sides hold the same dialog, seen from opposite ends.
+        let (da, db) = (sim.alice.dialog(a).unwrap(), sim.bob.dialog(b).unwrap());
+        assert_eq!(da.call_id, db.call_id);
+        assert_eq!(da.remote_tag.as_deref(), Some(db.local_tag.as_str()));
+        assert_eq!(db.remote_tag.as_deref(), Some(da.local_tag.as_str()));
+        sim.advance(secs(10));
+        let now = sim.now;
+        sim.bob.hangup(b, 480, now);
+        sim.settle();
+        assert_eq!(ended(&sim.alice_events), vec![EndReason::RemoteBye]);
+        assert_eq!(ended(&sim.bob_events), vec![EndReason::LocalBye]);
+        sim.advance(secs(40));
+        assert_eq!(sim.alice.transaction_count(), 0, "{transport}");
+        assert_eq!(sim.bob.transaction_count(), 0, "{transport}");
+        // No retransmission was needed on a lossless network.
+        assert_eq!(sim.sent(sim.bob_addr, "SIP/2.0 200").len(), 1, "200 INVITE");
+        assert_eq!(sim.sent(sim.alice_addr, "SIP/2.0 200").len(), 1, "200 BYE");
+    }
+}
+
+#[test]
+fn caller_hangs_up_with_bye() {
+    let mut sim = Sim::new(Transport::Udp);
+    let a = call_out(&mut sim);
+    let b = incoming(&sim);
+    answer(&mut sim, b);
+    let now = sim.now;
+    sim.alice.hangup(a, 0, now);
+    sim.settle();
+    assert_eq!(ended(&sim.bob_events), vec![EndReason::RemoteBye]);
+    assert_eq!(ended(&sim.alice_events), vec![EndReason::LocalBye]);
+    assert_eq!(sim.alice.call_count() + sim.bob.call_count(), 0);
+}
+
+#[test]
+fn lost_invite_is_retransmitted() {
+    let mut sim = Sim::new(Transport::Udp);
+    let mut lost = 0;
+    sim.drop = Box::new(move |_, line| {
+        if line.starts_with("INVITE") && lost < 2 {
+            lost += 1;
+            return true;
+        }
+        false
+    });
+    call_out(&mut sim);
+    sim.advance(secs(2));
+    assert_eq!(
+        sim.sent(sim.alice_addr, "INVITE"),
+        vec![Duration::ZERO, ms(500), ms(1500)]
+    );
+    let b = incoming(&sim);
+    answer(&mut sim, b);
+    assert_eq!(answered(&sim.alice_events), 1);
+}
+
+#[test]
+fn lost_2xx_is_retransmitted_by_the_uas_core() {
+    let mut sim = Sim::new(Transport::Udp);
+    let mut lost = false;
+    sim.drop = Box::new(move |_, line| {
+        if line.starts_with("SIP/2.0 200") && !lost {
+            lost = true;
+            return true;
+        }
+        false
+    });
+    call_out(&mut sim);
+    let b = incoming(&sim);
+    answer(&mut sim, b);
+    assert_eq!(answered(&sim.alice_events), 0);
+    sim.advance(secs(1));
+    assert_eq!(answered(&sim.alice_events), 1);
+    assert_eq!(confirmed(&sim.bob_events), 1);
+    assert_eq!(
+        sim.sent(sim.bob_addr, "SIP/2.0 200"),
+        vec![Duration::ZERO, ms(500)]
+    );
+}
+
+#[test]
+fn lost_acks_are_resent_for_each_2xx_retransmission() {
+    let mut sim = Sim::new(Transport::Udp);
+    let mut lost = 0;
+    sim.drop = Box::new(move |_, line| {
+        if line.starts_with("ACK") && lost < 2 {
+            lost += 1;
+            return true;
+        }
+        false
+    });
+    call_out(&mut sim);
+    let b = incoming(&sim);
+    answer(&mut sim, b);
+    sim.advance(secs(5));
+    assert_eq!(
+        sim.sent(sim.bob_addr, "SIP/2.0 200"),
+        vec![Duration::ZERO, ms(500), ms(1500)]
+    );
+    assert_eq!(sim.sent(sim.alice_addr, "ACK").len(), 3);
+    assert_eq!(confirmed(&sim.bob_events), 1);
+    assert_eq!(
+        answered(&sim.alice_events),
+        1,
+        "retransmitted 2xx are not new answers"
+    );
+}
+
+#[test]
+fn never_acknowledged_answer_ends_with_bye_after_64_t1() {
+    let mut sim = Sim::new(Transport::Udp);
+    sim.drop = Box::new(|_, line| line.starts_with("ACK"));
+    call_out(&mut sim);
+    let b = incoming(&sim);
+    answer(&mut sim, b);
+    sim.advance(secs(40));
+    let times: Vec<f64> = sim
+        .sent(sim.bob_addr, "SIP/2.0 200")
+        .iter()
+        .take(11)
+        .map(Duration::as_secs_f64)
+        .collect();
+    assert_eq!(
+        times,
+        vec![0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
+    );
+    assert_eq!(sim.sent(sim.bob_addr, "BYE"), vec![secs(32)]);
+    assert_eq!(ended(&sim.bob_events), vec![EndReason::AckTimeout]);
+    assert_eq!(ended(&sim.alice_events), vec![EndReason::RemoteBye]);
+}
+
+#[test]
+fn cancel_before_answer_gets_200_and_487() {
+    let mut sim = Sim::new(Transport::Udp);
+    let a = call_out(&mut sim);
+    let b = incoming(&sim);
+    let now = sim.now;
+    sim.bob.ring(b, now);
+    sim.settle();
+    sim.advance(secs(3));
+    let now = sim.now;
+    sim.alice.hangup(a, 0, now);
+    sim.settle();
+    assert_eq!(
+        sim.sent(sim.bob_addr, "SIP/2.0 200").len(),
+        1,
+        "200 to the CANCEL"
+    );
+    assert_eq!(sim.sent(sim.bob_addr, "SIP/2.0 487").len(), 1);
+    assert_eq!(
+        sim.sent(sim.alice_addr, "ACK").len(),
+        1,
+        "the 487 is acknowledged"
+    );
+    assert_eq!(ended(&sim.bob_events), vec![EndReason::Cancelled]);
+    assert_eq!(ended(&sim.alice_events), vec![EndReason::LocalBye]);
+    // The answer after a CANCEL does nothing.
+    let now = sim.now;
+    assert!(!sim.bob.answer(b, b"v=0\r\n".to_vec(), now));
+    sim.advance(secs(40));
+    assert_eq!(
+        sim.bob.transaction_count() + sim.alice.transaction_count(),
+        0
+    );
+}
+
+#[test]
+fn cancel_racing_the_200_ends_with_bye() {
+    let mut sim = Sim::new(Transport::Udp);
+    let a = call_out(&mut sim);
+    let b = incoming(&sim);
+    // Both act before either message crosses the wire.
+    let now = sim.now;
+    sim.alice.hangup(a, 0, now);
+    assert!(sim.bob.answer(b, b"v=0\r\n".to_vec(), now));
+    sim.settle();
+    assert!(
+        sim.sent(sim.bob_addr, "SIP/2.0 487").is_empty(),
+        "the 200 won"
+    );
+    assert_eq!(sim.sent(sim.alice_addr, "ACK").len(), 1);
+    assert_eq!(sim.sent(sim.alice_addr, "BYE").len(), 1);
+    assert_eq!(ended(&sim.bob_events), vec![EndReason::RemoteBye]);
+    assert_eq!(ended(&sim.alice_events), vec![EndReason::LocalBye]);
+}
+
+#[test]
+fn rejected_call_is_acknowledged_by_the_transaction() {
+    let mut sim = Sim::new(Transport::Udp);
+    call_out(&mut sim);
+    let b = incoming(&sim);
+    let now = sim.now;
+    sim.bob.reject(b, 486, now);
+    sim.settle();
+    assert_eq!(ended(&sim.alice_events), vec![EndReason::Rejected(486)]);
+    assert_eq!(ended(&sim.bob_events), vec![EndReason::Rejected(486)]);
+    assert_eq!(sim.sent(sim.alice_addr, "ACK").len(), 1);
+    sim.advance(secs(40));
+    assert_eq!(
+        sim.sent(sim.bob_addr, "SIP/2.0 486").len(),
+        1,
+        "ACK stopped Timer G"
+    );
+}
+
+#[test]
+fn unanswered_invite_times_out() {
+    let mut sim = Sim::new(Transport::Udp);
+    sim.drop = Box::new(|from, _| from == "127.0.0.1:5070".parse().unwrap());
+    call_out(&mut sim);
+    sim.advance(secs(33));
+    assert_eq!(ended(&sim.alice_events), vec![EndReason::Timeout]);
+}
+
+/// Sends raw text to bob and returns what bob sends back.
+fn to_bob(sim: &mut Sim, text: &str) -> Vec<Transmit> {
+    let now = sim.now;
+    let bytes = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    sim.bob.handle_input(
+        bytes.as_bytes(),
+        sim.alice_addr,
+        sim.bob_addr,
+        Transport::Udp,
+        now,
+    );
+    let mut out = Vec::new();
+    while let Some(t) = sim.bob.poll_transmit() {
+        out.push(t);
+    }
+    while let Some(e) = sim.bob.poll_event() {
+        sim.bob_events.push(e);
+    }
+    out
+}
+
+fn status_of(t: &Transmit) -> (u16, sma_sip::Response) {
+    match parsed(t) {
+        Message::Response(r) => (r.status, r),
+        Message::Request(r) => panic!("expected a response, got {}", r.method),
+    }
+}
+
+#[test]
+fn options_is_answered_with_capabilities() {
+    let mut sim = Sim::new(Transport::Udp);
+    let text = invite_text("z9hG4bKo1", "UDP", "")
+        .replace("INVITE sip", "OPTIONS sip")
+        .replace("1 INVITE", "1 OPTIONS");
+    let out = to_bob(&mut sim, &text);
+    let (status, r) = status_of(&out[0]);
+    assert_eq!(status, 200);
+    assert!(r.headers.get("Allow").unwrap().contains("INVITE"));
+    assert!(r.headers.get("Allow").unwrap().contains("UPDATE"));
+    assert_eq!(r.headers.get("Accept"), Some("application/sdp"));
+    assert_eq!(r.headers.get("Supported"), Some("timer"));
+}
+
+#[test]
+fn unsupported_required_extension_gets_420() {
+    let mut sim = Sim::new(Transport::Udp);
+    let out = to_bob(
+        &mut sim,
+        &invite_text("z9hG4bKq1", "UDP", "Require: 100rel, foo\n"),
+    );
+    let (status, r) = status_of(out.last().unwrap());
+    assert_eq!(status, 420);
+    assert_eq!(r.headers.get("Unsupported"), Some("100rel, foo"));
+    assert_eq!(sim.bob.call_count(), 0);
+}
+
+#[test]
+fn unknown_methods_get_501_and_known_unsupported_get_405() {
+    let mut sim = Sim::new(Transport::Udp);
+    let foo = invite_text("z9hG4bKm1", "UDP", "")
+        .replace("INVITE sip", "FOO sip")
+        .replace("1 INVITE", "1 FOO");
+    assert_eq!(status_of(&to_bob(&mut sim, &foo)[0]).0, 501);
+    let reg = invite_text("z9hG4bKm2", "UDP", "")
+        .replace("INVITE sip", "REGISTER sip")
+        .replace("1 INVITE", "1 REGISTER");
+    let (status, r) = status_of(&to_bob(&mut sim, &reg)[0]);
+    assert_eq!(status, 405);
+    assert!(r.headers.get("Allow").is_some());
+}
+
+#[test]
+fn max_forwards_zero_gets_483() {
+    let mut sim = Sim::new(Transport::Udp);
+    let text = invite_text("z9hG4bKh1", "UDP", "").replace("Max-Forwards: 70", "Max-Forwards: 0");
+    let out = to_bob(&mut sim, &text);
+    assert_eq!(status_of(out.last().unwrap()).0, 483);
+}
+
+#[test]
+fn requests_outside_any_dialog_get_481() {
+    let mut sim = Sim::new(Transport::Udp);
+    let bye = invite_text("z9hG4bKb1", "UDP", "")
+        .replace("INVITE sip", "BYE sip")
+        .replace("1 INVITE", "1 BYE")
+        .replace(
+            "To: <sip:+15550100@127.0.0.1>",
+            "To: <sip:+15550100@127.0.0.1>;tag=nope",
+        );
+    assert_eq!(status_of(&to_bob(&mut sim, &bye)[0]).0, 481);
+    let cancel = invite_text("z9hG4bKnomatch", "UDP", "")
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("1 INVITE", "1 CANCEL");
+    assert_eq!(status_of(&to_bob(&mut sim, &cancel)[0]).0, 481);
+}
+
+#[test]
+fn malformed_request_gets_400_naming_the_problem_and_garbage_is_counted() {
+    let mut sim = Sim::new(Transport::Udp);
+    let text = invite_text("z9hG4bKx1", "UDP", "").replace("CSeq: 1 INVITE", "CSeq: 1 BYE");
+    let out = to_bob(&mut sim, &text);
+    let (status, r) = status_of(&out[0]);
+    assert_eq!(status, 400);
+    assert!(r.reason.contains("CSeq method"), "{}", r.reason);
+    assert_eq!(out[0].destination, sim.alice_addr);
+    assert!(to_bob(&mut sim, "\u{1}\u{2}garbage\n\n").is_empty());
+    assert_eq!(sim.bob.counters.dropped, 1);
+    assert!(sim
+        .bob_events
+        .iter()
+        .any(|e| matches!(e, UaEvent::Dropped { .. })));
+}
+
+#[test]
+fn reinvite_for_hold_reaches_the_application_and_is_answered() {
+    let mut sim = Sim::new(Transport::Udp);
+    let a = call_out(&mut sim);
+    let b = incoming(&sim);
+    answer(&mut sim, b);
+    // Alice puts bob on hold with a re-INVITE built from her dialog.
+    let mut dialog = sim.alice.dialog(a).unwrap().clone();
+    let mut reinvite = dialog.request(sma_sip::Method::Invite, "z9hG4bKhold1", "test");
+    reinvite.headers.push("Content-Type", "application/sdp");
+    reinvite.body = SDP_OFFER.replace("sendrecv", "sendonly").into_bytes();
+    let text = String::from_utf8(reinvite.to_bytes()).unwrap();
+    let out = to_bob(&mut sim, &text);
+    assert_eq!(status_of(&out[0]).0, 100);
+    let (call, tx) = sim
+        .bob_events
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::Offer { call, tx, request } => {
+                assert!(String::from_utf8_lossy(&request.body).contains("sendonly"));
+                Some((*call, *tx))
+            }
+            _ => None,
+        })
+        .expect("offer event");
+    assert_eq!(call, b);
+    // A second offer while this one is pending gets 491.
+    let mut second = dialog.request(sma_sip::Method::Update, "z9hG4bKhold2", "test");
+    second.body = b"v=0\r\n".to_vec();
+    let out = to_bob(&mut sim, &String::from_utf8(second.to_bytes()).unwrap());
+    assert!(!out.is_empty(), "{:?}", sim.bob_events.last());
+    assert_eq!(status_of(&out[0]).0, 491);
+    let now = sim.now;
+    sim.bob
+        .answer_offer(b, tx, Ok(b"v=0\r\na=recvonly\r\n".to_vec()), now);
+    let mut sent = Vec::new();
+    while let Some(t) = sim.bob.poll_transmit() {
+        sent.push(t);
+    }
+    let (status, r) = status_of(&sent[0]);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("recvonly"));
+    // Out-of-order CSeq gets 500.
+    let mut stale = reinvite.clone();
+    stale.cseq.seq -= 5;
+    stale.via[0]
+        .params
+        .set("branch", Some("z9hG4bKstale".into()));
+    let out = to_bob(&mut sim, &String::from_utf8(stale.to_bytes()).unwrap());
+    assert_eq!(status_of(out.last().unwrap()).0, 500);
+}
+
+#[test]
+fn session_timer_refreshed_by_uac_else_bye_at_expiry() {
+    let mut sim = Sim::new(Transport::Udp);
+    call_out(&mut sim);
+    let b = incoming(&sim);
+    answer(&mut sim, b);
+    // Alice's INVITE offered Session-Expires 1800 and Supported: timer; bob lets her refresh.
+    let ok = sim
+        .wire
+        .iter()
+        .position(|(_, from, l)| *from == sim.bob_addr && l.starts_with("SIP/2.0 200"))
+        .unwrap();
+    let _ = ok;
+    sim.advance(secs(1700));
+    assert!(ended(&sim.bob_events).is_empty());
+    sim.advance(secs(100));
+    // 1800 - min(32, 600) = 1768 s without a refresh: bob ends the session.
+    assert_eq!(ended(&sim.bob_events), vec![EndReason::SessionExpired]);
+    let bye = sim.sent(sim.bob_addr, "BYE");
+    assert_eq!(bye.len(), 1);
+    assert_eq!(bye[0].as_secs(), 1768);
+}
+
+#[test]
+fn session_timer_with_uas_refresher_sends_update_at_half_interval() {
+    let mut sim = Sim::new(Transport::Udp);
+    let text = invite_text(
+        "z9hG4bKst1",
+        "UDP",
+        "Supported: timer\nSession-Expires: 120;refresher=uas\n",
+    );
+    let out = to_bob(&mut sim, &text);
+    assert_eq!(status_of(&out[0]).0, 100);
+    let b = incoming(&sim);
+    let now = sim.now;
+    sim.bob.answer(b, b"v=0\r\n".to_vec(), now);
+    let t = sim.bob.poll_transmit().unwrap();
+    let (status, r) = status_of(&t);
+    assert_eq!(status, 200);
+    assert_eq!(r.headers.get("Session-Expires"), Some("120;refresher=uas"));
+    assert_eq!(r.headers.get("Require"), Some("timer"));
+    // ACK it.
+    let ack = invite_text("z9hG4bKst1ack", "UDP", "")
+        .replace("INVITE sip", "ACK sip")
+        .replace("1 INVITE", "1 ACK")
+        .replace(
+            "To: <sip:+15550100@127.0.0.1>",
+            &format!("To: <sip:+15550100@127.0.0.1>;tag={}", r.to.tag().unwrap()),
+        );
+    to_bob(&mut sim, &ack);
+    assert_eq!(confirmed(&sim.bob_events), 1);
+    // Bob refreshes with UPDATE at 60 s.
+    sim.now += secs(60);
+    let now = sim.now;
+    sim.bob.handle_timeout(now);
+    let update = sim.bob.poll_transmit().expect("refresh");
+    assert!(first_line(&update).starts_with("UPDATE"));
+}
+
+#[test]
+fn too_small_session_interval_gets_422_with_min_se() {
+    let mut sim = Sim::new(Transport::Udp);
+    let out = to_bob(
+        &mut sim,
+        &invite_text("z9hG4bKst2", "UDP", "Session-Expires: 30\n"),
+    );
+    let (status, r) = status_of(out.last().unwrap());
+    assert_eq!(status, 422);
+    assert_eq!(r.headers.get("Min-SE"), Some("90"));
+}
