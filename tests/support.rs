@@ -135,3 +135,129 @@ impl Drop for PythonWebhook {
         let _ = self.child.wait();
     }
 }
+
+/// `sma serve` running on free loopback ports until dropped. Its log (stderr) goes to a file
+/// the test can read.
+pub struct Serve {
+    child: Child,
+    /// `(transport, address)` of each listener, from the lines `sma serve` prints.
+    pub listeners: Vec<(String, std::net::SocketAddr)>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Serve {
+    /// Starts `sma serve` with a config holding `config_toml` and the given listeners
+    /// (e.g. `udp:127.0.0.1:0`).
+    pub fn start(config_toml: &str, listen: &[&str], extra: &[&str]) -> Serve {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("sma.toml");
+        std::fs::write(&config, config_toml).expect("write sma.toml");
+        let log = dir.path().join("serve.log");
+        let mut cmd = Command::new(sma());
+        cmd.arg("serve").arg("--config").arg(&config);
+        for l in listen {
+            cmd.args(["--sip-listen", l]);
+        }
+        let mut child = cmd
+            .args(extra)
+            .env("SMA_LOG", "debug")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start sma serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut listeners = Vec::new();
+        for _ in 0..listen.len() {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("read a listening line");
+            let spec = line.trim().strip_prefix("listening ").unwrap_or_else(|| {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("sma serve did not start: {line:?}\n{log}")
+            });
+            let spec = spec.split(' ').next().unwrap_or(spec);
+            let (transport, addr) = spec.split_once(':').expect("transport:addr");
+            listeners.push((
+                transport.to_owned(),
+                addr.parse().expect("listener address"),
+            ));
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        Serve {
+            child,
+            listeners,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// The address of the first listener of a transport (`udp`, `tcp`, `tls`).
+    pub fn addr(&self, transport: &str) -> std::net::SocketAddr {
+        self.listeners
+            .iter()
+            .find(|(t, _)| t == transport)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("no {transport} listener"))
+    }
+
+    /// The log so far, without terminal colours.
+    pub fn log(&self) -> String {
+        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Waits until the log contains `needle` `count` times, or panics with the log.
+    pub fn wait_for_log(&self, needle: &str, count: usize, within: std::time::Duration) {
+        let end = std::time::Instant::now() + within;
+        loop {
+            let log = self.log();
+            if log.matches(needle).count() >= count {
+                return;
+            }
+            if std::time::Instant::now() > end {
+                panic!("`{needle}` not logged {count} times within {within:?}:\n{log}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A program from a Debian package the tests need (installed by `./dev setup`).
+pub fn require_program(name: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("`{name}` is missing: install the Debian package `{package}` (./dev setup does)")
+    })
+}

@@ -1,6 +1,9 @@
 //! `sma`: the SIP media application runtime.
 
+mod config;
 mod invoke;
+mod serve;
+mod sip;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -16,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run a handler against one invocation event and print its validated response.
     Invoke(invoke::InvokeArgs),
+    /// Run the node: answer SIP calls on the configured listeners.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,5 +34,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Invoke(args) => invoke::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -3,7 +3,10 @@
 mod common;
 
 use common::*;
-use sma_sip::message::{parse_message, Message, ParseErrorKind, ParseLimits, StreamFramer};
+use sma_sip::message::{
+    parse_message, reject_too_large, FramingError, Message, ParseErrorKind, ParseLimits,
+    StreamFramer,
+};
 
 const GOOD: &str = "INVITE sip:+15550100@sma.example;user=phone SIP/2.0\r\n\
 Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK74bf9;rport\r\n\
@@ -331,7 +334,12 @@ fn stream_framer_splits_by_content_length() {
         GOOD.replacen("Content-Length: 4", "Content-Length: 999999", 1)
             .as_bytes(),
     );
-    assert!(matches!(framer.next_frame(&limits), Some(Err(_))));
+    let Some(Err(FramingError::TooLarge { size, limit, head })) = framer.next_frame(&limits) else {
+        panic!("expected TooLarge")
+    };
+    let reply = reject_too_large(&head, size, limit).expect("addressable");
+    assert_eq!(reply.status, 513);
+    assert!(reply.reason.contains("65535-byte limit"), "{}", reply.reason);
 }
 
 #[test]

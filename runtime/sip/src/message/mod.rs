@@ -12,8 +12,8 @@ mod write;
 
 pub use header::{CSeq, NameAddr, Params, Via, MAGIC_COOKIE};
 pub use parse::{
-    parse_datagram, parse_message, FramingError, ParseError, ParseErrorKind, ParseLimits,
-    Rejection, StreamFramer,
+    parse_datagram, parse_message, reject_too_large, FramingError, ParseError, ParseErrorKind,
+    ParseLimits, Rejection, StreamFramer,
 };
 pub use uri::{Host, Scheme, Uri, UriError};
 

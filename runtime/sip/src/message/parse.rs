@@ -620,8 +620,13 @@ pub struct StreamFramer {
 pub enum FramingError {
     #[error("header section exceeds {0} bytes")]
     HeadTooLarge(usize),
+    /// `head` is the message's header section, so the caller can still answer 513.
     #[error("message of {size} bytes exceeds the {limit}-byte limit")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        size: usize,
+        limit: usize,
+        head: Vec<u8>,
+    },
     #[error("unreadable Content-Length in stream")]
     BadContentLength,
 }
@@ -667,6 +672,7 @@ impl StreamFramer {
             return Some(Err(FramingError::TooLarge {
                 size: total,
                 limit: limits.max_message_bytes,
+                head: self.buffer[..body_start].to_vec(),
             }));
         }
         if self.buffer.len() < total {
@@ -675,6 +681,19 @@ impl StreamFramer {
         let frame: Vec<u8> = self.buffer.drain(..total).collect();
         Some(Ok(frame))
     }
+}
+
+/// The 513 for a message too large to read whole, built from its header section alone.
+pub fn reject_too_large(head: &[u8], size: usize, limit: usize) -> Option<Rejection> {
+    let relaxed = ParseLimits {
+        max_message_bytes: usize::MAX,
+        ..ParseLimits::default()
+    };
+    let err = parse_message(head, &relaxed).err()?;
+    let mut reply = *err.reply?;
+    reply.status = 513;
+    reply.reason = format!("Message Too Large ({size} bytes exceeds the {limit}-byte limit)");
+    Some(reply)
 }
 
 /// Content-Length from a raw head; absent means 0.

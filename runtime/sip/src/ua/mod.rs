@@ -13,7 +13,8 @@ pub use dialog::{contact, local_via, Dialog, DialogState, Role};
 
 use crate::auth::Credentials;
 use crate::message::{
-    parse_message, Headers, Method, NameAddr, ParseLimits, Request, Response, Transport, Uri,
+    parse_message, Headers, Method, NameAddr, ParseLimits, Rejection, Request, Response, Transport,
+    Uri,
 };
 use crate::rng::IdGenerator;
 use crate::transaction::{
@@ -290,20 +291,7 @@ impl UserAgent {
                 self.process(local, now);
             }
             Err(err) => match err.reply {
-                Some(rejection) => {
-                    self.counters.rejected_malformed += 1;
-                    let destination = match &rejection.top_via {
-                        Some(via) if !transport.is_reliable() && !via.params.contains("rport") => {
-                            SocketAddr::new(source.ip(), via.port.unwrap_or(5060))
-                        }
-                        _ => source,
-                    };
-                    self.transactions.send_stateless(Transmit {
-                        destination,
-                        transport,
-                        bytes: rejection.to_bytes(),
-                    });
-                }
+                Some(rejection) => self.reject_stateless(&rejection, source, transport),
                 None => {
                     self.counters.dropped += 1;
                     self.events.push_back(UaEvent::Dropped {
@@ -313,6 +301,29 @@ impl UserAgent {
                 }
             },
         }
+    }
+
+    /// Sends a stateless error response to a request that could not be taken in (a parse
+    /// failure, or a stream message over the size limit: see
+    /// [`reject_too_large`](crate::message::reject_too_large)).
+    pub fn reject_stateless(
+        &mut self,
+        rejection: &Rejection,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
+        self.counters.rejected_malformed += 1;
+        let destination = match &rejection.top_via {
+            Some(via) if !transport.is_reliable() && !via.params.contains("rport") => {
+                SocketAddr::new(source.ip(), via.port.unwrap_or(5060))
+            }
+            _ => source,
+        };
+        self.transactions.send_stateless(Transmit {
+            destination,
+            transport,
+            bytes: rejection.to_bytes(),
+        });
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {

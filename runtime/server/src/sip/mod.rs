@@ -1,0 +1,5 @@
+//! SIP in the runtime: transports and the endpoint task around the sans-IO core.
+
+pub mod endpoint;
+pub mod tls;
+pub mod transport;

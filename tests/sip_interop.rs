@@ -1,0 +1,208 @@
+//! Interoperability of `sma serve` with SIP peers nobody here wrote: SIPp's built-in `uac`
+//! scenario and baresip, over UDP and TCP on loopback.
+
+use sma_e2e::{require_program, Serve};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn config(media_ports: (u16, u16)) -> String {
+    format!(
+        "[media]\nport_range = [{}, {}]\n",
+        media_ports.0, media_ports.1
+    )
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn sipp_uac(target: SocketAddr, transport: &str, calls: u32) -> Output {
+    let sipp = require_program("sipp", "sip-tester");
+    Command::new(sipp)
+        .args(["-sn", "uac", &target.to_string()])
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-ci", "127.0.0.1"])
+        .args(["-p", &free_port().to_string()])
+        .args(["-cp", &free_port().to_string()])
+        .args(["-mp", &free_port().to_string()])
+        .args(["-t", transport])
+        .args(["-m", &calls.to_string(), "-r", "20", "-d", "200"])
+        .args(["-timeout", "30", "-timeout_error", "-nostdin"])
+        .output()
+        .expect("run sipp")
+}
+
+#[test]
+fn sipp_uac_scenario_completes_over_udp_and_tcp() {
+    let serve = Serve::start(
+        &config((41000, 41999)),
+        &["udp:127.0.0.1:0", "tcp:127.0.0.1:0"],
+        &[],
+    );
+    let out = sipp_uac(serve.addr("udp"), "u1", 20);
+    assert!(
+        out.status.success(),
+        "sipp uac over UDP failed:\n{}\n{}",
+        text(&out),
+        serve.log()
+    );
+    serve.wait_for_log("reason=RemoteBye", 20, Duration::from_secs(10));
+    let out = sipp_uac(serve.addr("tcp"), "t1", 20);
+    assert!(
+        out.status.success(),
+        "sipp uac over TCP failed:\n{}\n{}",
+        text(&out),
+        serve.log()
+    );
+    serve.wait_for_log("reason=RemoteBye", 40, Duration::from_secs(10));
+    let log = serve.log();
+    assert_eq!(log.matches("media negotiated").count(), 40, "{log}");
+    assert!(!log.contains("offer not acceptable"), "{log}");
+}
+
+/// A baresip configuration in `dir` that plays a 30 s tone (a source that reaches its end
+/// hangs the call up) and uses RTP ports from `rtp_ports`.
+fn baresip_config(dir: &Path, rtp_ports: (u16, u16)) {
+    let rate = 8000u32;
+    let samples: Vec<u8> = (0..rate * 30)
+        .flat_map(|i| {
+            let s = (8000.0
+                * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / f64::from(rate)).sin())
+                as i16;
+            s.to_le_bytes()
+        })
+        .collect();
+    let mut wav = Vec::new();
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(rate * 2).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&samples);
+    std::fs::write(dir.join("tone.wav"), wav).expect("write tone");
+    let config = format!(
+        "poll_method epoll\n\
+sip_listen 127.0.0.1:0\n\
+audio_player aufile,{received}\n\
+audio_source aufile,{tone}\n\
+audio_alert aufile,/dev/null\n\
+rtp_ports {lo}-{hi}\n\
+module_path /usr/lib/baresip/modules\n\
+module g711.so\n\
+module aufile.so\n\
+module_app account.so\n\
+module_app menu.so\n",
+        received = dir.join("received.wav").display(),
+        tone = dir.join("tone.wav").display(),
+        lo = rtp_ports.0,
+        hi = rtp_ports.1,
+    );
+    std::fs::write(dir.join("config"), config).expect("write config");
+    std::fs::write(dir.join("accounts"), "<sip:tester@127.0.0.1>;regint=0\n").expect("accounts");
+}
+
+/// Runs baresip dialing `uri` for `seconds`, then it quits (hanging up if still in a call).
+fn baresip_dial(uri: &str, seconds: u32, rtp_ports: (u16, u16)) -> String {
+    let baresip = require_program("baresip", "baresip");
+    let dir = tempfile::tempdir().expect("tempdir");
+    baresip_config(dir.path(), rtp_ports);
+    let out = Command::new(baresip)
+        .args(["-n", "127.0.0.1", "-f"])
+        .arg(dir.path())
+        .args(["-e", &format!("/dial {uri}"), "-t", &seconds.to_string()])
+        .output()
+        .expect("run baresip");
+    text(&out)
+}
+
+/// The remote RTP port sma negotiated for the one call in its log.
+fn negotiated_remote_port(log: &str) -> u16 {
+    let line = log
+        .lines()
+        .find(|l| l.contains("media negotiated"))
+        .unwrap_or_else(|| panic!("no negotiation logged:\n{log}"));
+    let remote = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("remote="))
+        .expect("remote=");
+    remote.parse::<SocketAddr>().expect("remote address").port()
+}
+
+#[test]
+fn baresip_calls_over_udp_and_tcp_and_hangs_up() {
+    for (transport, rtp) in [("udp", (42000, 42099)), ("tcp", (42100, 42199))] {
+        let serve = Serve::start(
+            &config((43000, 43999)),
+            &[&format!("{transport}:127.0.0.1:0")],
+            &[],
+        );
+        let addr = serve.addr(transport);
+        let uri = format!("sip:+15550100@{addr};transport={transport}");
+        let out = baresip_dial(&uri, 4, rtp);
+        assert!(
+            out.contains("Call established"),
+            "{transport}: {out}\n{}",
+            serve.log()
+        );
+        assert!(
+            out.contains("Set audio encoder: PCMU"),
+            "{transport}: {out}"
+        );
+        serve.wait_for_log("reason=RemoteBye", 1, Duration::from_secs(5));
+        let log = serve.log();
+        assert!(
+            log.contains(&format!("transport={}", transport.to_uppercase())),
+            "{log}"
+        );
+        let port = negotiated_remote_port(&log);
+        assert!(
+            (rtp.0..=rtp.1).contains(&port),
+            "{transport}: baresip's RTP port {port} not negotiated from its range {rtp:?}\n{log}"
+        );
+        assert!(log.contains("local_port=43"), "{log}");
+    }
+}
+
+#[test]
+fn serve_hangs_up_baresip_calls_over_udp_and_tcp() {
+    for (transport, rtp) in [("udp", (42200, 42299)), ("tcp", (42300, 42399))] {
+        let serve = Serve::start(
+            &config((44000, 44999)),
+            &[&format!("{transport}:127.0.0.1:0")],
+            &["--hangup-after", "2"],
+        );
+        let addr = serve.addr(transport);
+        let uri = format!("sip:+15550100@{addr};transport={transport}");
+        let out = baresip_dial(&uri, 6, rtp);
+        assert!(
+            out.contains("Call established"),
+            "{transport}: {out}\n{}",
+            serve.log()
+        );
+        assert!(
+            out.contains("terminated (duration: 2 secs)"),
+            "{transport}: baresip did not see the BYE after 2 s:\n{out}\n{}",
+            serve.log()
+        );
+        serve.wait_for_log("reason=LocalBye", 1, Duration::from_secs(5));
+    }
+}
