@@ -74,7 +74,7 @@ fn sipp_uac_scenario_completes_over_udp_and_tcp() {
 
 /// A baresip configuration in `dir` that plays a 30 s tone (a source that reaches its end
 /// hangs the call up) and uses RTP ports from `rtp_ports`.
-fn baresip_config(dir: &Path, rtp_ports: (u16, u16)) {
+fn baresip_config(dir: &Path, rtp_ports: (u16, u16), ca_file: Option<&Path>) {
     let rate = 8000u32;
     let samples: Vec<u8> = (0..rate * 30)
         .flat_map(|i| {
@@ -116,15 +116,20 @@ module_app menu.so\n",
         lo = rtp_ports.0,
         hi = rtp_ports.1,
     );
+    let config = match ca_file {
+        // Trust sma's generated development certificate for TLS.
+        Some(ca) => format!("{config}sip_cafile {}\n", ca.display()),
+        None => config,
+    };
     std::fs::write(dir.join("config"), config).expect("write config");
     std::fs::write(dir.join("accounts"), "<sip:tester@127.0.0.1>;regint=0\n").expect("accounts");
 }
 
 /// Runs baresip dialing `uri` for `seconds`, then it quits (hanging up if still in a call).
-fn baresip_dial(uri: &str, seconds: u32, rtp_ports: (u16, u16)) -> String {
+fn baresip_dial(uri: &str, seconds: u32, rtp_ports: (u16, u16), ca_file: Option<&Path>) -> String {
     let baresip = require_program("baresip", "baresip");
     let dir = tempfile::tempdir().expect("tempdir");
-    baresip_config(dir.path(), rtp_ports);
+    baresip_config(dir.path(), rtp_ports, ca_file);
     let out = Command::new(baresip)
         .args(["-n", "127.0.0.1", "-f"])
         .arg(dir.path())
@@ -147,17 +152,34 @@ fn negotiated_remote_port(log: &str) -> u16 {
     remote.parse::<SocketAddr>().expect("remote address").port()
 }
 
+/// Starts `sma serve` on one listener; for TLS with a generated certificate written to
+/// `cert`.
+fn serve_on(transport: &str, media: (u16, u16), cert: &Path, extra: &[&str]) -> Serve {
+    let mut args: Vec<&str> = extra.to_vec();
+    let cert = cert.to_str().expect("utf-8 path");
+    if transport == "tls" {
+        args.extend(["--tls-dev-cert-out", cert]);
+    }
+    Serve::start(
+        &config(media),
+        &[&format!("{transport}:127.0.0.1:0")],
+        &args,
+    )
+}
+
 #[test]
-fn baresip_calls_over_udp_and_tcp_and_hangs_up() {
-    for (transport, rtp) in [("udp", (42000, 42099)), ("tcp", (42100, 42199))] {
-        let serve = Serve::start(
-            &config((43000, 43999)),
-            &[&format!("{transport}:127.0.0.1:0")],
-            &[],
-        );
+fn baresip_calls_over_udp_tcp_and_tls_and_hangs_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("dev.pem");
+    for (transport, rtp) in [
+        ("udp", (42000, 42099)),
+        ("tcp", (42100, 42199)),
+        ("tls", (42400, 42499)),
+    ] {
+        let serve = serve_on(transport, (43000, 43999), &cert, &[]);
         let addr = serve.addr(transport);
         let uri = format!("sip:+15550100@{addr};transport={transport}");
-        let out = baresip_dial(&uri, 4, rtp);
+        let out = baresip_dial(&uri, 4, rtp, (transport == "tls").then_some(cert.as_path()));
         assert!(
             out.contains("Call established"),
             "{transport}: {out}\n{}",
@@ -183,16 +205,18 @@ fn baresip_calls_over_udp_and_tcp_and_hangs_up() {
 }
 
 #[test]
-fn serve_hangs_up_baresip_calls_over_udp_and_tcp() {
-    for (transport, rtp) in [("udp", (42200, 42299)), ("tcp", (42300, 42399))] {
-        let serve = Serve::start(
-            &config((44000, 44999)),
-            &[&format!("{transport}:127.0.0.1:0")],
-            &["--hangup-after", "2"],
-        );
+fn serve_hangs_up_baresip_calls_over_udp_tcp_and_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("dev.pem");
+    for (transport, rtp) in [
+        ("udp", (42200, 42299)),
+        ("tcp", (42300, 42399)),
+        ("tls", (42500, 42599)),
+    ] {
+        let serve = serve_on(transport, (44000, 44999), &cert, &["--hangup-after", "2"]);
         let addr = serve.addr(transport);
         let uri = format!("sip:+15550100@{addr};transport={transport}");
-        let out = baresip_dial(&uri, 6, rtp);
+        let out = baresip_dial(&uri, 6, rtp, (transport == "tls").then_some(cert.as_path()));
         assert!(
             out.contains("Call established"),
             "{transport}: {out}\n{}",

@@ -339,7 +339,11 @@ fn stream_framer_splits_by_content_length() {
     };
     let reply = reject_too_large(&head, size, limit).expect("addressable");
     assert_eq!(reply.status, 513);
-    assert!(reply.reason.contains("65535-byte limit"), "{}", reply.reason);
+    assert!(
+        reply.reason.contains("65535-byte limit"),
+        "{}",
+        reply.reason
+    );
 }
 
 #[test]

@@ -40,11 +40,19 @@ pub struct Dialog {
     pub transport: Transport,
     /// Our address for Via and Contact.
     pub local_addr: SocketAddr,
+    /// The dialog began with a `sips:` Request-URI: Contacts are `sips:` too.
+    pub secure: bool,
 }
 
 impl Dialog {
     /// The next hop for an in-dialog request (RFC 3261 §12.2.1.1 with loose routing).
     pub fn next_hop(&self) -> SocketAddr {
+        // A caller that connected over TCP or TLS is reached back over its own connection
+        // (as RFC 5923 and SIP outbound do): its Contact may not accept connections, and
+        // this side may not be able to open TLS to it.
+        if self.role == Role::Uas && self.transport.is_reliable() {
+            return self.peer;
+        }
         let uri = match self.route_set.first() {
             Some(route) => &route.uri,
             None => &self.remote_target,
@@ -84,11 +92,22 @@ impl Dialog {
                 method,
             },
             max_forwards: 70,
-            contact: vec![contact(self.transport, self.local_addr)],
+            contact: vec![self.contact()],
             route: self.route_set.clone(),
             record_route: Vec::new(),
             headers,
             body: Vec::new(),
+        }
+    }
+}
+
+impl Dialog {
+    /// This side's Contact in the dialog.
+    pub fn contact(&self) -> NameAddr {
+        if self.secure {
+            secure_contact(self.local_addr)
+        } else {
+            contact(self.transport, self.local_addr)
         }
     }
 }
@@ -105,18 +124,25 @@ pub fn local_via(transport: Transport, local: SocketAddr, branch: &str) -> Via {
     via
 }
 
-/// Our Contact for a transport.
+/// Our Contact for a transport. Over TLS it is `sip:…;transport=tls` rather than `sips:`,
+/// which many deployed UAs (baresip among them) do not take in a Contact; a dialog that began
+/// with a `sips:` Request-URI gets [`secure_contact`].
 pub fn contact(transport: Transport, local: SocketAddr) -> NameAddr {
     let host = match local.ip() {
         IpAddr::V4(a) => Host::V4(a),
         IpAddr::V6(a) => Host::V6(a),
     };
     let mut uri = Uri::sip(Some("sma"), host, Some(local.port()));
-    if transport == Transport::Tls {
-        uri.scheme = crate::message::Scheme::Sips;
-    } else if transport != Transport::Udp {
+    if transport != Transport::Udp {
         uri.params
             .set("transport", Some(transport.as_str().to_ascii_lowercase()));
     }
+    NameAddr::new(uri)
+}
+
+/// A `sips:` Contact, for dialogs whose Request-URI was `sips:` (RFC 3261 §8.1.1.8).
+pub fn secure_contact(local: SocketAddr) -> NameAddr {
+    let mut uri = Uri::sip(Some("sma"), Host::from(local.ip()), Some(local.port()));
+    uri.scheme = crate::message::Scheme::Sips;
     NameAddr::new(uri)
 }

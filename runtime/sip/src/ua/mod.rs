@@ -9,7 +9,7 @@
 
 mod dialog;
 
-pub use dialog::{contact, local_via, Dialog, DialogState, Role};
+pub use dialog::{contact, local_via, secure_contact, Dialog, DialogState, Role};
 
 use crate::auth::Credentials;
 use crate::message::{
@@ -512,6 +512,7 @@ impl UserAgent {
             peer: response_destination(&request, source, transport),
             transport,
             local_addr: local,
+            secure: request.uri.scheme == crate::message::Scheme::Sips,
         };
         self.by_dialog
             .insert((request.call_id.clone(), local_tag), call);
@@ -748,7 +749,7 @@ impl UserAgent {
             return;
         };
         let mut r = request.response(200);
-        r.contact = vec![contact(c.dialog.transport, c.dialog.local_addr)];
+        r.contact = vec![c.dialog.contact()];
         r.headers.push("Allow", ALLOW);
         r.headers.push("Supported", SUPPORTED);
         if let Some(timer) = &c.session_timer {
@@ -823,7 +824,7 @@ impl UserAgent {
         };
         let mut r = c.invite.response(status);
         r.to = c.dialog.local.clone();
-        r.contact = vec![contact(c.dialog.transport, c.dialog.local_addr)];
+        r.contact = vec![c.dialog.contact()];
         if let Some(body) = body {
             r.headers.push("Content-Type", "application/sdp");
             r.body = body;
@@ -844,7 +845,7 @@ impl UserAgent {
         let mut r = invite.response(200);
         r.to = c.dialog.local.clone();
         r.record_route = invite.record_route.clone();
-        r.contact = vec![contact(c.dialog.transport, c.dialog.local_addr)];
+        r.contact = vec![c.dialog.contact()];
         r.headers.push("Allow", ALLOW);
         r.headers.push("Supported", SUPPORTED);
         r.headers.push("Server", self.config.user_agent.clone());
@@ -964,6 +965,7 @@ impl UserAgent {
             peer: out.destination,
             transport: out.transport,
             local_addr: out.local,
+            secure: out.target.scheme == crate::message::Scheme::Sips,
         };
         let branch = self.ids.branch();
         let mut headers = out.headers;
@@ -988,7 +990,7 @@ impl UserAgent {
                 method: Method::Invite,
             },
             max_forwards: 70,
-            contact: vec![contact(out.transport, out.local)],
+            contact: vec![dialog.contact()],
             route: Vec::new(),
             record_route: Vec::new(),
             headers,
