@@ -467,26 +467,183 @@ fn reinvite_for_hold_reaches_the_application_and_is_answered() {
 }
 
 #[test]
-fn session_timer_refreshed_by_uac_else_bye_at_expiry() {
+fn session_timer_is_refreshed_by_the_uac_with_update() {
     let mut sim = Sim::new(Transport::Udp);
     call_out(&mut sim);
     let b = incoming(&sim);
     answer(&mut sim, b);
-    // Alice's INVITE offered Session-Expires 1800 and Supported: timer; bob lets her refresh.
-    let ok = sim
-        .wire
-        .iter()
-        .position(|(_, from, l)| *from == sim.bob_addr && l.starts_with("SIP/2.0 200"))
-        .unwrap();
-    let _ = ok;
-    sim.advance(secs(1700));
-    assert!(ended(&sim.bob_events).is_empty());
-    sim.advance(secs(100));
-    // 1800 - min(32, 600) = 1768 s without a refresh: bob ends the session.
+    // Alice offered Session-Expires 1800 with Supported: timer; bob's 200 makes her refresher.
+    sim.advance(secs(4000));
+    assert!(ended(&sim.bob_events).is_empty(), "{:?}", sim.bob_events);
+    assert!(ended(&sim.alice_events).is_empty());
+    let updates = sim.sent(sim.alice_addr, "UPDATE");
+    assert_eq!(
+        updates.first().map(Duration::as_secs),
+        Some(900),
+        "refresh at half the interval"
+    );
+    assert!(updates.len() >= 4, "{updates:?}");
+}
+
+#[test]
+fn session_expires_without_refresh_and_the_uas_sends_bye() {
+    let mut sim = Sim::new(Transport::Udp);
+    let text = invite_text(
+        "z9hG4bKexp",
+        "UDP",
+        "Supported: timer\nSession-Expires: 1800;refresher=uac\n",
+    );
+    to_bob(&mut sim, &text);
+    let b = incoming(&sim);
+    let now = sim.now;
+    sim.bob.answer(b, b"v=0\r\n".to_vec(), now);
+    let ok = sim.bob.poll_transmit().unwrap();
+    let (_, r) = status_of(&ok);
+    assert_eq!(r.headers.get("Session-Expires"), Some("1800;refresher=uac"));
+    let ack = invite_text("z9hG4bKexpack", "UDP", "")
+        .replace("INVITE sip", "ACK sip")
+        .replace("1 INVITE", "1 ACK")
+        .replace(
+            "To: <sip:+15550100@127.0.0.1>",
+            &format!("To: <sip:+15550100@127.0.0.1>;tag={}", r.to.tag().unwrap()),
+        );
+    to_bob(&mut sim, &ack);
+    // No refresh ever comes: BYE at 1800 - min(32, 600) = 1768 s.
+    let start = sim.now;
+    sim.now = start + secs(1767);
+    let now = sim.now;
+    sim.bob.handle_timeout(now);
+    assert!(sim.bob.poll_transmit().is_none());
+    sim.now = start + secs(1768);
+    let now = sim.now;
+    sim.bob.handle_timeout(now);
+    let bye = sim.bob.poll_transmit().expect("BYE");
+    assert!(first_line(&bye).starts_with("BYE"));
+    while let Some(e) = sim.bob.poll_event() {
+        sim.bob_events.push(e);
+    }
     assert_eq!(ended(&sim.bob_events), vec![EndReason::SessionExpired]);
-    let bye = sim.sent(sim.bob_addr, "BYE");
-    assert_eq!(bye.len(), 1);
-    assert_eq!(bye[0].as_secs(), 1768);
+}
+
+#[test]
+fn reinvite_and_update_from_this_side_are_answered_and_acknowledged() {
+    let mut sim = Sim::new(Transport::Udp);
+    let a = call_out(&mut sim);
+    let b = incoming(&sim);
+    answer(&mut sim, b);
+    for invite in [true, false] {
+        let now = sim.now;
+        let hold = SDP_OFFER.replace("sendrecv", "sendonly").into_bytes();
+        assert!(sim.alice.reoffer(a, hold, invite, now));
+        sim.settle();
+        let tx = sim
+            .bob_events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                UaEvent::Offer { tx, .. } => Some(*tx),
+                _ => None,
+            })
+            .expect("bob got the offer");
+        let now = sim.now;
+        sim.bob
+            .answer_offer(b, tx, Ok(b"v=0\r\na=recvonly\r\n".to_vec()), now);
+        sim.settle();
+        let answered = sim
+            .alice_events
+            .iter()
+            .filter(|e| matches!(e, UaEvent::OfferAnswered { .. }))
+            .count();
+        assert_eq!(answered, if invite { 1 } else { 2 });
+    }
+    assert_eq!(
+        sim.sent(sim.alice_addr, "ACK").len(),
+        2,
+        "initial INVITE and re-INVITE"
+    );
+    sim.advance(secs(5));
+    assert_eq!(
+        sim.sent(sim.bob_addr, "SIP/2.0 200").len(),
+        3,
+        "the re-INVITE's 200 was acknowledged: no retransmission"
+    );
+    assert!(ended(&sim.bob_events).is_empty());
+}
+
+#[test]
+fn uac_answers_a_digest_challenge_once() {
+    use sma_sip::auth::{Credentials, DigestServer};
+    let mut sim = Sim::new(Transport::Udp);
+    let target = Uri::parse("sip:+15550100@127.0.0.1:5060").unwrap();
+    let now = sim.now;
+    let call = sim.alice.invite(
+        OutgoingCall {
+            target: target.clone(),
+            from: NameAddr::parse("<sip:alice@127.0.0.1>").unwrap(),
+            to: NameAddr::new(target),
+            destination: sim.bob_addr,
+            transport: Transport::Udp,
+            local: sim.alice_addr,
+            body: SDP_OFFER.as_bytes().to_vec(),
+            headers: Default::default(),
+            credentials: Some(Credentials {
+                username: "pbx".into(),
+                password: "s3cret".into(),
+            }),
+        },
+        now,
+    );
+    let server = DigestServer::new("sma.test", [9; 32], now);
+    let first = sim.alice.poll_transmit().unwrap();
+    let Message::Request(invite) = parsed(&first) else {
+        panic!()
+    };
+    let mut challenge = invite.response(407);
+    challenge.to = challenge.to.with_tag("srv");
+    for value in server.challenges(now, false) {
+        challenge.headers.push("Proxy-Authenticate", value);
+    }
+    sim.alice.handle_input(
+        &challenge.to_bytes(),
+        sim.bob_addr,
+        sim.alice_addr,
+        Transport::Udp,
+        now,
+    );
+    let mut sent: Vec<Transmit> = Vec::new();
+    while let Some(t) = sim.alice.poll_transmit() {
+        sent.push(t);
+    }
+    assert!(
+        first_line(&sent[0]).starts_with("ACK"),
+        "the 407 is acknowledged"
+    );
+    let Message::Request(retry) = parsed(&sent[1]) else {
+        panic!()
+    };
+    assert_eq!(retry.cseq.seq, invite.cseq.seq + 1);
+    assert_ne!(retry.branch(), invite.branch());
+    let lookup = |u: &str| (u == "pbx").then(|| "s3cret".to_string());
+    let auth = retry.headers.get("Proxy-Authorization");
+    assert_eq!(server.verify(auth, "INVITE", lookup, now).unwrap(), "pbx");
+    // A second challenge is not answered again: the call fails with it.
+    let mut again = retry.response(407);
+    again.to = again.to.with_tag("srv2");
+    for value in server.challenges(now, false) {
+        again.headers.push("Proxy-Authenticate", value);
+    }
+    sim.alice.handle_input(
+        &again.to_bytes(),
+        sim.bob_addr,
+        sim.alice_addr,
+        Transport::Udp,
+        now,
+    );
+    while let Some(e) = sim.alice.poll_event() {
+        sim.alice_events.push(e);
+    }
+    assert_eq!(ended(&sim.alice_events), vec![EndReason::Rejected(407)]);
+    let _ = call;
 }
 
 #[test]

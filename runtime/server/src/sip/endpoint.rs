@@ -206,7 +206,15 @@ impl Endpoint {
             UaEvent::Dropped { source, reason } => {
                 debug!(%source, %reason, "message dropped");
             }
-            UaEvent::Info { .. } | UaEvent::Progress { .. } | UaEvent::Answered { .. } => {}
+            UaEvent::OfferFailed { call, status } => {
+                if let Some(c) = self.calls.get(&call) {
+                    warn!(call_id = %c.call_id, status, "our offer was refused");
+                }
+            }
+            UaEvent::Info { .. }
+            | UaEvent::Progress { .. }
+            | UaEvent::Answered { .. }
+            | UaEvent::OfferAnswered { .. } => {}
         }
     }
 

@@ -112,6 +112,17 @@ pub enum UaEvent {
         tx: TransactionId,
         request: Request,
     },
+    /// The peer answered our re-INVITE or UPDATE (the ACK has been sent for a re-INVITE).
+    OfferAnswered {
+        call: CallHandle,
+        response: Response,
+    },
+    /// Our re-INVITE, UPDATE or session refresh failed with this status (408: no answer);
+    /// for 408 and 481 the call is being ended.
+    OfferFailed {
+        call: CallHandle,
+        status: u16,
+    },
     /// A mid-dialog INFO (already answered 200), e.g. SIP INFO DTMF.
     Info {
         call: CallHandle,
@@ -184,6 +195,19 @@ enum CallTimer {
     SessionExpiry,
 }
 
+/// Why this UA sent an in-dialog request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Bye,
+    Cancel,
+    /// A session refresh (RFC 4028): UPDATE without a body.
+    Refresh,
+    /// A new offer from the application: re-INVITE or UPDATE.
+    Reoffer {
+        invite: bool,
+    },
+}
+
 /// What the UAC needs to place a call.
 #[derive(Debug, Clone)]
 pub struct OutgoingCall {
@@ -207,8 +231,8 @@ pub struct UserAgent {
     /// (Call-ID, local tag) → call.
     by_dialog: HashMap<(String, String), CallHandle>,
     by_tx: HashMap<TransactionId, CallHandle>,
-    /// Client transactions for in-dialog requests this UA sent (BYE, UPDATE refreshes).
-    in_dialog_tx: HashMap<TransactionId, (CallHandle, Method)>,
+    /// Client transactions for in-dialog requests this UA sent.
+    in_dialog_tx: HashMap<TransactionId, (CallHandle, Purpose)>,
     timers: BinaryHeap<Reverse<(Instant, CallHandle, CallTimer)>>,
     armed: HashMap<(CallHandle, CallTimer), Instant>,
     next_call: u64,
@@ -909,7 +933,7 @@ impl UserAgent {
         let tx = self
             .transactions
             .send_request(bye, destination, transport, now);
-        self.in_dialog_tx.insert(tx, (call, Method::Bye));
+        self.in_dialog_tx.insert(tx, (call, Purpose::Bye));
     }
 
     fn cancel(&mut self, call: CallHandle, now: Instant) {
@@ -941,7 +965,79 @@ impl UserAgent {
         let tx = self
             .transactions
             .send_request(cancel, destination, transport, now);
-        self.in_dialog_tx.insert(tx, (call, Method::Cancel));
+        self.in_dialog_tx.insert(tx, (call, Purpose::Cancel));
+    }
+
+    /// Sends a new offer in a confirmed call (hold, resume, codec change): a re-INVITE, or an
+    /// UPDATE when `invite` is false. The outcome arrives as [`UaEvent::OfferAnswered`] or
+    /// [`UaEvent::OfferFailed`].
+    pub fn reoffer(&mut self, call: CallHandle, sdp: Vec<u8>, invite: bool, now: Instant) -> bool {
+        let branch = self.ids.branch();
+        let ua = self.config.user_agent.clone();
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        if c.state != CallState::Confirmed || c.pending_offer.is_some() {
+            return false;
+        }
+        let method = if invite {
+            Method::Invite
+        } else {
+            Method::Update
+        };
+        let mut request = c.dialog.request(method, &branch, &ua);
+        request.headers.push("Content-Type", "application/sdp");
+        request.body = sdp;
+        let (destination, transport) = (c.dialog.next_hop(), c.dialog.transport);
+        let tx = self
+            .transactions
+            .send_request(request, destination, transport, now);
+        self.in_dialog_tx
+            .insert(tx, (call, Purpose::Reoffer { invite }));
+        true
+    }
+
+    fn on_reoffer_response(
+        &mut self,
+        call: CallHandle,
+        invite: bool,
+        response: Response,
+        now: Instant,
+    ) {
+        if response.is_success() {
+            if invite {
+                // ACK every 2xx (retransmissions included): it has no transaction of its own.
+                let branch = self.ids.branch();
+                let ua = self.config.user_agent.clone();
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return;
+                };
+                let mut ack = c.dialog.request(Method::Ack, &branch, &ua);
+                ack.cseq.seq = response.cseq.seq;
+                ack.contact.clear();
+                let transmit = Transmit {
+                    destination: c.dialog.next_hop(),
+                    transport: c.dialog.transport,
+                    bytes: ack.to_bytes(),
+                };
+                self.transactions.send_stateless(transmit);
+            }
+            if self
+                .calls
+                .get(&call)
+                .is_some_and(|c| c.session_timer.is_some())
+            {
+                self.start_session_timer(call, now);
+            }
+            self.events
+                .push_back(UaEvent::OfferAnswered { call, response });
+        } else {
+            let status = response.status;
+            self.events.push_back(UaEvent::OfferFailed { call, status });
+            if matches!(status, 408 | 481) {
+                self.send_bye(call, now);
+            }
+        }
     }
 
     /// Places a call.
@@ -1020,11 +1116,16 @@ impl UserAgent {
     }
 
     fn on_response(&mut self, id: TransactionId, response: Response, now: Instant) {
-        if let Some((call, method)) = self.in_dialog_tx.get(&id).cloned() {
+        if let Some((call, purpose)) = self.in_dialog_tx.get(&id).copied() {
             if response.status >= 200 {
-                match method {
-                    Method::Bye => self.end(call, EndReason::LocalBye),
-                    Method::Update if response.is_success() => self.start_session_timer(call, now),
+                match purpose {
+                    Purpose::Bye => self.end(call, EndReason::LocalBye),
+                    Purpose::Refresh if response.is_success() => {
+                        self.start_session_timer(call, now)
+                    }
+                    Purpose::Reoffer { invite } => {
+                        self.on_reoffer_response(call, invite, response, now)
+                    }
                     _ => {}
                 }
             }
@@ -1064,6 +1165,19 @@ impl UserAgent {
             }
             c.dialog.route_set = response.record_route.iter().rev().cloned().collect();
             c.dialog.state = DialogState::Confirmed;
+            // RFC 4028 §7.2: the UAS's Session-Expires says who refreshes.
+            c.session_timer = response.headers.get("Session-Expires").and_then(|value| {
+                let mut parts = value.split(';');
+                let interval: u32 = parts.next()?.trim().parse().ok()?;
+                let refresher = parts
+                    .filter_map(|p| p.trim().split_once('='))
+                    .find(|(k, _)| k.eq_ignore_ascii_case("refresher"))
+                    .map(|(_, v)| v.trim().to_ascii_lowercase());
+                Some(SessionTimer {
+                    interval,
+                    we_refresh: refresher.as_deref() != Some("uas"),
+                })
+            });
             let cancelled = c.state == CallState::Terminating;
             c.state = CallState::Confirmed;
             // §13.2.2.4: the ACK for a 2xx is a new transaction-less request, same CSeq number.
@@ -1083,6 +1197,7 @@ impl UserAgent {
             c.ack = Some(transmit.clone());
             self.transactions.send_stateless(transmit);
             if first {
+                self.start_session_timer(call, now);
                 self.events.push_back(UaEvent::Answered { call, response });
             }
             if cancelled {
@@ -1172,10 +1287,16 @@ impl UserAgent {
         let _ = source;
     }
 
-    fn on_timeout(&mut self, id: TransactionId, _now: Instant) {
-        if let Some((call, method)) = self.in_dialog_tx.get(&id).cloned() {
-            if matches!(method, Method::Bye | Method::Cancel) {
-                self.end(call, EndReason::Timeout);
+    fn on_timeout(&mut self, id: TransactionId, now: Instant) {
+        if let Some((call, purpose)) = self.in_dialog_tx.get(&id).copied() {
+            match purpose {
+                Purpose::Bye | Purpose::Cancel => self.end(call, EndReason::Timeout),
+                // RFC 3261 §12.2.1.2: a timed-out in-dialog request ends the dialog.
+                Purpose::Refresh | Purpose::Reoffer { .. } => {
+                    self.events
+                        .push_back(UaEvent::OfferFailed { call, status: 408 });
+                    self.send_bye(call, now);
+                }
             }
             return;
         }
@@ -1240,16 +1361,20 @@ impl UserAgent {
                 }
                 let mut update = c.dialog.request(Method::Update, &branch, &ua);
                 if let Some(timer) = &c.session_timer {
+                    let refresher = match c.dialog.role {
+                        Role::Uac => "uac",
+                        Role::Uas => "uas",
+                    };
                     update.headers.push(
                         "Session-Expires",
-                        format!("{};refresher=uas", timer.interval),
+                        format!("{};refresher={refresher}", timer.interval),
                     );
                 }
                 let (destination, transport) = (c.dialog.next_hop(), c.dialog.transport);
                 let tx = self
                     .transactions
                     .send_request(update, destination, transport, now);
-                self.in_dialog_tx.insert(tx, (call, Method::Update));
+                self.in_dialog_tx.insert(tx, (call, Purpose::Refresh));
             }
             CallTimer::SessionExpiry => {
                 if self
