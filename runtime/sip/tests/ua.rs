@@ -693,3 +693,35 @@ fn too_small_session_interval_gets_422_with_min_se() {
     assert_eq!(status, 422);
     assert_eq!(r.headers.get("Min-SE"), Some("90"));
 }
+
+#[test]
+fn uas_hangup_before_the_ack_waits_for_it() {
+    let mut sim = Sim::new(Transport::Udp);
+    let mut held = true;
+    // The first ACK is lost, so bob's hang-up comes while the 2xx is unacknowledged.
+    sim.drop = Box::new(move |_, line| {
+        if line.starts_with("ACK") && held {
+            held = false;
+            return true;
+        }
+        false
+    });
+    call_out(&mut sim);
+    let b = incoming(&sim);
+    answer(&mut sim, b);
+    let now = sim.now;
+    sim.bob.hangup(b, 480, now);
+    sim.settle();
+    assert!(
+        sim.sent(sim.bob_addr, "BYE").is_empty(),
+        "no BYE before the ACK"
+    );
+    sim.advance(secs(1));
+    assert_eq!(
+        sim.sent(sim.bob_addr, "BYE"),
+        vec![ms(500)],
+        "BYE right after the ACK"
+    );
+    assert_eq!(ended(&sim.alice_events), vec![EndReason::RemoteBye]);
+    assert_eq!(ended(&sim.bob_events), vec![EndReason::LocalBye]);
+}

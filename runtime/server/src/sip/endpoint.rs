@@ -184,7 +184,7 @@ impl Endpoint {
                 info!(%source, %transport, to = %invite.uri, from = %invite.from.uri, "incoming call");
                 self.answer(call, &invite.body, now);
             }
-            UaEvent::Confirmed { call } => {
+            UaEvent::Confirmed { call, .. } => {
                 if let Some(c) = self.calls.get(&call) {
                     info!(call_id = %c.call_id, "call confirmed");
                 }

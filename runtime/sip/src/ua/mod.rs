@@ -102,9 +102,11 @@ pub enum UaEvent {
         call: CallHandle,
         response: Response,
     },
-    /// The ACK for our answer arrived: media flows both ways.
+    /// The ACK for our answer arrived: media flows both ways. `sdp` is the ACK's body: the
+    /// answer when the INVITE had no offer and ours went in the 200.
     Confirmed {
         call: CallHandle,
+        sdp: Vec<u8>,
     },
     /// A re-INVITE or UPDATE with a new offer. Reply with [`UserAgent::answer_offer`].
     Offer {
@@ -186,6 +188,8 @@ struct Call {
     pending_offer: Option<TransactionId>,
     /// UAC: ACK bytes for retransmitted 2xx.
     ack: Option<Transmit>,
+    /// UAS: the application hung up before the ACK arrived.
+    bye_after_ack: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -554,6 +558,7 @@ impl UserAgent {
                 auth_attempted: false,
                 pending_offer: None,
                 ack: None,
+                bye_after_ack: false,
             },
         );
         self.events.push_back(UaEvent::IncomingCall {
@@ -647,6 +652,7 @@ impl UserAgent {
         }
         c.pending_2xx = None;
         let initial = c.state == CallState::Answered;
+        let bye_now = c.bye_after_ack;
         if initial {
             c.state = CallState::Confirmed;
             c.dialog.state = DialogState::Confirmed;
@@ -654,7 +660,13 @@ impl UserAgent {
         self.disarm(call, CallTimer::Retransmit2xx);
         if initial {
             self.start_session_timer(call, now);
-            self.events.push_back(UaEvent::Confirmed { call });
+            self.events.push_back(UaEvent::Confirmed {
+                call,
+                sdp: ack.body.clone(),
+            });
+        }
+        if bye_now {
+            self.send_bye(call, now);
         }
     }
 
@@ -911,6 +923,12 @@ impl UserAgent {
         match (c.dialog.role, c.state) {
             (_, CallState::Terminating) => {}
             (Role::Uas, CallState::Early) => self.reject(call, status_if_unanswered, now),
+            // RFC 3261 §15.1.1: no BYE before the ACK for our 2xx (or its timeout).
+            (Role::Uas, CallState::Answered) => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.bye_after_ack = true;
+                }
+            }
             (Role::Uac, CallState::Early) => self.cancel(call, now),
             _ => self.send_bye(call, now),
         }
@@ -1110,6 +1128,7 @@ impl UserAgent {
                 auth_attempted: false,
                 pending_offer: None,
                 ack: None,
+                bye_after_ack: false,
             },
         );
         call
