@@ -48,6 +48,22 @@ fn parse_and_serialize(bytes: &[u8], limits: &ParseLimits) -> usize {
     m.to_bytes().len()
 }
 
+/// The same work with rsip 0.4, the crate the issue suggested, as a same-run baseline. rsip
+/// parses headers lazily (typed access happens later), so the typed headers the core needs are
+/// read here too, to compare like with like.
+fn rsip_parse_and_serialize(bytes: &[u8]) -> usize {
+    use rsip::prelude::*;
+    let message = rsip::SipMessage::try_from(bytes).expect("rsip parses");
+    if let rsip::SipMessage::Request(r) = &message {
+        black_box(r.via_header().and_then(|v| v.typed()).ok());
+        black_box(r.from_header().and_then(|v| v.typed()).ok());
+        black_box(r.to_header().and_then(|v| v.typed()).ok());
+        black_box(r.cseq_header().and_then(|v| v.typed()).ok());
+        black_box(r.call_id_header().ok());
+    }
+    message.to_string().len()
+}
+
 /// One whole call between two user agents; returns the messages exchanged.
 fn one_call(alice: &mut UserAgent, bob: &mut UserAgent, now: Instant) -> usize {
     let (a_addr, b_addr): (SocketAddr, SocketAddr) = (
@@ -121,6 +137,9 @@ fn main() {
     c.bench_function("sip/parse+serialize INVITE with SDP", |b| {
         b.iter(|| parse_and_serialize(black_box(INVITE.as_bytes()), &limits))
     });
+    c.bench_function("sip/baseline: rsip parse+serialize INVITE with SDP", |b| {
+        b.iter(|| rsip_parse_and_serialize(black_box(INVITE.as_bytes())))
+    });
     let mut alice = UserAgent::new(UaConfig::default());
     let mut bob = UserAgent::new(UaConfig {
         seed: 99,
@@ -138,6 +157,11 @@ fn main() {
         black_box(parse_and_serialize(INVITE.as_bytes(), &limits));
     }
     let per_sec = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for _ in 0..n {
+        black_box(rsip_parse_and_serialize(INVITE.as_bytes()));
+    }
+    let rsip_per_sec = n as f64 / t.elapsed().as_secs_f64();
     let calls = if quick() { 2_000 } else { 20_000 };
     let t = Instant::now();
     let mut messages = 0;
@@ -147,6 +171,10 @@ fn main() {
     let elapsed = t.elapsed().as_secs_f64();
     println!("\nSIP core throughput (one thread):");
     println!("  parse+serialize INVITE with SDP   {per_sec:>10.0} messages/s");
+    println!(
+        "  same with rsip 0.4 (baseline)     {rsip_per_sec:>10.0} messages/s  (sma-sip is {:.2}x)",
+        per_sec / rsip_per_sec
+    );
     println!(
         "  whole calls through two UAs       {:>10.0} calls/s  ({:.0} messages/s, {} messages per call)",
         calls as f64 / elapsed,

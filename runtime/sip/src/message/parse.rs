@@ -9,6 +9,7 @@
 use super::header::{CSeq, NameAddr, Via};
 use super::uri::{Uri, UriError};
 use super::{reason_phrase, Headers, Message, Method, Request, Response};
+use std::borrow::Cow;
 
 /// Bounds on what the parser accepts.
 #[derive(Debug, Clone, Copy)]
@@ -142,6 +143,10 @@ fn canonical_name(name: &str) -> Option<&'static str> {
         "Retry-After",
         "Timestamp",
     ];
+    // Most senders use the canonical case: an exact match first is cheaper.
+    if let Some(exact) = NAMES.iter().copied().find(|n| *n == name) {
+        return Some(exact);
+    }
     if name.len() == 1 {
         return Some(match name.as_bytes()[0].to_ascii_lowercase() {
             b'v' => "Via",
@@ -175,6 +180,26 @@ struct RawCore {
 }
 
 impl RawCore {
+    fn from_fields(fields: &[(&'static str, Cow<str>)]) -> RawCore {
+        let mut raw = RawCore::default();
+        for (name, value) in fields {
+            let first = |slot: &mut Option<String>| {
+                if slot.is_none() {
+                    *slot = Some(value.to_string());
+                }
+            };
+            match *name {
+                "Via" => raw.via.push(value.to_string()),
+                "From" => first(&mut raw.from),
+                "To" => first(&mut raw.to),
+                "Call-ID" => first(&mut raw.call_id),
+                "CSeq" => first(&mut raw.cseq),
+                _ => {}
+            }
+        }
+        raw
+    }
+
     fn rejection(&self, status: u16, why: &str) -> Option<Box<Rejection>> {
         let top_via = self
             .via
@@ -245,36 +270,15 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
     let start_line = lines.next().unwrap_or("");
     let start = StartLine::parse(start_line);
 
-    // Gather header fields (unfolding continuation lines) and the raw core for replies.
-    let mut fields: Vec<(&'static str, String)> = Vec::new();
-    let mut other = Headers::new();
-    let mut raw = RawCore::default();
+    // Gather header fields, unfolding continuation lines. Values borrow from the input unless
+    // a folded line forced a copy.
+    let mut fields: Vec<(&str, Cow<str>)> = Vec::with_capacity(24);
     let mut count = 0usize;
-    let mut pending: Option<(String, String)> = None;
-    let finish = |name: String,
-                  value: String,
-                  raw: &mut RawCore,
-                  fields: &mut Vec<(&'static str, String)>,
-                  other: &mut Headers| {
-        match canonical_name(&name) {
-            Some(canonical) => {
-                match canonical {
-                    "Via" => raw.via.push(value.clone()),
-                    "From" => raw.from = raw.from.take().or(Some(value.clone())),
-                    "To" => raw.to = raw.to.take().or(Some(value.clone())),
-                    "Call-ID" => raw.call_id = raw.call_id.take().or(Some(value.clone())),
-                    "CSeq" => raw.cseq = raw.cseq.take().or(Some(value.clone())),
-                    _ => {}
-                }
-                fields.push((canonical, value));
-            }
-            None => other.push(name, value),
-        }
-    };
     for line in lines {
         if line.starts_with(' ') || line.starts_with('\t') {
-            match pending.as_mut() {
+            match fields.last_mut() {
                 Some((_, value)) => {
+                    let value = value.to_mut();
                     value.push(' ');
                     value.push_str(line.trim());
                     if value.len() > limits.max_header_line_bytes {
@@ -288,9 +292,6 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
                 }
             }
             continue;
-        }
-        if let Some((name, value)) = pending.take() {
-            finish(name, value, &mut raw, &mut fields, &mut other);
         }
         count += 1;
         if count > limits.max_headers {
@@ -306,21 +307,28 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
                 if !name.trim_end().is_empty()
                     && name.trim_end().bytes().all(super::is_token_byte) =>
             {
-                pending = Some((name.trim_end().to_owned(), value.trim().to_owned()));
+                fields.push((name.trim_end(), Cow::Borrowed(value.trim())));
             }
             _ => {
                 header_error.get_or_insert(ParseErrorKind::HeaderLine(truncate(line)));
             }
         }
     }
-    if let Some((name, value)) = pending.take() {
-        finish(name, value, &mut raw, &mut fields, &mut other);
+    // Known headers by canonical name (compact forms expanded); the rest kept as they came.
+    let mut known: Vec<(&'static str, Cow<str>)> = Vec::with_capacity(fields.len());
+    let mut other = Headers::new();
+    for (name, value) in fields {
+        match canonical_name(name) {
+            Some(canonical) => known.push((canonical, value)),
+            None => other.push(name, value.into_owned()),
+        }
     }
+    let raw = || RawCore::from_fields(&known);
 
     let is_request = matches!(start, Ok(StartLine::Request { .. }));
     let fail = |kind: ParseErrorKind, status: u16| {
         let reply = if is_request {
-            raw.rejection(status, &kind.to_string())
+            raw().rejection(status, &kind.to_string())
         } else {
             None
         };
@@ -340,7 +348,7 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
         Err(kind @ ParseErrorKind::Version(_)) => {
             let is_req = !start_line.starts_with("SIP/");
             let reply = if is_req {
-                raw.rejection(505, &kind.to_string())
+                raw().rejection(505, &kind.to_string())
             } else {
                 None
             };
@@ -353,7 +361,7 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
     }
 
     let mut core = Core::default();
-    for (name, value) in fields {
+    for (name, value) in &known {
         core.take(name, value, &mut other)
             .map_err(|kind| fail(kind, 400))?;
     }
@@ -541,7 +549,7 @@ impl Core {
     fn take(
         &mut self,
         name: &'static str,
-        value: String,
+        value: &str,
         other: &mut Headers,
     ) -> Result<(), ParseErrorKind> {
         let bad = |why: String| ParseErrorKind::BadHeader { name, why };
@@ -554,28 +562,28 @@ impl Core {
         };
         match name {
             "Via" => {
-                for v in super::header::split_outside_quotes(&value, b',') {
+                for v in super::header::split_outside_quotes(value, b',') {
                     self.via.push(Via::parse(v).map_err(bad)?);
                 }
             }
             "From" => {
                 once(self.from.is_some())?;
-                self.from = Some(NameAddr::parse(&value).map_err(|e| bad(e.to_string()))?);
+                self.from = Some(NameAddr::parse(value).map_err(|e| bad(e.to_string()))?);
             }
             "To" => {
                 once(self.to.is_some())?;
-                self.to = Some(NameAddr::parse(&value).map_err(|e| bad(e.to_string()))?);
+                self.to = Some(NameAddr::parse(value).map_err(|e| bad(e.to_string()))?);
             }
             "Call-ID" => {
                 once(self.call_id.is_some())?;
                 if value.is_empty() || value.bytes().any(|b| b.is_ascii_whitespace() || b == 0) {
-                    return Err(bad(format!("`{}` is not a word", truncate(&value))));
+                    return Err(bad(format!("`{}` is not a word", truncate(value))));
                 }
-                self.call_id = Some(value);
+                self.call_id = Some(value.to_owned());
             }
             "CSeq" => {
                 once(self.cseq.is_some())?;
-                self.cseq = Some(CSeq::parse(&value).map_err(bad)?);
+                self.cseq = Some(CSeq::parse(value).map_err(bad)?);
             }
             "Max-Forwards" => {
                 once(self.max_forwards.is_some())?;
@@ -583,26 +591,26 @@ impl Core {
                     .parse::<u32>()
                     .ok()
                     .filter(|n| *n <= 255)
-                    .ok_or_else(|| bad(format!("`{}` is not 0-255", truncate(&value))))?;
+                    .ok_or_else(|| bad(format!("`{}` is not 0-255", truncate(value))))?;
                 self.max_forwards = Some(n);
             }
             "Content-Length" => {
                 once(self.content_length.is_some())?;
                 let n = value
                     .parse::<usize>()
-                    .map_err(|_| bad(format!("`{}` is not a length", truncate(&value))))?;
+                    .map_err(|_| bad(format!("`{}` is not a length", truncate(value))))?;
                 self.content_length = Some(n);
             }
             "Contact" if value == "*" => other.push(name, value),
             "Contact" => self
                 .contact
-                .extend(NameAddr::parse_list(&value).map_err(|e| bad(e.to_string()))?),
+                .extend(NameAddr::parse_list(value).map_err(|e| bad(e.to_string()))?),
             "Route" => self
                 .route
-                .extend(NameAddr::parse_list(&value).map_err(|e| bad(e.to_string()))?),
+                .extend(NameAddr::parse_list(value).map_err(|e| bad(e.to_string()))?),
             "Record-Route" => self
                 .record_route
-                .extend(NameAddr::parse_list(&value).map_err(|e| bad(e.to_string()))?),
+                .extend(NameAddr::parse_list(value).map_err(|e| bad(e.to_string()))?),
             _ => other.push(name, value),
         }
         Ok(())
