@@ -725,3 +725,41 @@ fn uas_hangup_before_the_ack_waits_for_it() {
     assert_eq!(ended(&sim.alice_events), vec![EndReason::RemoteBye]);
     assert_eq!(ended(&sim.bob_events), vec![EndReason::LocalBye]);
 }
+
+#[test]
+fn record_route_becomes_the_route_set_of_in_dialog_requests() {
+    let mut sim = Sim::new(Transport::Udp);
+    let text = invite_text(
+        "z9hG4bKrr1",
+        "UDP",
+        "Record-Route: <sip:10.0.0.9:5099;lr>, <sip:10.0.0.8;lr>\n",
+    );
+    to_bob(&mut sim, &text);
+    let b = incoming(&sim);
+    let now = sim.now;
+    sim.bob.answer(b, b"v=0\r\n".to_vec(), now);
+    let ok = sim.bob.poll_transmit().unwrap();
+    let (_, r) = status_of(&ok);
+    assert_eq!(r.record_route.len(), 2, "the 200 echoes Record-Route");
+    let ack = invite_text("z9hG4bKrr1ack", "UDP", "")
+        .replace("INVITE sip", "ACK sip")
+        .replace("1 INVITE", "1 ACK")
+        .replace(
+            "To: <sip:+15550100@127.0.0.1>",
+            &format!("To: <sip:+15550100@127.0.0.1>;tag={}", r.to.tag().unwrap()),
+        );
+    to_bob(&mut sim, &ack);
+    let now = sim.now;
+    sim.bob.hangup(b, 480, now);
+    let bye = sim.bob.poll_transmit().expect("BYE");
+    let Message::Request(bye_req) = parsed(&bye) else {
+        panic!()
+    };
+    // UAS: the route set is the Record-Route in order; the BYE goes to the first (loose) route
+    // with the caller's Contact as Request-URI.
+    assert_eq!(bye.destination, addr("10.0.0.9:5099"));
+    assert_eq!(bye_req.route.len(), 2);
+    assert_eq!(bye_req.route[0].uri.to_string(), "sip:10.0.0.9:5099;lr");
+    assert_eq!(bye_req.uri.to_string(), "sip:alice@127.0.0.1:5070");
+    assert_eq!(bye_req.to.tag(), Some("from1"));
+}
