@@ -1,0 +1,122 @@
+//! Per-frame costs of the media cores: G.711 encode/decode and in-band DTMF detection of one
+//! 20 ms frame, and RFC 4733 packet handling. Prints frames per second per core next to
+//! criterion's timings, with a memcpy of the same frame as the same-run baseline.
+//! `SMA_BENCH_QUICK=1` shortens the run (CI).
+
+use criterion::Criterion;
+use sma_media::codec::AudioCodec;
+use sma_media::dtmf::detector::{DetectorConfig, DtmfDetector};
+use sma_media::dtmf::rfc4733::{event_packets, EventReceiver};
+use sma_media::dtmf::tone::ToneGenerator;
+use sma_media::dtmf::Digit;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+fn quick() -> bool {
+    std::env::var_os("SMA_BENCH_QUICK").is_some()
+}
+
+fn speechlike_frame() -> Vec<i16> {
+    // A 200 Hz buzz with harmonics: a voiced frame, the detector's common case.
+    (0..160)
+        .map(|i| {
+            let t = i as f32 / 8000.0;
+            let v: f32 = (1..12)
+                .map(|k| (std::f32::consts::TAU * 200.0 * k as f32 * t).sin() * 3000.0 / k as f32)
+                .sum();
+            v as i16
+        })
+        .collect()
+}
+
+fn per_second(mut f: impl FnMut(), n: u32) -> f64 {
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    f64::from(n) / t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .warm_up_time(Duration::from_millis(if quick() { 200 } else { 1000 }))
+        .measurement_time(Duration::from_millis(if quick() { 500 } else { 3000 }));
+    let frame = speechlike_frame();
+    let mut pcmu = Vec::new();
+    AudioCodec::Pcmu.encode(&frame, &mut pcmu);
+    let mut tone = Vec::new();
+    ToneGenerator::digit(8000, Digit::new('5').unwrap(), -10.0).fill(160, &mut tone);
+
+    let mut out = Vec::with_capacity(160);
+    let mut bytes = Vec::with_capacity(160);
+    let mut copy = vec![0i16; 160];
+    let mut digits = Vec::new();
+    let mut detector = DtmfDetector::new(DetectorConfig::default());
+    c.bench_function("media/baseline: copy a 20 ms frame", |b| {
+        b.iter(|| copy.copy_from_slice(black_box(&frame)))
+    });
+    c.bench_function("media/PCMU encode 20 ms", |b| {
+        b.iter(|| {
+            bytes.clear();
+            AudioCodec::Pcmu.encode(black_box(&frame), &mut bytes)
+        })
+    });
+    c.bench_function("media/PCMU decode 20 ms", |b| {
+        b.iter(|| {
+            out.clear();
+            AudioCodec::Pcmu.decode(black_box(&pcmu), &mut out)
+        })
+    });
+    c.bench_function("media/DTMF detect 20 ms (speech)", |b| {
+        b.iter(|| detector.process(black_box(&frame), &mut digits))
+    });
+    c.bench_function("media/DTMF detect 20 ms (tone)", |b| {
+        b.iter(|| detector.process(black_box(&tone), &mut digits))
+    });
+    let packets = event_packets(Digit::new('#').unwrap(), 100, 10, 20, 8000);
+    let mut receiver = EventReceiver::new();
+    let mut reports = Vec::new();
+    let mut ts = 0u32;
+    c.bench_function("media/RFC 4733 receive one key press (7 packets)", |b| {
+        b.iter(|| {
+            ts = ts.wrapping_add(8000);
+            reports.clear();
+            for p in &packets {
+                receiver.receive(ts, &p.payload.to_bytes(), &mut reports);
+            }
+        })
+    });
+
+    let n = if quick() { 20_000 } else { 200_000 };
+    let base = per_second(|| copy.copy_from_slice(black_box(&frame)), n * 10);
+    let enc = per_second(
+        || {
+            bytes.clear();
+            AudioCodec::Pcmu.encode(black_box(&frame), &mut bytes)
+        },
+        n,
+    );
+    let dec = per_second(
+        || {
+            out.clear();
+            AudioCodec::Pcmu.decode(black_box(&pcmu), &mut out)
+        },
+        n,
+    );
+    let det = per_second(|| detector.process(black_box(&frame), &mut digits), n / 10);
+    println!("\nMedia cores, 20 ms frames per second on one core:");
+    println!("  baseline: copy a frame      {base:>12.0}");
+    println!(
+        "  PCMU encode                 {enc:>12.0}  ({:.0} calls' worth in real time)",
+        enc / 50.0
+    );
+    println!(
+        "  PCMU decode                 {dec:>12.0}  ({:.0} calls' worth)",
+        dec / 50.0
+    );
+    println!(
+        "  in-band DTMF detection      {det:>12.0}  ({:.0} calls' worth)",
+        det / 50.0
+    );
+}

@@ -1,0 +1,10 @@
+//! The sma media engine.
+//!
+//! Protocol and signal-processing cores here are sans-IO like the SIP core: they take packets,
+//! samples and `now`, and yield packets, samples and reports. Sockets live in a thin shell.
+//!
+//! - [`codec`]: G.711 µ-law and A-law (own tables, checked against ITU-T G.711).
+//! - [`dtmf`]: RFC 4733 telephone-events, the in-band Q.24 detector, the tone generator.
+
+pub mod codec;
+pub mod dtmf;
