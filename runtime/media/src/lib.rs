@@ -5,6 +5,12 @@
 //!
 //! - [`codec`]: G.711 µ-law and A-law (own tables, checked against ITU-T G.711).
 //! - [`dtmf`]: RFC 4733 telephone-events, the in-band Q.24 detector, the tone generator.
+//! - [`rtp`]: RTP reception statistics (RFC 3550 A.1, A.3, A.8) and sending state.
+//! - [`rtcp`]: sender and receiver reports, round-trip time and an E-model MOS estimate.
+//! - [`jitter`]: the adaptive jitter buffer.
 
 pub mod codec;
 pub mod dtmf;
+pub mod jitter;
+pub mod rtcp;
+pub mod rtp;
