@@ -8,9 +8,14 @@
 //! - [`rtp`]: RTP reception statistics (RFC 3550 A.1, A.3, A.8) and sending state.
 //! - [`rtcp`]: sender and receiver reports, round-trip time and an E-model MOS estimate.
 //! - [`jitter`]: the adaptive jitter buffer.
+//! - [`pacer`]: one clock for every outgoing stream; [`source`]: what streams play.
+//! - [`leg`]: a call leg's sockets and receive task (the IO shell).
 
 pub mod codec;
 pub mod dtmf;
 pub mod jitter;
+pub mod leg;
+pub mod pacer;
 pub mod rtcp;
 pub mod rtp;
+pub mod source;

@@ -3,6 +3,8 @@
 //! marker handling on the sending side. Packets are parsed and built with `rtp-rs`.
 
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The largest RTP packet accepted; anything bigger is not telephony audio.
@@ -10,7 +12,11 @@ pub const MAX_PACKET: usize = 1_500;
 
 const MAX_DROPOUT: u16 = 3_000;
 const MAX_MISORDER: u16 = 100;
-const MIN_SEQUENTIAL: u8 = 2;
+/// Sequential packets that make a new source valid. RFC 3550 suggests 2; telephony cannot
+/// afford to drop the first packet of every call (or of every source after a transfer), so a
+/// source is valid from its first packet. Hijacking by stray packets is limited by latching to
+/// the first source only (see the leg).
+const MIN_SEQUENTIAL: u8 = 1;
 const SEQ_MOD: u64 = 1 << 16;
 
 /// Why a received packet was not used. Each is counted in [`ReceiveCounters`].
@@ -279,9 +285,19 @@ impl RtpReceiver {
     }
 }
 
+/// Send counters shared with the leg's RTCP reporter (the pacer sends, the leg reports).
+#[derive(Debug, Default)]
+pub struct SendCounters {
+    pub packets: AtomicU32,
+    pub octets: AtomicU32,
+    pub last_timestamp: AtomicU32,
+}
+
 /// The sending side of one stream: SSRC, sequence numbers, timestamps.
 #[derive(Debug, Clone)]
 pub struct RtpSender {
+    /// Published for sender reports, when set.
+    pub shared: Option<Arc<SendCounters>>,
     pub ssrc: u32,
     sequence: u16,
     timestamp: u32,
@@ -295,6 +311,7 @@ impl RtpSender {
     /// `ssrc`, first sequence number and first timestamp should be random (RFC 3550 §5.1).
     pub fn new(ssrc: u32, first_sequence: u16, first_timestamp: u32) -> RtpSender {
         RtpSender {
+            shared: None,
             ssrc,
             sequence: first_sequence,
             timestamp: first_timestamp,
@@ -349,6 +366,11 @@ impl RtpSender {
         self.packets_sent = self.packets_sent.wrapping_add(1);
         self.octets_sent = self.octets_sent.wrapping_add(payload.len() as u32);
         self.last_timestamp = timestamp;
+        if let Some(shared) = &self.shared {
+            shared.packets.store(self.packets_sent, Ordering::Relaxed);
+            shared.octets.store(self.octets_sent, Ordering::Relaxed);
+            shared.last_timestamp.store(timestamp, Ordering::Relaxed);
+        }
     }
 
     /// The timestamp the next audio packet will carry.

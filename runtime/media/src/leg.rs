@@ -1,0 +1,318 @@
+//! A call leg's media sockets: the IO shell around the RTP, RTCP, jitter buffer and DTMF
+//! cores.
+//!
+//! One RTP/RTCP socket pair per leg from the configured port range. The receive task latches
+//! onto the source of the first valid packet (symmetric RTP, for callers behind NAT), decodes
+//! audio through the jitter buffer, reports digits from RFC 4733 events or, without them, from
+//! the in-band detector, sends RTCP reports, and reports a dead leg when nothing arrives for
+//! the inactivity timeout. Sending goes through the [`Pacer`](crate::pacer::Pacer).
+
+use crate::codec::{AudioCodec, COMFORT_NOISE_PAYLOAD_TYPE};
+use crate::dtmf::detector::{DetectorConfig, DtmfDetector};
+use crate::dtmf::rfc4733::{EventReceiver, EventReport};
+use crate::dtmf::Digit;
+use crate::jitter::{JitterBuffer, JitterConfig, Playout};
+use crate::rtcp::{self, NtpTime, RtcpPacket, SenderInfo};
+use crate::rtp::{RtpReceiver, SendCounters, MAX_PACKET};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// The sockets of one leg.
+pub struct LegSockets {
+    pub rtp: Arc<UdpSocket>,
+    pub rtcp: Arc<UdpSocket>,
+}
+
+impl LegSockets {
+    /// Binds an even RTP port and the RTCP port above it from `range`, starting at a port
+    /// derived from `hint` so concurrent legs do not all probe from the bottom.
+    pub fn bind(ip: IpAddr, range: (u16, u16), hint: u64) -> std::io::Result<LegSockets> {
+        let (lo, hi) = range;
+        let pairs = u64::from(hi.saturating_sub(lo) / 2).max(1);
+        for i in 0..pairs {
+            let port = lo + (((hint + i) % pairs) * 2) as u16;
+            let port = port + port % 2;
+            if port >= hi {
+                continue;
+            }
+            let (Ok(rtp), Ok(rtcp)) = (
+                UdpSocket::bind(SocketAddr::new(ip, port)),
+                UdpSocket::bind(SocketAddr::new(ip, port + 1)),
+            ) else {
+                continue;
+            };
+            return Ok(LegSockets {
+                rtp: Arc::new(rtp),
+                rtcp: Arc::new(rtcp),
+            });
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("no free RTP port pair in {lo}-{hi}"),
+        ))
+    }
+
+    pub fn rtp_port(&self) -> u16 {
+        self.rtp.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+}
+
+/// How the negotiated stream looks.
+#[derive(Debug, Clone)]
+pub struct LegConfig {
+    pub codec: AudioCodec,
+    pub audio_payload_type: u8,
+    pub telephone_event: Option<u8>,
+    pub ptime_ms: u32,
+    pub rtcp_mux: bool,
+    /// Where SDP said the far end is; replaced by the first valid packet's source.
+    pub remote: SocketAddr,
+    pub inactivity: Duration,
+    pub rtcp_interval: Duration,
+    /// Run the in-band detector even when telephone-event was negotiated.
+    pub inband_dtmf: bool,
+    /// Our SSRC, for RTCP.
+    pub ssrc: u32,
+    /// What the pacer sent on this leg, for sender reports (and so round-trip time).
+    pub sent: Option<Arc<SendCounters>>,
+}
+
+/// Which path a digit came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigitSource {
+    Rfc4733,
+    InBand,
+}
+
+/// Reception quality for the call's records and the E-model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quality {
+    pub fraction_lost: f64,
+    pub cumulative_lost: i32,
+    pub jitter_ms: f64,
+    pub round_trip_ms: Option<f64>,
+    pub mos: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LegEvent {
+    /// Media now comes from (and goes to) this address.
+    Latched(SocketAddr),
+    /// Decoded audio after the jitter buffer, one frame at a time (silence for gaps).
+    Audio {
+        samples: Vec<i16>,
+        concealed: bool,
+    },
+    Digit {
+        digit: Digit,
+        source: DigitSource,
+    },
+    /// After each RTCP report exchange.
+    Quality(Quality),
+    /// Nothing received for the inactivity timeout.
+    Inactive,
+}
+
+fn ntp_now() -> NtpTime {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    NtpTime::from_unix(secs)
+}
+
+/// Starts the receive task of a leg. Events arrive on the returned channel until the leg is
+/// dropped (the channel's receiver) or the task is aborted.
+pub fn spawn_receiver(
+    sockets: &LegSockets,
+    config: LegConfig,
+    latched: Option<Arc<dyn Fn(SocketAddr) + Send + Sync>>,
+) -> std::io::Result<(mpsc::Receiver<LegEvent>, tokio::task::JoinHandle<()>)> {
+    let rtp = sockets.rtp.try_clone()?;
+    rtp.set_nonblocking(true)?;
+    let rtp = tokio::net::UdpSocket::from_std(rtp)?;
+    let rtcp = sockets.rtcp.try_clone()?;
+    rtcp.set_nonblocking(true)?;
+    let rtcp = tokio::net::UdpSocket::from_std(rtcp)?;
+    let (tx, rx) = mpsc::channel(256);
+    let task = tokio::spawn(receive(rtp, rtcp, config, tx, latched));
+    Ok((rx, task))
+}
+
+async fn receive(
+    rtp: tokio::net::UdpSocket,
+    rtcp: tokio::net::UdpSocket,
+    config: LegConfig,
+    events: mpsc::Sender<LegEvent>,
+    latched: Option<Arc<dyn Fn(SocketAddr) + Send + Sync>>,
+) {
+    let clock = config.codec.sample_rate();
+    let mut accepted = vec![config.audio_payload_type, COMFORT_NOISE_PAYLOAD_TYPE];
+    accepted.extend(config.telephone_event);
+    let mut receiver = RtpReceiver::new(clock, &accepted);
+    let mut jitter = JitterBuffer::new(JitterConfig::telephony(clock, config.ptime_ms));
+    let mut telephone_events = EventReceiver::new();
+    let mut detector = (config.telephone_event.is_none() || config.inband_dtmf).then(|| {
+        DtmfDetector::new(DetectorConfig {
+            sample_rate: clock,
+            ..DetectorConfig::default()
+        })
+    });
+    let mut remote: Option<SocketAddr> = None;
+    let mut remote_rtcp = if config.rtcp_mux {
+        config.remote
+    } else {
+        SocketAddr::new(config.remote.ip(), config.remote.port().wrapping_add(1))
+    };
+    let mut last_packet = Instant::now();
+    let mut last_sr: Option<(NtpTime, NtpTime)> = None;
+    let mut round_trip: Option<f64> = None;
+    let mut buf = vec![0u8; MAX_PACKET + 1];
+    let mut rtcp_buf = vec![0u8; MAX_PACKET + 1];
+    let mut tick = tokio::time::interval(Duration::from_millis(u64::from(config.ptime_ms)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut report = tokio::time::interval(config.rtcp_interval);
+    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut inactive_reported = false;
+    let mut reports = Vec::new();
+    let mut digits = Vec::new();
+    let frame = config.codec.samples_per_frame(config.ptime_ms);
+
+    let handle_rtcp =
+        |data: &[u8], last_sr: &mut Option<(NtpTime, NtpTime)>, round_trip: &mut Option<f64>| {
+            let Ok(packets) = rtcp::parse(data) else {
+                return;
+            };
+            let arrival = ntp_now();
+            for p in packets {
+                let blocks = match p {
+                    RtcpPacket::SenderReport { info, blocks, .. } => {
+                        *last_sr = Some((info.ntp, arrival));
+                        blocks
+                    }
+                    RtcpPacket::ReceiverReport { blocks, .. } => blocks,
+                    RtcpPacket::Other { .. } => continue,
+                };
+                for b in blocks.iter().filter(|b| b.ssrc == config.ssrc) {
+                    if let Some(rtt) = rtcp::round_trip(b, arrival) {
+                        *round_trip = Some(rtt);
+                    }
+                }
+            }
+        };
+
+    loop {
+        tokio::select! {
+            received = rtp.recv_from(&mut buf) => {
+                let Ok((n, source)) = received else { continue };
+                let data = &buf[..n];
+                if config.rtcp_mux && rtcp::is_rtcp(data) {
+                    handle_rtcp(data, &mut last_sr, &mut round_trip);
+                    continue;
+                }
+                let now = Instant::now();
+                let Ok(packet) = receiver.receive(data, now) else { continue };
+                // Symmetric RTP: the first valid packet's source is where the far end really is.
+                if remote != Some(source) {
+                    remote = Some(source);
+                    if config.rtcp_mux {
+                        remote_rtcp = source;
+                    }
+                    if let Some(cb) = &latched {
+                        cb(source);
+                    }
+                    if events.send(LegEvent::Latched(source)).await.is_err() {
+                        return;
+                    }
+                }
+                last_packet = now;
+                inactive_reported = false;
+                if Some(packet.payload_type) == config.telephone_event {
+                    reports.clear();
+                    telephone_events.receive(packet.timestamp, packet.payload, &mut reports);
+                    for r in &reports {
+                        if let EventReport::Pressed(digit) = r {
+                            let _ = events.send(LegEvent::Digit { digit: *digit, source: DigitSource::Rfc4733 }).await;
+                        }
+                    }
+                } else if packet.payload_type == COMFORT_NOISE_PAYLOAD_TYPE {
+                    // RFC 3389: the far end went quiet; the jitter buffer plays silence.
+                } else {
+                    jitter.push(packet.timestamp, packet.payload, now);
+                }
+            }
+            received = rtcp.recv_from(&mut rtcp_buf) => {
+                if let Ok((n, _)) = received {
+                    handle_rtcp(&rtcp_buf[..n], &mut last_sr, &mut round_trip);
+                }
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                while let Some(playout) = jitter.pop(now) {
+                    let (samples, concealed) = match playout {
+                        Playout::Frame { payload, .. } => {
+                            let mut s = Vec::with_capacity(frame);
+                            config.codec.decode(&payload, &mut s);
+                            (s, false)
+                        }
+                        Playout::Missing { .. } => (vec![0; frame], true),
+                    };
+                    if let Some(d) = detector.as_mut() {
+                        digits.clear();
+                        d.process(&samples, &mut digits);
+                        for digit in &digits {
+                            let _ = events.send(LegEvent::Digit { digit: *digit, source: DigitSource::InBand }).await;
+                        }
+                    }
+                    if events.send(LegEvent::Audio { samples, concealed }).await.is_err() {
+                        return;
+                    }
+                }
+                if !inactive_reported && now.duration_since(last_packet) >= config.inactivity {
+                    inactive_reported = true;
+                    if events.send(LegEvent::Inactive).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            _ = report.tick() => {
+                let now = ntp_now();
+                let stats = receiver.report();
+                let blocks: Vec<_> = stats.iter().map(|s| rtcp::report_block(s, last_sr, now)).collect();
+                // A sender report once the pacer has sent on this leg (it lets the far end
+                // measure round-trip time), a receiver report before.
+                let sender = config.sent.as_ref().and_then(|c| {
+                    let packets = c.packets.load(Ordering::Relaxed);
+                    (packets > 0).then(|| SenderInfo {
+                        ntp: now,
+                        rtp_timestamp: c.last_timestamp.load(Ordering::Relaxed),
+                        packets,
+                        octets: c.octets.load(Ordering::Relaxed),
+                    })
+                });
+                let packet = rtcp::build_report(config.ssrc, sender, &blocks, "sma");
+                let socket = if config.rtcp_mux { &rtp } else { &rtcp };
+                let _ = socket.send_to(&packet, remote_rtcp).await;
+                if let Some(s) = stats {
+                    let fraction = f64::from(s.fraction_lost) / 256.0;
+                    let jitter_ms = f64::from(s.jitter) * 1000.0 / f64::from(clock);
+                    let delay = round_trip.map(|r| r * 500.0).unwrap_or(0.0) + jitter.delay().as_secs_f64() * 1000.0;
+                    let (_, mos) = rtcp::e_model(delay, fraction);
+                    let q = Quality {
+                        fraction_lost: fraction,
+                        cumulative_lost: s.cumulative_lost,
+                        jitter_ms,
+                        round_trip_ms: round_trip.map(|r| r * 1000.0),
+                        mos,
+                    };
+                    if events.send(LegEvent::Quality(q)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

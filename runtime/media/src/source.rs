@@ -1,0 +1,168 @@
+//! Frame sources for the pacer: PCM audio (prompts, synthesized speech), in-band DTMF digits
+//! and RFC 4733 telephone-events.
+
+use crate::codec::AudioCodec;
+use crate::dtmf::rfc4733::{event_packets, EventPacket};
+use crate::dtmf::tone::ToneGenerator;
+use crate::dtmf::Digit;
+use crate::pacer::{Frame, FrameSource};
+use std::sync::Arc;
+
+/// Plays PCM16 samples (at the codec's rate) once, then ends. The samples are shared, so a
+/// thousand calls playing one prompt hold one copy.
+pub struct PcmSource {
+    samples: Arc<[i16]>,
+    position: usize,
+    codec: AudioCodec,
+    payload_type: u8,
+    frame: usize,
+    first: bool,
+}
+
+impl PcmSource {
+    pub fn new(
+        samples: Arc<[i16]>,
+        codec: AudioCodec,
+        payload_type: u8,
+        ptime_ms: u32,
+    ) -> PcmSource {
+        PcmSource {
+            samples,
+            position: 0,
+            codec,
+            payload_type,
+            frame: codec.samples_per_frame(ptime_ms),
+            first: true,
+        }
+    }
+}
+
+impl FrameSource for PcmSource {
+    fn next_frame(&mut self, _next_timestamp: u32, payload: &mut Vec<u8>) -> Frame {
+        if self.position >= self.samples.len() {
+            return Frame::End;
+        }
+        let end = (self.position + self.frame).min(self.samples.len());
+        self.codec
+            .encode(&self.samples[self.position..end], payload);
+        // Pad a short last frame with silence so every packet covers a whole period.
+        payload.resize(self.frame, self.codec.silence_byte());
+        self.position = end;
+        let marker = std::mem::take(&mut self.first);
+        Frame::Audio {
+            payload_type: self.payload_type,
+            marker,
+            samples: self.frame as u32,
+        }
+    }
+}
+
+/// Sends digits as RFC 4733 events (`tone_ms` each, `gap_ms` apart), with silence audio in
+/// the gaps so the far end's audio clock keeps running, then ends.
+pub struct EventSource {
+    plan: Vec<Step>,
+    index: usize,
+    codec: AudioCodec,
+    audio_pt: u8,
+    event_pt: u8,
+    frame: u32,
+    event_start: Option<u32>,
+}
+
+enum Step {
+    Event(EventPacket, bool),
+    Silence,
+}
+
+impl EventSource {
+    pub fn new(
+        digits: &[Digit],
+        tone_ms: u32,
+        gap_ms: u32,
+        codec: AudioCodec,
+        audio_pt: u8,
+        event_pt: u8,
+        ptime_ms: u32,
+    ) -> EventSource {
+        let rate = codec.sample_rate();
+        let mut plan = Vec::new();
+        for _ in 0..(gap_ms / ptime_ms).max(1) {
+            plan.push(Step::Silence);
+        }
+        for digit in digits {
+            let packets = event_packets(*digit, tone_ms, 10, ptime_ms, rate);
+            let n = packets.len();
+            for (i, p) in packets.into_iter().enumerate() {
+                // The three end packets go out back to back in real senders; here one per
+                // period, and only the last moves the clock past the event.
+                plan.push(Step::Event(p, i + 1 == n));
+            }
+            for _ in 0..(gap_ms / ptime_ms).max(1) {
+                plan.push(Step::Silence);
+            }
+        }
+        EventSource {
+            plan,
+            index: 0,
+            codec,
+            audio_pt,
+            event_pt,
+            frame: codec.samples_per_frame(ptime_ms) as u32,
+            event_start: None,
+        }
+    }
+}
+
+impl FrameSource for EventSource {
+    fn next_frame(&mut self, next_timestamp: u32, payload: &mut Vec<u8>) -> Frame {
+        let Some(step) = self.plan.get(self.index) else {
+            return Frame::End;
+        };
+        self.index += 1;
+        match step {
+            Step::Silence => {
+                self.event_start = None;
+                payload.resize(self.frame as usize, self.codec.silence_byte());
+                Frame::Audio {
+                    payload_type: self.audio_pt,
+                    marker: false,
+                    samples: self.frame,
+                }
+            }
+            Step::Event(p, last) => {
+                let start = *self.event_start.get_or_insert(next_timestamp);
+                payload.extend_from_slice(&p.payload.to_bytes());
+                let advance = *last;
+                if advance {
+                    self.event_start = None;
+                }
+                Frame::Event {
+                    payload_type: self.event_pt,
+                    marker: p.marker,
+                    timestamp: start,
+                    // Over the whole event the clock moves by its duration plus the end
+                    // packets' periods.
+                    samples: u32::from(p.payload.duration) + 2 * self.frame,
+                    advance,
+                }
+            }
+        }
+    }
+}
+
+/// In-band DTMF: each digit's tone for `tone_ms`, `gap_ms` of silence between, then ends.
+pub fn inband_digits(
+    digits: &[Digit],
+    tone_ms: u32,
+    gap_ms: u32,
+    dbm0: f32,
+    rate: u32,
+) -> Vec<i16> {
+    let per_ms = (rate / 1000) as usize;
+    let mut out = vec![0i16; gap_ms as usize * per_ms];
+    for d in digits {
+        ToneGenerator::digit(rate, *d, dbm0).fill(tone_ms as usize * per_ms, &mut out);
+        out.extend(std::iter::repeat_n(0i16, gap_ms as usize * per_ms));
+    }
+    out
+}
