@@ -8,7 +8,8 @@
 //! - [`rtp`]: RTP reception statistics (RFC 3550 A.1, A.3, A.8) and sending state.
 //! - [`rtcp`]: sender and receiver reports, round-trip time and an E-model MOS estimate.
 //! - [`jitter`]: the adaptive jitter buffer.
-//! - [`pacer`]: one clock for every outgoing stream; [`source`]: what streams play.
+//! - [`pacer`]: one clock for every outgoing stream; [`source`]: what streams play;
+//!   [`prompt`]: audio files decoded once per content and codec, shared by every call.
 //! - [`leg`]: a call leg's sockets and receive task (the IO shell).
 
 pub mod codec;
@@ -16,6 +17,7 @@ pub mod dtmf;
 pub mod jitter;
 pub mod leg;
 pub mod pacer;
+pub mod prompt;
 pub mod rtcp;
 pub mod rtp;
 pub mod source;
