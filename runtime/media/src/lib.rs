@@ -10,6 +10,7 @@
 //! - [`jitter`]: the adaptive jitter buffer.
 //! - [`pacer`]: one clock for every outgoing stream; [`source`]: what streams play;
 //!   [`prompt`]: audio files decoded once per content and codec, shared by every call.
+//! - [`record`]: recordings to WAV, durable before they are reported.
 //! - [`leg`]: a call leg's sockets and receive task (the IO shell).
 
 pub mod codec;
@@ -18,6 +19,7 @@ pub mod jitter;
 pub mod leg;
 pub mod pacer;
 pub mod prompt;
+pub mod record;
 pub mod rtcp;
 pub mod rtp;
 pub mod source;
