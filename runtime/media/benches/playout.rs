@@ -162,7 +162,7 @@ fn run(n: usize, seconds: u64, raw: bool) -> Outcome {
                 socket.clone(),
                 targets[i % 2],
                 RtpSender::new(i as u32, 0, 0),
-                Box::new(PcmSource::new(audio.clone(), AudioCodec::Pcmu, 0, 20)),
+                Box::new(PcmSource::new(audio.clone(), AudioCodec::Pcmu, 0, 20).unwrap()),
                 PERIOD,
                 phase(i),
             );

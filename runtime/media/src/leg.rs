@@ -149,7 +149,11 @@ async fn receive(
     events: mpsc::Sender<LegEvent>,
     latched: Option<Arc<dyn Fn(SocketAddr) + Send + Sync>>,
 ) {
-    let clock = config.codec.sample_rate();
+    let clock = config.codec.clock_rate();
+    let mut decoder = match config.codec.decoder() {
+        Ok(d) => d,
+        Err(_) => return,
+    };
     let mut accepted = vec![config.audio_payload_type, COMFORT_NOISE_PAYLOAD_TYPE];
     accepted.extend(config.telephone_event);
     let mut receiver = RtpReceiver::new(clock, &accepted);
@@ -157,7 +161,7 @@ async fn receive(
     let mut telephone_events = EventReceiver::new();
     let mut detector = (config.telephone_event.is_none() || config.inband_dtmf).then(|| {
         DtmfDetector::new(DetectorConfig {
-            sample_rate: clock,
+            sample_rate: config.codec.sample_rate(),
             ..DetectorConfig::default()
         })
     });
@@ -255,10 +259,20 @@ async fn receive(
                     let (samples, concealed) = match playout {
                         Playout::Frame { payload, .. } => {
                             let mut s = Vec::with_capacity(frame);
-                            config.codec.decode(&payload, &mut s);
-                            (s, false)
+                            match decoder.decode(&payload, &mut s) {
+                                Ok(()) => (s, false),
+                                Err(_) => {
+                                    s.clear();
+                                    decoder.conceal(frame, &mut s);
+                                    (s, true)
+                                }
+                            }
                         }
-                        Playout::Missing { .. } => (vec![0; frame], true),
+                        Playout::Missing { .. } => {
+                            let mut s = Vec::with_capacity(frame);
+                            decoder.conceal(frame, &mut s);
+                            (s, true)
+                        }
                     };
                     if let Some(d) = detector.as_mut() {
                         digits.clear();

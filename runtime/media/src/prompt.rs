@@ -39,6 +39,8 @@ pub enum PromptError {
     SampleRate(u32),
     #[error("cannot resample: {0}")]
     Resample(String),
+    #[error("cannot encode: {0}")]
+    Encode(String),
 }
 
 /// Decodes a whole file to mono f32 samples and its sample rate.
@@ -125,23 +127,30 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, PromptE
     Ok(out.take_data())
 }
 
-/// A prompt ready to send: whole 20 ms frames of encoded payload.
+/// A prompt ready to send: one encoded payload per frame.
 #[derive(Debug)]
 pub struct EncodedPrompt {
     pub codec: AudioCodec,
-    pub frame_bytes: usize,
-    pub payload: Vec<u8>,
+    pub ptime_ms: u32,
+    frames: Vec<Box<[u8]>>,
+    /// One encoded frame of silence, for pauses between repeats.
+    silence: Box<[u8]>,
     /// The decoded samples at the codec's rate (for recordings, bridging, tests).
     pub samples: Arc<[i16]>,
 }
 
 impl EncodedPrompt {
     pub fn frames(&self) -> usize {
-        self.payload.len() / self.frame_bytes.max(1)
+        self.frames.len()
     }
 
     pub fn frame(&self, index: usize) -> &[u8] {
-        &self.payload[index * self.frame_bytes..(index + 1) * self.frame_bytes]
+        &self.frames[index]
+    }
+
+    /// Every frame's payload, concatenated (for fixed-size codecs, the whole stream).
+    pub fn payload(&self) -> Vec<u8> {
+        self.frames.concat()
     }
 
     /// Decodes, resamples and encodes a file for a codec at `ptime_ms`.
@@ -156,23 +165,46 @@ impl EncodedPrompt {
             .iter()
             .map(|s| (s * 32_767.0).clamp(-32_768.0, 32_767.0) as i16)
             .collect();
-        Ok(EncodedPrompt::from_samples(samples, codec, ptime_ms))
+        EncodedPrompt::from_samples(samples, codec, ptime_ms)
     }
 
     /// Encodes PCM16 at the codec's rate (synthesized speech takes this path).
-    pub fn from_samples(samples: Arc<[i16]>, codec: AudioCodec, ptime_ms: u32) -> EncodedPrompt {
+    pub fn from_samples(
+        samples: Arc<[i16]>,
+        codec: AudioCodec,
+        ptime_ms: u32,
+    ) -> Result<EncodedPrompt, PromptError> {
         let frame = codec.samples_per_frame(ptime_ms);
-        let mut payload = Vec::with_capacity(samples.len() + frame);
-        codec.encode(&samples, &mut payload);
-        // Pad the last frame with silence.
-        let whole = payload.len().div_ceil(frame) * frame;
-        payload.resize(whole, codec.silence_byte());
-        EncodedPrompt {
-            codec,
-            frame_bytes: frame,
-            payload,
-            samples,
+        let mut encoder = codec
+            .encoder()
+            .map_err(|e| PromptError::Encode(e.to_string()))?;
+        let mut frames = Vec::with_capacity(samples.len() / frame.max(1) + 1);
+        let mut pcm = Vec::with_capacity(frame);
+        let mut out = Vec::with_capacity(1_500);
+        for chunk in samples.chunks(frame.max(1)) {
+            // Pad the last frame with silence.
+            pcm.clear();
+            pcm.extend_from_slice(chunk);
+            pcm.resize(frame, 0);
+            out.clear();
+            encoder
+                .encode(&pcm, &mut out)
+                .map_err(|e| PromptError::Encode(e.to_string()))?;
+            frames.push(out.clone().into_boxed_slice());
         }
+        out.clear();
+        pcm.clear();
+        pcm.resize(frame, 0);
+        encoder
+            .encode(&pcm, &mut out)
+            .map_err(|e| PromptError::Encode(e.to_string()))?;
+        Ok(EncodedPrompt {
+            codec,
+            ptime_ms,
+            frames,
+            silence: out.into_boxed_slice(),
+            samples,
+        })
     }
 }
 
@@ -288,17 +320,21 @@ impl PromptSource {
 
 impl FrameSource for PromptSource {
     fn next_frame(&mut self, _next_timestamp: u32, payload: &mut Vec<u8>) -> Frame {
-        let samples = self.prompt.frame_bytes as u32;
-        if self.pausing > 0 {
-            self.pausing -= 1;
-            payload.resize(self.prompt.frame_bytes, self.prompt.codec.silence_byte());
-            return Frame::Audio {
-                payload_type: self.payload_type,
+        let prompt = Arc::clone(&self.prompt);
+        let samples = prompt.codec.clock_per_frame(prompt.ptime_ms);
+        let silence = |payload: &mut Vec<u8>, pt| {
+            payload.extend_from_slice(&prompt.silence);
+            Frame::Audio {
+                payload_type: pt,
                 marker: false,
                 samples,
-            };
+            }
+        };
+        if self.pausing > 0 {
+            self.pausing -= 1;
+            return silence(payload, self.payload_type);
         }
-        if self.frame >= self.prompt.frames() {
+        if self.frame >= prompt.frames() {
             self.played += 1;
             if self.played >= self.repeat {
                 return Frame::End;
@@ -306,15 +342,10 @@ impl FrameSource for PromptSource {
             self.frame = 0;
             if self.pause_frames > 0 {
                 self.pausing = self.pause_frames - 1;
-                payload.resize(self.prompt.frame_bytes, self.prompt.codec.silence_byte());
-                return Frame::Audio {
-                    payload_type: self.payload_type,
-                    marker: false,
-                    samples,
-                };
+                return silence(payload, self.payload_type);
             }
         }
-        payload.extend_from_slice(self.prompt.frame(self.frame));
+        payload.extend_from_slice(prompt.frame(self.frame));
         self.frame += 1;
         Frame::Audio {
             payload_type: self.payload_type,

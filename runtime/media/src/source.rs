@@ -1,7 +1,7 @@
 //! Frame sources for the pacer: PCM audio (prompts, synthesized speech), in-band DTMF digits
 //! and RFC 4733 telephone-events.
 
-use crate::codec::AudioCodec;
+use crate::codec::{AudioCodec, CodecError, Encoder};
 use crate::dtmf::rfc4733::{event_packets, EventPacket};
 use crate::dtmf::tone::ToneGenerator;
 use crate::dtmf::Digit;
@@ -9,31 +9,36 @@ use crate::pacer::{Frame, FrameSource};
 use std::sync::Arc;
 
 /// Plays PCM16 samples (at the codec's rate) once, then ends. The samples are shared, so a
-/// thousand calls playing one prompt hold one copy.
+/// thousand calls playing one signal hold one copy.
 pub struct PcmSource {
     samples: Arc<[i16]>,
     position: usize,
-    codec: AudioCodec,
+    encoder: Encoder,
     payload_type: u8,
     frame: usize,
+    clock: u32,
     first: bool,
+    scratch: Vec<i16>,
 }
 
 impl PcmSource {
+    /// Fails only when the codec cannot be set up (Opus's library refusing its settings).
     pub fn new(
         samples: Arc<[i16]>,
         codec: AudioCodec,
         payload_type: u8,
         ptime_ms: u32,
-    ) -> PcmSource {
-        PcmSource {
+    ) -> Result<PcmSource, CodecError> {
+        Ok(PcmSource {
             samples,
             position: 0,
-            codec,
+            encoder: codec.encoder()?,
             payload_type,
             frame: codec.samples_per_frame(ptime_ms),
+            clock: codec.clock_per_frame(ptime_ms),
             first: true,
-        }
+            scratch: Vec::new(),
+        })
     }
 }
 
@@ -43,16 +48,20 @@ impl FrameSource for PcmSource {
             return Frame::End;
         }
         let end = (self.position + self.frame).min(self.samples.len());
-        self.codec
-            .encode(&self.samples[self.position..end], payload);
         // Pad a short last frame with silence so every packet covers a whole period.
-        payload.resize(self.frame, self.codec.silence_byte());
+        self.scratch.clear();
+        self.scratch
+            .extend_from_slice(&self.samples[self.position..end]);
+        self.scratch.resize(self.frame, 0);
         self.position = end;
+        if self.encoder.encode(&self.scratch, payload).is_err() {
+            return Frame::End;
+        }
         let marker = std::mem::take(&mut self.first);
         Frame::Audio {
             payload_type: self.payload_type,
             marker,
-            samples: self.frame as u32,
+            samples: self.clock,
         }
     }
 }
@@ -62,7 +71,8 @@ impl FrameSource for PcmSource {
 pub struct EventSource {
     plan: Vec<Step>,
     index: usize,
-    codec: AudioCodec,
+    encoder: Encoder,
+    silence: Vec<i16>,
     audio_pt: u8,
     event_pt: u8,
     frame: u32,
@@ -83,8 +93,8 @@ impl EventSource {
         audio_pt: u8,
         event_pt: u8,
         ptime_ms: u32,
-    ) -> EventSource {
-        let rate = codec.sample_rate();
+    ) -> Result<EventSource, CodecError> {
+        let rate = codec.clock_rate();
         let mut plan = Vec::new();
         for _ in 0..(gap_ms / ptime_ms).max(1) {
             plan.push(Step::Silence);
@@ -101,15 +111,16 @@ impl EventSource {
                 plan.push(Step::Silence);
             }
         }
-        EventSource {
+        Ok(EventSource {
             plan,
             index: 0,
-            codec,
+            encoder: codec.encoder()?,
+            silence: vec![0; codec.samples_per_frame(ptime_ms)],
             audio_pt,
             event_pt,
-            frame: codec.samples_per_frame(ptime_ms) as u32,
+            frame: codec.clock_per_frame(ptime_ms),
             event_start: None,
-        }
+        })
     }
 }
 
@@ -122,7 +133,9 @@ impl FrameSource for EventSource {
         match step {
             Step::Silence => {
                 self.event_start = None;
-                payload.resize(self.frame as usize, self.codec.silence_byte());
+                if self.encoder.encode(&self.silence, payload).is_err() {
+                    return Frame::End;
+                }
                 Frame::Audio {
                     payload_type: self.audio_pt,
                     marker: false,

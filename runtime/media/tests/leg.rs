@@ -83,7 +83,7 @@ async fn audio_arrives_unchanged_and_paced() {
     let (a, b) = (sockets(1), sockets(2));
     let (mut rx, task) = spawn_receiver(&b, config(addr(&a), None), None).unwrap();
     let audio = sweep(1.0);
-    let source = PcmSource::new(audio.clone(), AudioCodec::Pcmu, 0, 20);
+    let source = PcmSource::new(audio.clone(), AudioCodec::Pcmu, 0, 20).unwrap();
     pacer.add(
         a.rtp.clone(),
         addr(&b),
@@ -162,7 +162,7 @@ async fn packets_leave_on_a_20_ms_cadence() {
         a.rtp.clone(),
         probe.local_addr().unwrap(),
         RtpSender::new(1, 0, 0),
-        Box::new(PcmSource::new(sweep(2.0), AudioCodec::Pcma, 8, 20)),
+        Box::new(PcmSource::new(sweep(2.0), AudioCodec::Pcma, 8, 20).unwrap()),
         Duration::from_millis(20),
         Instant::now() + Duration::from_millis(10),
     );
@@ -198,15 +198,7 @@ async fn rfc4733_digits_are_received_once_each() {
         a.rtp.clone(),
         addr(&b),
         RtpSender::new(5, 0, 0),
-        Box::new(EventSource::new(
-            &sent,
-            100,
-            60,
-            AudioCodec::Pcmu,
-            0,
-            101,
-            20,
-        )),
+        Box::new(EventSource::new(&sent, 100, 60, AudioCodec::Pcmu, 0, 101, 20).unwrap()),
         Duration::from_millis(20),
         Instant::now(),
     );
@@ -233,7 +225,7 @@ async fn inband_digits_are_detected_without_telephone_event() {
         a.rtp.clone(),
         addr(&b),
         RtpSender::new(6, 0, 0),
-        Box::new(PcmSource::new(tones, AudioCodec::Pcma, 8, 20)),
+        Box::new(PcmSource::new(tones, AudioCodec::Pcma, 8, 20).unwrap()),
         Duration::from_millis(20),
         Instant::now(),
     );
@@ -256,7 +248,7 @@ async fn latches_onto_the_real_source_and_reports_inactivity() {
         a.rtp.clone(),
         addr(&b),
         RtpSender::new(8, 0, 0),
-        Box::new(PcmSource::new(sweep(0.2), AudioCodec::Pcmu, 0, 20)),
+        Box::new(PcmSource::new(sweep(0.2), AudioCodec::Pcmu, 0, 20).unwrap()),
         Duration::from_millis(20),
         Instant::now(),
     );
@@ -296,7 +288,7 @@ async fn rtcp_reports_give_loss_jitter_round_trip_and_mos() {
             from.rtp.clone(),
             addr(to),
             sender,
-            Box::new(PcmSource::new(sweep(3.0), AudioCodec::Pcmu, 0, 20)),
+            Box::new(PcmSource::new(sweep(3.0), AudioCodec::Pcmu, 0, 20).unwrap()),
             Duration::from_millis(20),
             Instant::now(),
         );

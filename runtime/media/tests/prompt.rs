@@ -95,7 +95,7 @@ fn every_format_decodes_to_the_right_pitch_at_8_khz() {
             let p = EncodedPrompt::from_file_bytes(bytes.clone(), codec, 20)
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_is_440_at_8k(&p, what);
-            assert_eq!(p.payload.len() % 160, 0, "whole 20 ms frames");
+            assert_eq!(p.payload().len() % 160, 0, "whole 20 ms frames");
         }
     }
 }
@@ -179,7 +179,7 @@ fn a_thousand_simultaneous_callers_share_one_decode() {
 #[test]
 fn playback_repeats_with_pauses_then_ends() {
     let samples: Arc<[i16]> = vec![1000i16; 800].into(); // 5 frames
-    let prompt = Arc::new(EncodedPrompt::from_samples(samples, AudioCodec::Pcmu, 20));
+    let prompt = Arc::new(EncodedPrompt::from_samples(samples, AudioCodec::Pcmu, 20).unwrap());
     let mut source = PromptSource::new(prompt.clone(), 0, 3, 100, 20);
     let mut frames = Vec::new();
     let mut payload = Vec::new();

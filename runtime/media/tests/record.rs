@@ -180,11 +180,9 @@ async fn a_recording_over_sockets_matches_what_was_sent() {
         sent: None,
     };
     let (mut rx, task) = spawn_receiver(&b, config, None).unwrap();
-    let prompt = Arc::new(EncodedPrompt::from_samples(
-        tone(1500, 700.0).into(),
-        AudioCodec::Pcma,
-        20,
-    ));
+    let prompt = Arc::new(
+        EncodedPrompt::from_samples(tone(1500, 700.0).into(), AudioCodec::Pcma, 20).unwrap(),
+    );
     pacer.add(
         a.rtp.clone(),
         b.rtp.local_addr().unwrap(),
@@ -219,7 +217,7 @@ async fn a_recording_over_sockets_matches_what_was_sent() {
     task.abort();
     let (info, _) = recorder.finish().unwrap();
     let mut expected = Vec::new();
-    AudioCodec::Pcma.decode(&prompt.payload, &mut expected);
+    AudioCodec::Pcma.decode(&prompt.payload(), &mut expected);
     let (_, samples) = read(&info.path);
     assert_eq!(samples.len(), expected.len());
     assert!(
