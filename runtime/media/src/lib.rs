@@ -11,6 +11,8 @@
 //! - [`pacer`]: one clock for every outgoing stream; [`source`]: what streams play;
 //!   [`prompt`]: audio files decoded once per content and codec, shared by every call.
 //! - [`record`]: recordings to WAV, durable before they are reported.
+//! - [`tts`]: text-to-speech (eSpeak NG locally, or an OpenAI-compatible server) with the
+//!   SSML subset, cached like prompts.
 //! - [`leg`]: a call leg's sockets and receive task (the IO shell).
 
 pub mod codec;
@@ -23,3 +25,4 @@ pub mod record;
 pub mod rtcp;
 pub mod rtp;
 pub mod source;
+pub mod tts;

@@ -41,6 +41,8 @@ pub enum PromptError {
     Resample(String),
     #[error("cannot encode: {0}")]
     Encode(String),
+    #[error("speech synthesis failed: {0}")]
+    Synthesis(String),
 }
 
 /// Decodes a whole file to mono f32 samples and its sample rate.
@@ -243,7 +245,18 @@ impl PromptCache {
     /// The encoded prompt for a file's bytes. Concurrent callers for the same content share
     /// one decode.
     pub fn get(&self, bytes: &[u8], codec: AudioCodec) -> Result<Arc<EncodedPrompt>, PromptError> {
-        let key: [u8; 32] = Sha256::digest(bytes).into();
+        self.get_with(bytes, codec, || decode(bytes.to_vec()))
+    }
+
+    /// The encoded audio for `identity` (file bytes, or a description of synthesized speech),
+    /// produced by `produce` (mono f32 and its rate) on a miss.
+    pub fn get_with(
+        &self,
+        identity: &[u8],
+        codec: AudioCodec,
+        produce: impl FnOnce() -> Result<(Vec<f32>, u32), PromptError>,
+    ) -> Result<Arc<EncodedPrompt>, PromptError> {
+        let key: [u8; 32] = Sha256::digest(identity).into();
         let slot = {
             let mut guard = match self.entries.lock() {
                 Ok(g) => g,
@@ -268,9 +281,16 @@ impl PromptCache {
                 }
             }
         };
+        let ptime_ms = self.ptime_ms;
         slot.get_or_init(|| {
             self.decodes.fetch_add(1, Ordering::Relaxed);
-            EncodedPrompt::from_file_bytes(bytes.to_vec(), codec, self.ptime_ms).map(Arc::new)
+            let (mono, rate) = produce()?;
+            let resampled = resample(&mono, rate, codec.sample_rate())?;
+            let samples: Arc<[i16]> = resampled
+                .iter()
+                .map(|s| (s * 32_767.0).clamp(-32_768.0, 32_767.0) as i16)
+                .collect();
+            EncodedPrompt::from_samples(samples, codec, ptime_ms).map(Arc::new)
         })
         .clone()
     }
