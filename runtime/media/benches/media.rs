@@ -1,5 +1,6 @@
-//! Per-frame costs of the media cores: G.711 encode/decode and in-band DTMF detection of one
-//! 20 ms frame, and RFC 4733 packet handling. Prints frames per second per core next to
+//! Per-frame costs of the media cores: G.711, G.722 and Opus encode/decode and in-band DTMF
+//! detection of one 20 ms frame, RFC 4733 packet handling, a prompt cache hit, and eSpeak NG's
+//! real-time factor. Prints frames per second per core next to
 //! criterion's timings, with a memcpy of the same frame as the same-run baseline.
 //! `SMA_BENCH_QUICK=1` shortens the run (CI).
 
@@ -9,6 +10,9 @@ use sma_media::dtmf::detector::{DetectorConfig, DtmfDetector};
 use sma_media::dtmf::rfc4733::{event_packets, EventReceiver};
 use sma_media::dtmf::tone::ToneGenerator;
 use sma_media::dtmf::Digit;
+use sma_media::prompt::PromptCache;
+use sma_media::tts::espeak::Espeak;
+use sma_media::tts::{SpeechRequest, Synthesizer, TextType};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -88,6 +92,56 @@ fn main() {
         })
     });
 
+    // Stateful codecs, one 20 ms frame per iteration.
+    for codec in [AudioCodec::G722, AudioCodec::Opus] {
+        let rate = codec.sample_rate();
+        let frame: Vec<i16> = (0..codec.samples_per_frame(20))
+            .map(|i| {
+                ((i as f32 * 1000.0 / rate as f32 * std::f32::consts::TAU).sin() * 8000.0) as i16
+            })
+            .collect();
+        let mut enc = codec.encoder().expect("encoder");
+        let mut dec = codec.decoder().expect("decoder");
+        let mut payload = Vec::new();
+        enc.encode(&frame, &mut payload).expect("encode");
+        let mut pcm = Vec::new();
+        c.bench_function(&format!("media/{codec:?} encode 20 ms"), |b| {
+            b.iter(|| {
+                let mut out = Vec::with_capacity(400);
+                enc.encode(black_box(&frame), &mut out).expect("encode");
+                out
+            })
+        });
+        c.bench_function(&format!("media/{codec:?} decode 20 ms"), |b| {
+            b.iter(|| {
+                pcm.clear();
+                dec.decode(black_box(&payload), &mut pcm).expect("decode")
+            })
+        });
+    }
+    // A prompt cache hit: hashing the file's bytes and finding the shared entry.
+    let cache = PromptCache::new(64, 20);
+    let file: Vec<u8> = {
+        let mut cursor = std::io::Cursor::new(Vec::new());
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::new(&mut cursor, spec).expect("wav");
+        for i in 0..8000 * 5 {
+            w.write_sample(((i % 100) as i16 - 50) * 100)
+                .expect("sample");
+        }
+        w.finalize().expect("wav");
+        cursor.into_inner()
+    };
+    cache.get(&file, AudioCodec::Pcmu).expect("prompt");
+    c.bench_function("media/prompt cache hit (5 s WAV, 80 KB)", |b| {
+        b.iter(|| cache.get(black_box(&file), AudioCodec::Pcmu).expect("hit"))
+    });
+
     let n = if quick() { 20_000 } else { 200_000 };
     let base = per_second(|| copy.copy_from_slice(black_box(&frame)), n * 10);
     let enc = per_second(
@@ -118,5 +172,26 @@ fn main() {
     println!(
         "  in-band DTMF detection      {det:>12.0}  ({:.0} calls' worth)",
         det / 50.0
+    );
+    // Text-to-speech real-time factor: synthesis time / audio duration (eSpeak NG).
+    let request = SpeechRequest {
+        text: "Thank you for calling. For sales, press one. For support, press two. \
+               To hear these options again, press nine."
+            .into(),
+        text_type: TextType::Text,
+        voice_id: Some("Joanna".into()),
+        language_code: None,
+    };
+    let runs = if quick() { 3 } else { 20 };
+    let t = Instant::now();
+    let mut audio_seconds = 0.0;
+    for _ in 0..runs {
+        let speech = Espeak.synthesize(&request).expect("espeak");
+        audio_seconds += speech.samples.len() as f64 / f64::from(speech.sample_rate);
+    }
+    let rtf = t.elapsed().as_secs_f64() / audio_seconds;
+    println!(
+        "  eSpeak NG real-time factor  {rtf:>12.4}  ({:.0}x faster than real time)",
+        1.0 / rtf
     );
 }

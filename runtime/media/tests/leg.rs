@@ -313,3 +313,75 @@ async fn rtcp_reports_give_loss_jitter_round_trip_and_mos() {
     assert_eq!(quality.cumulative_lost, 0);
     assert!(quality.mos > 4.0, "{quality:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digit_in_the_barge_in_set_stops_the_prompt() {
+    use sma_media::prompt::{EncodedPrompt, PromptSource};
+    let pacer = Pacer::start();
+    let (a, b) = (sockets(14), sockets(15));
+    // A plays a 5 s prompt to B; B presses 1 then # at about 0.5 s; '#' interrupts.
+    let (mut rx_a, task_a) = spawn_receiver(&a, config(addr(&b), Some(101)), None).unwrap();
+    let mut cfg_b = config(addr(&a), None);
+    cfg_b.inactivity = Duration::from_millis(200);
+    let (mut rx_b, task_b) = spawn_receiver(&b, cfg_b, None).unwrap();
+    let prompt = Arc::new(EncodedPrompt::from_samples(sweep(5.0), AudioCodec::Pcmu, 20).unwrap());
+    let playback = pacer.add(
+        a.rtp.clone(),
+        addr(&b),
+        RtpSender::new(1, 0, 0),
+        Box::new(PromptSource::new(prompt, 0, 1, 0, 20)),
+        Duration::from_millis(20),
+        Instant::now(),
+    );
+    let digits: Vec<Digit> = "1#".chars().filter_map(Digit::new).collect();
+    pacer.add(
+        b.rtp.clone(),
+        addr(&a),
+        RtpSender::new(2, 0, 0),
+        Box::new(EventSource::new(&digits, 80, 200, AudioCodec::Pcmu, 0, 101, 20).unwrap()),
+        Duration::from_millis(20),
+        Instant::now(),
+    );
+    let barge_in: Vec<Digit> = vec![Digit::new('#').unwrap()];
+    let started = Instant::now();
+    let mut heard = String::new();
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(5), rx_a.recv()).await {
+        if let LegEvent::Digit { digit, .. } = event {
+            heard.push(digit.as_char());
+            if barge_in.contains(&digit) {
+                playback.stop();
+                break;
+            }
+        }
+    }
+    assert_eq!(heard, "1#", "'1' is not in the barge-in set, '#' is");
+    let stopped_after = started.elapsed();
+    let events = collect(&mut rx_b, Duration::from_secs(5), |e| {
+        e.iter().any(|e| matches!(e, LegEvent::Inactive))
+    })
+    .await;
+    task_a.abort();
+    task_b.abort();
+    let frames = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                LegEvent::Audio {
+                    concealed: false,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(
+        events.iter().any(|e| matches!(e, LegEvent::Inactive)),
+        "playback stopped"
+    );
+    assert!(playback.is_stopped());
+    assert!(stopped_after < Duration::from_secs(2), "{stopped_after:?}");
+    assert!(
+        frames < 150,
+        "the 5 s prompt (250 frames) was cut short: {frames} frames played"
+    );
+}
