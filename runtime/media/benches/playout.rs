@@ -222,7 +222,7 @@ fn main() {
     let sizes: Vec<usize> = if quick() {
         vec![200, 1000]
     } else {
-        vec![1000, 2000, 3000, 4000, 5000, 6000, 8000]
+        vec![500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000]
     };
     let seconds = if quick() { 2 } else { 5 };
     println!(
