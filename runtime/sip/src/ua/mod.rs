@@ -1025,20 +1025,9 @@ impl UserAgent {
         if response.is_success() {
             if invite {
                 // ACK every 2xx (retransmissions included): it has no transaction of its own.
-                let branch = self.ids.branch();
-                let ua = self.config.user_agent.clone();
-                let Some(c) = self.calls.get_mut(&call) else {
-                    return;
-                };
-                let mut ack = c.dialog.request(Method::Ack, &branch, &ua);
-                ack.cseq.seq = response.cseq.seq;
-                ack.contact.clear();
-                let transmit = Transmit {
-                    destination: c.dialog.next_hop(),
-                    transport: c.dialog.transport,
-                    bytes: ack.to_bytes(),
-                };
-                self.transactions.send_stateless(transmit);
+                if let Some(transmit) = self.ack_for_2xx(call, response.cseq.seq) {
+                    self.transactions.send_stateless(transmit);
+                }
             }
             if self
                 .calls
@@ -1056,6 +1045,22 @@ impl UserAgent {
                 self.send_bye(call, now);
             }
         }
+    }
+
+    /// The ACK for a 2xx to an INVITE of ours (RFC 3261 §13.2.2.4): a new transaction-less
+    /// request in the dialog, with the INVITE's CSeq number.
+    fn ack_for_2xx(&mut self, call: CallHandle, cseq: u32) -> Option<Transmit> {
+        let branch = self.ids.branch();
+        let ua = self.config.user_agent.clone();
+        let c = self.calls.get_mut(&call)?;
+        let mut ack = c.dialog.request(Method::Ack, &branch, &ua);
+        ack.cseq.seq = cseq;
+        ack.contact.clear();
+        Some(Transmit {
+            destination: c.dialog.next_hop(),
+            transport: c.dialog.transport,
+            bytes: ack.to_bytes(),
+        })
     }
 
     /// Places a call.
@@ -1199,21 +1204,12 @@ impl UserAgent {
             });
             let cancelled = c.state == CallState::Terminating;
             c.state = CallState::Confirmed;
-            // §13.2.2.4: the ACK for a 2xx is a new transaction-less request, same CSeq number.
-            let branch = self.ids.branch();
-            let ua = self.config.user_agent.clone();
-            let Some(c) = self.calls.get_mut(&call) else {
+            let Some(transmit) = self.ack_for_2xx(call, response.cseq.seq) else {
                 return;
             };
-            let mut ack = c.dialog.request(Method::Ack, &branch, &ua);
-            ack.cseq.seq = response.cseq.seq;
-            ack.contact.clear();
-            let transmit = Transmit {
-                destination: c.dialog.next_hop(),
-                transport: c.dialog.transport,
-                bytes: ack.to_bytes(),
-            };
-            c.ack = Some(transmit.clone());
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.ack = Some(transmit.clone());
+            }
             self.transactions.send_stateless(transmit);
             if first {
                 self.start_session_timer(call, now);
