@@ -300,8 +300,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rfc_2617_md5_example_without_qop() {
-        // RFC 2617 §3.5's worked example uses qop=auth; recomputed here with its values.
+    fn rfc_2617_md5_example() {
+        // RFC 2617 §3.5 worked example (qop=auth).
         let r = compute(
             Algorithm::Md5,
             "Mufasa",
