@@ -75,6 +75,10 @@ fn main() {
     c.bench_function("media/DTMF detect 20 ms (speech)", |b| {
         b.iter(|| detector.process(black_box(&frame), &mut digits))
     });
+    let quiet = vec![3i16; 160];
+    c.bench_function("media/DTMF detect 20 ms (silence)", |b| {
+        b.iter(|| detector.process(black_box(&quiet), &mut digits))
+    });
     c.bench_function("media/DTMF detect 20 ms (tone)", |b| {
         b.iter(|| detector.process(black_box(&tone), &mut digits))
     });

@@ -11,6 +11,7 @@
 //! - [`pacer`]: one clock for every outgoing stream; [`source`]: what streams play;
 //!   [`prompt`]: audio files decoded once per content and codec, shared by every call.
 //! - [`record`]: recordings to WAV, durable before they are reported.
+//! - [`resample`]: streaming resampling between 8, 16 and 48 kHz.
 //! - [`tts`]: text-to-speech (eSpeak NG locally, or an OpenAI-compatible server) with the
 //!   SSML subset, cached like prompts.
 //! - [`leg`]: a call leg's sockets and receive task (the IO shell).
@@ -22,6 +23,7 @@ pub mod leg;
 pub mod pacer;
 pub mod prompt;
 pub mod record;
+pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 pub mod source;
