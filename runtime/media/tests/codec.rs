@@ -2,6 +2,9 @@
 //! signal keeps its pitch (including 5 kHz, which only wideband codecs carry), frames have the
 //! sizes RTP expects, and lost frames are concealed.
 
+mod common;
+
+use common::power;
 use sma_media::codec::AudioCodec;
 use sma_media::leg::{spawn_receiver, LegConfig, LegEvent, LegSockets};
 use sma_media::pacer::Pacer;
@@ -11,20 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn sine(freq: f32, rate: u32, ms: u32) -> Vec<i16> {
-    (0..rate * ms / 1000)
-        .map(|i| ((std::f32::consts::TAU * freq * i as f32 / rate as f32).sin() * 10_000.0) as i16)
-        .collect()
-}
-
-fn power(samples: &[i16], freq: f32, rate: f32) -> f32 {
-    let coeff = 2.0 * (std::f32::consts::TAU * freq / rate).cos();
-    let (mut s1, mut s2) = (0.0f32, 0.0f32);
-    for x in samples {
-        let s0 = f32::from(*x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / samples.len() as f32
+    common::sine(freq, rate, (rate * ms / 1000) as usize)
 }
 
 fn assert_pitch(samples: &[i16], freq: f32, rate: u32, what: &str) {

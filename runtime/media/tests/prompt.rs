@@ -2,6 +2,9 @@
 //! errors, the cache decodes once for many simultaneous callers, and playback repeats and
 //! pauses as asked.
 
+mod common;
+
+use common::power;
 use sma_media::codec::AudioCodec;
 use sma_media::pacer::{Frame, FrameSource};
 use sma_media::prompt::{decode, EncodedPrompt, PromptCache, PromptError, PromptSource};
@@ -43,18 +46,6 @@ fn wav(rate: u32, channels: u16, seconds: f32, freq: f32) -> Vec<u8> {
         w.finalize().unwrap();
     }
     cursor.into_inner()
-}
-
-/// Power of a frequency in samples (Goertzel), normalised by length.
-fn power(samples: &[i16], freq: f32, rate: f32) -> f32 {
-    let coeff = 2.0 * (std::f32::consts::TAU * freq / rate).cos();
-    let (mut s1, mut s2) = (0.0f32, 0.0f32);
-    for x in samples {
-        let s0 = f32::from(*x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / samples.len() as f32
 }
 
 fn assert_is_440_at_8k(p: &EncodedPrompt, what: &str) {

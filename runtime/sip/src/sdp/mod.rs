@@ -153,6 +153,19 @@ pub struct MediaDescription {
 }
 
 impl MediaDescription {
+    /// An empty RTP/AVP audio section on `port`, for this side's offers and answers.
+    pub fn audio(port: u16) -> MediaDescription {
+        MediaDescription {
+            media: "audio".into(),
+            port,
+            protocol: "RTP/AVP".into(),
+            formats: Vec::new(),
+            connection: None,
+            attributes: Vec::new(),
+            other: Vec::new(),
+        }
+    }
+
     pub fn attribute(&self, name: &str) -> Option<Option<&str>> {
         self.attributes
             .iter()

@@ -146,15 +146,7 @@ impl SdpSession {
 
     /// An offer with every configured codec, most preferred first.
     pub fn offer(&mut self, local: &LocalMedia) -> SessionDescription {
-        let mut m = MediaDescription {
-            media: "audio".into(),
-            port: local.port,
-            protocol: "RTP/AVP".into(),
-            formats: Vec::new(),
-            connection: None,
-            attributes: Vec::new(),
-            other: Vec::new(),
-        };
+        let mut m = MediaDescription::audio(local.port);
         let mut te_rates = Vec::new();
         for codec in &local.codecs {
             let pt = codec.offered_payload_type();
@@ -319,19 +311,7 @@ impl SdpSession {
         local: &LocalMedia,
         negotiated: &NegotiatedMedia,
     ) -> SessionDescription {
-        let m = answer_media(
-            local,
-            negotiated,
-            &MediaDescription {
-                media: "audio".into(),
-                port: local.port,
-                protocol: "RTP/AVP".into(),
-                formats: Vec::new(),
-                connection: None,
-                attributes: Vec::new(),
-                other: Vec::new(),
-            },
-        );
+        let m = answer_media(local, negotiated, &MediaDescription::audio(local.port));
         self.description(local.address, vec![m])
     }
 }
