@@ -173,6 +173,18 @@ struct SessionTimer {
     we_refresh: bool,
 }
 
+impl SessionTimer {
+    /// The UAS's 2xx headers for the negotiated session timer (RFC 4028 §9).
+    fn announce(&self, headers: &mut Headers) {
+        let refresher = if self.we_refresh { "uas" } else { "uac" };
+        headers.push(
+            "Session-Expires",
+            format!("{};refresher={refresher}", self.interval),
+        );
+        headers.push("Require", "timer");
+    }
+}
+
 struct Call {
     dialog: Dialog,
     state: CallState,
@@ -789,12 +801,7 @@ impl UserAgent {
         r.headers.push("Allow", ALLOW);
         r.headers.push("Supported", SUPPORTED);
         if let Some(timer) = &c.session_timer {
-            let refresher = if timer.we_refresh { "uas" } else { "uac" };
-            r.headers.push(
-                "Session-Expires",
-                format!("{};refresher={refresher}", timer.interval),
-            );
-            r.headers.push("Require", "timer");
+            timer.announce(&mut r.headers);
         }
         if let Some(body) = body {
             r.headers.push("Content-Type", "application/sdp");
@@ -886,12 +893,7 @@ impl UserAgent {
         r.headers.push("Supported", SUPPORTED);
         r.headers.push("Server", self.config.user_agent.clone());
         if let Some(timer) = &c.session_timer {
-            let refresher = if timer.we_refresh { "uas" } else { "uac" };
-            r.headers.push(
-                "Session-Expires",
-                format!("{};refresher={refresher}", timer.interval),
-            );
-            r.headers.push("Require", "timer");
+            timer.announce(&mut r.headers);
         }
         r.headers.push("Content-Type", "application/sdp");
         r.body = sdp;
