@@ -1,17 +1,46 @@
 //! Interoperability of `sma serve` with SIP peers nobody here wrote: SIPp's built-in `uac`
 //! scenario and baresip, over UDP and TCP on loopback.
 
+use serde_json::json;
+use sma_e2e::calls::{actions, kind, ScriptedWebhook};
 use sma_e2e::{require_program, Serve};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-fn config(media_ports: (u16, u16)) -> String {
+/// Every call to 127.0.0.1 (any user part) goes to `webhook`.
+fn config(media_ports: (u16, u16), webhook: &str) -> String {
     format!(
-        "[media]\nport_range = [{}, {}]\n",
+        "[media]\nport_range = [{}, {}]\n\
+[[applications]]\nid = \"app\"\nname = \"app\"\nendpoint = \"{webhook}\"\n\
+[[sip_rules]]\nname = \"loopback\"\ntrigger_type = \"RequestUriHostname\"\ntrigger_value = \"127.0.0.1\"\n\
+targets = [{{ application = \"app\", priority = 1 }}]\n",
         media_ports.0, media_ports.1
     )
+}
+
+/// A handler that answers with speech and keeps the call up until the caller hangs up.
+fn answer_and_wait() -> ScriptedWebhook {
+    ScriptedWebhook::start(|event| match kind(event) {
+        "NEW_INBOUND_CALL" => actions(json!([
+            {"Type": "Speak", "Parameters": {"Text": "Hello.", "CallId": event["CallDetails"]["Participants"][0]["CallId"]}},
+            {"Type": "Pause", "Parameters": {"DurationInMilliseconds": 30000}}
+        ])),
+        _ => actions(json!([])),
+    })
+}
+
+/// A handler that says hello and hangs up after about two seconds.
+fn answer_and_hang_up() -> ScriptedWebhook {
+    ScriptedWebhook::start(|event| match kind(event) {
+        "NEW_INBOUND_CALL" => actions(json!([
+            {"Type": "Speak", "Parameters": {"Text": "Hello.", "CallId": event["CallDetails"]["Participants"][0]["CallId"]}},
+            {"Type": "Pause", "Parameters": {"DurationInMilliseconds": 1500}},
+            {"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}}
+        ])),
+        _ => actions(json!([])),
+    })
 }
 
 fn free_port() -> u16 {
@@ -46,8 +75,9 @@ fn sipp_uac(target: SocketAddr, transport: &str, calls: u32) -> Output {
 
 #[test]
 fn sipp_uac_scenario_completes_over_udp_and_tcp() {
+    let webhook = answer_and_wait();
     let serve = Serve::start(
-        &config((41000, 41999)),
+        &config((41000, 41999), &webhook.url),
         &["udp:127.0.0.1:0", "tcp:127.0.0.1:0"],
         &[],
     );
@@ -68,7 +98,15 @@ fn sipp_uac_scenario_completes_over_udp_and_tcp() {
     );
     serve.wait_for_log("reason=RemoteBye", 40, Duration::from_secs(10));
     let log = serve.log();
-    assert_eq!(log.matches("media negotiated").count(), 40, "{log}");
+    assert_eq!(log.matches("call accepted").count(), 40, "{log}");
+    // Every call's transaction reported its end to the handler.
+    webhook.wait_for(80, Duration::from_secs(10));
+    let hangups = webhook
+        .events()
+        .iter()
+        .filter(|e| kind(e) == "HANGUP")
+        .count();
+    assert_eq!(hangups, 40);
     assert!(!log.contains("offer not acceptable"), "{log}");
 }
 
@@ -143,7 +181,7 @@ fn baresip_dial(uri: &str, seconds: u32, rtp_ports: (u16, u16), ca_file: Option<
 fn negotiated_remote_port(log: &str) -> u16 {
     let line = log
         .lines()
-        .find(|l| l.contains("media negotiated"))
+        .find(|l| l.contains("call accepted"))
         .unwrap_or_else(|| panic!("no negotiation logged:\n{log}"));
     let remote = line
         .split_whitespace()
@@ -154,14 +192,20 @@ fn negotiated_remote_port(log: &str) -> u16 {
 
 /// Starts `sma serve` on one listener; for TLS with a generated certificate written to
 /// `cert`.
-fn serve_on(transport: &str, media: (u16, u16), cert: &Path, extra: &[&str]) -> Serve {
+fn serve_on(
+    transport: &str,
+    media: (u16, u16),
+    cert: &Path,
+    webhook: &ScriptedWebhook,
+    extra: &[&str],
+) -> Serve {
     let mut args: Vec<&str> = extra.to_vec();
     let cert = cert.to_str().expect("utf-8 path");
     if transport == "tls" {
         args.extend(["--tls-dev-cert-out", cert]);
     }
     Serve::start(
-        &config(media),
+        &config(media, &webhook.url),
         &[&format!("{transport}:127.0.0.1:0")],
         &args,
     )
@@ -176,7 +220,8 @@ fn baresip_calls_over_udp_tcp_and_tls_and_hangs_up() {
         ("tcp", (42100, 42199)),
         ("tls", (42400, 42499)),
     ] {
-        let serve = serve_on(transport, (43000, 43999), &cert, &[]);
+        let webhook = answer_and_wait();
+        let serve = serve_on(transport, (43000, 43999), &cert, &webhook, &[]);
         let addr = serve.addr(transport);
         let uri = format!("sip:+15550100@{addr};transport={transport}");
         let out = baresip_dial(&uri, 4, rtp, (transport == "tls").then_some(cert.as_path()));
@@ -213,7 +258,8 @@ fn serve_hangs_up_baresip_calls_over_udp_tcp_and_tls() {
         ("tcp", (42300, 42399)),
         ("tls", (42500, 42599)),
     ] {
-        let serve = serve_on(transport, (44000, 44999), &cert, &["--hangup-after", "2"]);
+        let webhook = answer_and_hang_up();
+        let serve = serve_on(transport, (44000, 44999), &cert, &webhook, &[]);
         let addr = serve.addr(transport);
         let uri = format!("sip:+15550100@{addr};transport={transport}");
         let out = baresip_dial(&uri, 6, rtp, (transport == "tls").then_some(cert.as_path()));
@@ -223,8 +269,8 @@ fn serve_hangs_up_baresip_calls_over_udp_tcp_and_tls() {
             serve.log()
         );
         assert!(
-            out.contains("terminated (duration: 2 secs)"),
-            "{transport}: baresip did not see the BYE after 2 s:\n{out}\n{}",
+            out.contains("terminated (duration:"),
+            "{transport}: baresip did not see sma's BYE:\n{out}\n{}",
             serve.log()
         );
         serve.wait_for_log("reason=LocalBye", 1, Duration::from_secs(5));

@@ -261,3 +261,5 @@ pub fn require_program(name: &str, package: &str) -> PathBuf {
         panic!("`{name}` is missing: install the Debian package `{package}` (./dev setup does)")
     })
 }
+
+pub mod calls;

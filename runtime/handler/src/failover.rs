@@ -130,6 +130,12 @@ impl FailoverChain {
         self.slots.len()
     }
 
+    /// The endpoint of the target at `index` in priority order (the one an [`Answered`]
+    /// names), for the rest of a call pinned to it.
+    pub fn endpoint(&self, index: usize) -> Option<&HandlerEndpoint> {
+        self.slots.get(index).map(|s| &s.target.endpoint)
+    }
+
     /// Whether there are no targets.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()

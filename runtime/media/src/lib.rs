@@ -14,12 +14,14 @@
 //! - [`resample`]: streaming resampling between 8, 16 and 48 kHz.
 //! - [`tts`]: text-to-speech (eSpeak NG locally, or an OpenAI-compatible server) with the
 //!   SSML subset, cached like prompts.
+//! - [`output`]: a leg's one outgoing stream, whose source the call engine switches.
 //! - [`leg`]: a call leg's sockets and receive task (the IO shell).
 
 pub mod codec;
 pub mod dtmf;
 pub mod jitter;
 pub mod leg;
+pub mod output;
 pub mod pacer;
 pub mod prompt;
 pub mod record;

@@ -179,3 +179,58 @@ pub fn inband_digits(
     }
     out
 }
+
+/// Nothing for `frames` periods (the RTP clock keeps running), then ends: a pause.
+pub struct PauseSource {
+    frames: u32,
+    samples: u32,
+}
+
+impl PauseSource {
+    pub fn new(duration_ms: u32, codec: AudioCodec, ptime_ms: u32) -> PauseSource {
+        PauseSource {
+            frames: duration_ms / ptime_ms.max(1),
+            samples: codec.clock_per_frame(ptime_ms),
+        }
+    }
+}
+
+impl FrameSource for PauseSource {
+    fn next_frame(&mut self, _next_timestamp: u32, _payload: &mut Vec<u8>) -> Frame {
+        if self.frames == 0 {
+            return Frame::End;
+        }
+        self.frames -= 1;
+        Frame::Skip {
+            samples: self.samples,
+        }
+    }
+}
+
+/// Plays sources one after another, then ends.
+pub struct ChainSource {
+    parts: std::collections::VecDeque<Box<dyn FrameSource>>,
+}
+
+impl ChainSource {
+    pub fn new(parts: Vec<Box<dyn FrameSource>>) -> ChainSource {
+        ChainSource {
+            parts: parts.into(),
+        }
+    }
+}
+
+impl FrameSource for ChainSource {
+    fn next_frame(&mut self, next_timestamp: u32, payload: &mut Vec<u8>) -> Frame {
+        while let Some(part) = self.parts.front_mut() {
+            match part.next_frame(next_timestamp, payload) {
+                Frame::End => {
+                    payload.clear();
+                    self.parts.pop_front();
+                }
+                frame => return frame,
+            }
+        }
+        Frame::End
+    }
+}

@@ -1,6 +1,8 @@
-//! `sma.toml`: the node's configuration. This part: SIP listeners, TLS, media
-//! addresses and codecs. Unknown keys are errors, so a typo never silently falls back to a
-//! default.
+//! `sma.toml`: the node's configuration — SIP listeners and TLS, media addresses and codecs,
+//! where buckets live, the call engine's limits, and the resources calls are routed by (phone
+//! numbers, SIP media applications, SIP rules, voice connectors). Unknown keys are errors, so a
+//! typo never silently falls back to a default. The resources are loaded into the
+//! [`Store`](crate::store::Store); [`crate::store`] checks how they refer to each other.
 
 use serde::Deserialize;
 use sma_sip::sdp::Codec;
@@ -23,6 +25,8 @@ pub enum ConfigError {
     Codec(String),
     #[error("media port range {0}-{1} is empty or has fewer than 2 ports")]
     PortRange(u16, u16),
+    #[error("{0}")]
+    Resource(String),
 }
 
 /// One `<transport>:<address>:<port>` listener.
@@ -69,7 +73,299 @@ pub struct File {
     #[serde(default)]
     pub media: MediaSection,
     #[serde(default)]
-    pub serve: ServeSection,
+    pub node: NodeSection,
+    #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
+    pub calls: CallsSection,
+    #[serde(default)]
+    pub tts: TtsSection,
+    #[serde(default)]
+    pub phone_numbers: Vec<PhoneNumberEntry>,
+    #[serde(default)]
+    pub applications: Vec<ApplicationEntry>,
+    #[serde(default)]
+    pub sip_rules: Vec<SipRuleEntry>,
+    #[serde(default)]
+    pub voice_connectors: Vec<VoiceConnectorEntry>,
+}
+
+/// Who this node is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// The region name this node serves (`CallDetails.AwsRegion` of its applications'
+    /// events when an application does not name one).
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// The account (tenant) id events carry in `CallDetails.AwsAccountId`.
+    #[serde(default = "default_account")]
+    pub account_id: String,
+    /// Call detail records are appended here as JSON lines (logged either way).
+    #[serde(default = "default_cdr")]
+    pub cdr_path: Option<PathBuf>,
+}
+
+impl Default for NodeSection {
+    fn default() -> NodeSection {
+        NodeSection {
+            region: default_region(),
+            account_id: default_account(),
+            cdr_path: default_cdr(),
+        }
+    }
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+fn default_cdr() -> Option<PathBuf> {
+    Some(PathBuf::from("sma-data/cdr.jsonl"))
+}
+
+fn default_account() -> String {
+    "000000000000".into()
+}
+
+/// The contract's S3 buckets, as directories: bucket `b`, key `k` is `<root>/b/k` unless
+/// `buckets.b` names another directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    #[serde(default = "default_storage_root")]
+    pub root: PathBuf,
+    #[serde(default)]
+    pub buckets: std::collections::BTreeMap<String, PathBuf>,
+}
+
+impl Default for StorageSection {
+    fn default() -> StorageSection {
+        StorageSection {
+            root: default_storage_root(),
+            buckets: Default::default(),
+        }
+    }
+}
+
+fn default_storage_root() -> PathBuf {
+    PathBuf::from("sma-data/buckets")
+}
+
+/// The call engine's limits and policies (contract §1.2, §1.8, §6, Appendix B).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsSection {
+    /// Calls in progress beyond which new INVITEs get 503 (0: no ceiling).
+    #[serde(default = "default_max_calls")]
+    pub max_concurrent_calls: usize,
+    /// New calls per second beyond which INVITEs get 503 (0: no ceiling).
+    #[serde(default = "default_max_cps")]
+    pub max_calls_per_second: u32,
+    /// Retry-After (seconds) on those 503s.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u32,
+    /// Handler deadline per attempt, milliseconds (contract: 20 s).
+    #[serde(default = "default_deadline_ms")]
+    pub handler_deadline_ms: u64,
+    /// Retries of a failed invocation once a call is pinned to its application (contract: 1).
+    #[serde(default = "default_retries")]
+    pub handler_retries: u32,
+    /// Wait before a retry, milliseconds (contract: 5 s).
+    #[serde(default = "default_retry_delay_ms")]
+    pub handler_retry_delay_ms: u64,
+    /// Invocations per call (contract: 1,000); beyond it every leg is hung up.
+    #[serde(default = "default_max_invocations")]
+    pub max_invocations: u64,
+    /// An inbound call left ringing (no action answered it) is released with 480 after this.
+    #[serde(default = "default_unanswered_secs")]
+    pub unanswered_timeout_secs: u64,
+    /// Invalid responses in a row after which the call is hung up (Appendix B.5).
+    #[serde(default = "default_invalid_in_a_row")]
+    pub max_consecutive_invalid_responses: u32,
+    /// `legacy` for the 10-pair / 1,024-character transaction-attribute profile.
+    #[serde(default)]
+    pub attribute_limits: AttributeProfile,
+    /// A leg with no RTP for this long is hung up (0: never).
+    #[serde(default = "default_inactivity")]
+    pub media_inactivity_secs: u64,
+    /// Largest RecordAudio, seconds, when the action gives no DurationInSeconds.
+    #[serde(default = "default_record_max")]
+    pub max_recording_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AttributeProfile {
+    #[default]
+    Standard,
+    Legacy,
+}
+
+impl Default for CallsSection {
+    fn default() -> CallsSection {
+        CallsSection {
+            max_concurrent_calls: default_max_calls(),
+            max_calls_per_second: default_max_cps(),
+            retry_after_secs: default_retry_after(),
+            handler_deadline_ms: default_deadline_ms(),
+            handler_retries: default_retries(),
+            handler_retry_delay_ms: default_retry_delay_ms(),
+            max_invocations: default_max_invocations(),
+            unanswered_timeout_secs: default_unanswered_secs(),
+            max_consecutive_invalid_responses: default_invalid_in_a_row(),
+            attribute_limits: AttributeProfile::default(),
+            media_inactivity_secs: default_inactivity(),
+            max_recording_secs: default_record_max(),
+        }
+    }
+}
+
+fn default_max_calls() -> usize {
+    4000
+}
+fn default_max_cps() -> u32 {
+    2000
+}
+fn default_retry_after() -> u32 {
+    1
+}
+fn default_deadline_ms() -> u64 {
+    20_000
+}
+fn default_retries() -> u32 {
+    1
+}
+fn default_retry_delay_ms() -> u64 {
+    5_000
+}
+fn default_max_invocations() -> u64 {
+    1_000
+}
+fn default_unanswered_secs() -> u64 {
+    30
+}
+fn default_invalid_in_a_row() -> u32 {
+    2
+}
+fn default_inactivity() -> u64 {
+    60
+}
+fn default_record_max() -> u64 {
+    3_600
+}
+
+/// Text-to-speech: eSpeak NG (default) or an OpenAI-compatible server.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TtsSection {
+    /// `http://host:port` of an OpenAI-compatible `/v1/audio/speech` server; eSpeak NG without.
+    pub http_url: Option<String>,
+    pub http_model: Option<String>,
+    pub http_api_key: Option<String>,
+}
+
+/// A number in the inventory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneNumberEntry {
+    /// E.164, e.g. `+12065550100`.
+    pub number: String,
+    /// `SipMediaApplicationDialIn` or `VoiceConnector`.
+    #[serde(default = "default_product")]
+    pub product_type: String,
+}
+
+fn default_product() -> String {
+    "SipMediaApplicationDialIn".into()
+}
+
+/// A SIP media application.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationEntry {
+    /// Referred to by rules; goes into `CallDetails.SipMediaApplicationId`. Generated from the
+    /// name when absent.
+    pub id: Option<String>,
+    pub name: String,
+    /// Defaults to the node's region.
+    pub region: Option<String>,
+    /// A component (`*.wasm`, relative to the configuration file) or a webhook URL.
+    pub endpoint: String,
+    /// Webhook signing secret.
+    pub secret: Option<String>,
+    /// Component memory cap, MiB (default 64).
+    pub memory_mib: Option<usize>,
+    /// `fresh` (default) or `reuse-per-call`.
+    pub instance_mode: Option<String>,
+}
+
+/// A SIP rule (contract §5.2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipRuleEntry {
+    /// Goes into `CallDetails.SipRuleId`; generated from the name when absent.
+    pub id: Option<String>,
+    pub name: String,
+    /// `ToPhoneNumber` or `RequestUriHostname`.
+    pub trigger_type: String,
+    pub trigger_value: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub targets: Vec<RuleTargetEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTargetEntry {
+    /// An application id (or name).
+    pub application: String,
+    pub priority: u32,
+    /// Defaults to the application's region.
+    pub region: Option<String>,
+}
+
+/// A voice connector: the entry point for a customer's PBX (termination settings).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceConnectorEntry {
+    pub id: Option<String>,
+    pub name: String,
+    pub region: Option<String>,
+    /// The Request-URI host the PBX sends to (what `RequestUriHostname` rules match).
+    pub outbound_host_name: String,
+    /// Only TLS is accepted when set.
+    #[serde(default)]
+    pub require_encryption: bool,
+    #[serde(default)]
+    pub termination: TerminationEntry,
+}
+
+/// Who may send calls through a voice connector.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TerminationEntry {
+    /// Source networks allowed (403 otherwise); empty allows none.
+    #[serde(default)]
+    pub cidr_allow_list: Vec<String>,
+    /// ISO country codes callers may dial (empty: any).
+    #[serde(default)]
+    pub calling_regions: Vec<String>,
+    /// New calls per second (0: no limit); 503 with Retry-After beyond it.
+    #[serde(default)]
+    pub cps_limit: u32,
+    /// Digest credentials; when present, calls are challenged (407).
+    #[serde(default)]
+    pub credentials: Vec<CredentialEntry>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialEntry {
+    pub username: String,
+    pub password: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,25 +455,58 @@ fn default_ptime() -> u32 {
     20
 }
 
-/// Interim behaviour until the call engine routes calls to applications.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ServeSection {
-    /// Hang answered calls up with BYE after this many seconds (0: wait for the caller).
-    #[serde(default)]
-    pub hangup_after_secs: u64,
-}
-
 impl File {
+    /// Reads a file; relative paths in it (components, storage) are taken from its directory.
     pub fn load(path: &Path) -> Result<File, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
+        let mut file = File::parse(&text, path)?;
+        if let Some(dir) = path.parent() {
+            file.rebase(dir);
+        }
+        Ok(file)
+    }
+
+    pub fn parse(text: &str, origin: &Path) -> Result<File, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
             message: e.to_string(),
         })
+    }
+
+    /// The configuration `sma serve` runs without a file: the demo IVR (the Rust example
+    /// component at `demo_handler`) on `+12065550100`, SIP on 127.0.0.1:5060 over UDP and TCP.
+    pub fn embedded_default(demo_handler: &Path) -> Result<File, ConfigError> {
+        let mut file = File::parse(
+            DEFAULT_CONFIG,
+            Path::new("<embedded default configuration>"),
+        )?;
+        for app in &mut file.applications {
+            app.endpoint = demo_handler.display().to_string();
+        }
+        Ok(file)
+    }
+
+    fn rebase(&mut self, dir: &Path) {
+        let rebase = |p: &Path| {
+            if p.is_relative() {
+                dir.join(p)
+            } else {
+                p.to_owned()
+            }
+        };
+        self.storage.root = rebase(&self.storage.root);
+        self.node.cdr_path = self.node.cdr_path.as_deref().map(rebase);
+        for path in self.storage.buckets.values_mut() {
+            *path = rebase(path);
+        }
+        for app in &mut self.applications {
+            if !app.endpoint.contains("://") {
+                app.endpoint = rebase(Path::new(&app.endpoint)).display().to_string();
+            }
+        }
     }
 
     pub fn listeners(&self) -> Result<Vec<ListenSpec>, ConfigError> {
@@ -202,6 +531,10 @@ impl File {
         Ok(())
     }
 }
+
+/// The embedded default configuration (the demo). The application's endpoint is replaced by
+/// the demo handler's path at start-up.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,13 @@
 //! `sma`: the SIP media application runtime.
 
+mod call;
+mod cdr;
 mod config;
 mod invoke;
+mod routing;
 mod serve;
 mod sip;
+mod store;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -1,32 +1,51 @@
-//! `sma serve`: run the node — SIP listeners now, the call engine and control API later.
+//! `sma serve`: run the node — SIP listeners, the store loaded from `sma.toml`, the call
+//! engine (routing, call actors, media), and handler invocation.
 
-use crate::config::{self, ListenSpec};
-use crate::sip::endpoint::{Endpoint, MediaSettings};
+use crate::call::actor::CallContext;
+use crate::call::engine::EngineConfig;
+use crate::call::storage::Buckets;
+use crate::cdr::CdrWriter;
+use crate::config::{self, AttributeProfile, ListenSpec};
+use crate::sip::endpoint::{Admission, Endpoint, MediaSettings};
 use crate::sip::tls;
 use crate::sip::transport::Transports;
+use crate::store::{self, HandlerFactory, Store};
 use clap::Args;
+use sma_handler::{EngineSettings, WasmEngine, WebhookClient};
+use sma_media::pacer::Pacer;
+use sma_media::prompt::PromptCache;
+use sma_media::tts::{espeak::Espeak, http::HttpTts, http::HttpTtsConfig, Synthesizer};
 use sma_sip::message::ParseLimits;
 use sma_sip::ua::{UaConfig, UserAgent};
 use sma_sip::Transport;
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Configuration file (sma.toml). Without one: UDP and TCP on 127.0.0.1:5060.
+    /// Configuration file (sma.toml). Without one, the embedded demo: the Rust IVR example on
+    /// +12065550100, SIP over UDP and TCP on 127.0.0.1:5060.
     #[arg(long, env = "SMA_CONFIG")]
     config: Option<PathBuf>,
+    /// The demo's handler component (used without --config).
+    #[arg(
+        long,
+        env = "SMA_DEMO_HANDLER",
+        default_value = "target/wasm32-wasip2/guest/ivr_menu_rust.wasm"
+    )]
+    demo_handler: PathBuf,
+    /// Compiled-component cache directory.
+    #[arg(long, env = "SMA_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
     /// A SIP listener, `<udp|tcp|tls>:<address>:<port>`; repeat for several. Replaces the
     /// configuration's `sip.listen`. Port 0 picks a free port (printed at start-up).
     #[arg(long = "sip-listen", value_name = "TRANSPORT:ADDR:PORT")]
     sip_listen: Vec<ListenSpec>,
-    /// Hang answered calls up after this many seconds (overrides serve.hangup_after_secs).
-    #[arg(long, value_name = "SECS")]
-    hangup_after: Option<u64>,
     /// Write the generated development TLS certificate (PEM) here, for clients to trust.
     #[arg(long, value_name = "FILE")]
     tls_dev_cert_out: Option<PathBuf>,
@@ -48,7 +67,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        None => config::File::default(),
+        None => match config::File::embedded_default(&args.demo_handler) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("sma serve: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     if let Err(e) = file.check() {
         eprintln!("sma serve: {e}");
@@ -146,7 +171,101 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         seed: random_seed(),
         ..UaConfig::default()
     });
-    let hangup_after = args.hangup_after.unwrap_or(file.serve.hangup_after_secs);
+    let calls = &file.calls;
+    let deadline = Duration::from_millis(calls.handler_deadline_ms);
+    let mut settings = EngineSettings::default();
+    if let Some(dir) = &args.cache_dir {
+        settings.cache_dir = dir.clone();
+    }
+    let (engine, webhooks) = match (WasmEngine::new(settings), WebhookClient::new()) {
+        (Ok(e), Ok(w)) => (e, w),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("sma serve: cannot start handler hosting: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let factory = HandlerFactory {
+        engine: &engine,
+        webhooks: &webhooks,
+        deadline,
+    };
+    let snapshot = match store::load(&file, &factory) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sma serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    info!(
+        numbers = snapshot.numbers.len(),
+        applications = snapshot.applications.len(),
+        rules = snapshot.rules.len(),
+        voice_connectors = snapshot.voice_connectors.len(),
+        "store loaded"
+    );
+    let store = Arc::new(Store::new(snapshot));
+    if let Some(path) = args.config.clone() {
+        tokio::spawn(reload_on_hangup(
+            path,
+            store.clone(),
+            engine.clone(),
+            webhooks.clone(),
+            deadline,
+        ));
+    }
+    let tts: Arc<dyn Synthesizer> = match &file.tts.http_url {
+        Some(url) => match HttpTts::new(HttpTtsConfig {
+            base_url: url.clone(),
+            model: file
+                .tts
+                .http_model
+                .clone()
+                .unwrap_or_else(|| "tts-1".into()),
+            default_voice: "alloy".into(),
+            voice_map: Vec::new(),
+            api_key: file.tts.http_api_key.clone(),
+            timeout: Duration::from_secs(20),
+        }) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                eprintln!("sma serve: tts: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Arc::new(Espeak),
+    };
+    let cdr = match CdrWriter::open(file.node.cdr_path.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sma serve: cannot open the call record file: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let limits = match calls.attribute_limits {
+        AttributeProfile::Standard => sma_actions::Limits::default(),
+        AttributeProfile::Legacy => sma_actions::Limits::legacy(),
+    };
+    let ctx = Arc::new(CallContext {
+        pacer: Pacer::start(),
+        prompts: PromptCache::new(1000, file.media.ptime),
+        tts,
+        buckets: Buckets::new(file.storage.root.clone(), file.storage.buckets.clone()),
+        engine: EngineConfig {
+            limits,
+            max_invocations: calls.max_invocations,
+            max_consecutive_invalid: calls.max_consecutive_invalid_responses.max(1),
+            unanswered_timeout: Duration::from_secs(calls.unanswered_timeout_secs),
+            retries: calls.handler_retries,
+            retry_delay: Duration::from_millis(calls.handler_retry_delay_ms),
+        },
+        inactivity: if calls.media_inactivity_secs == 0 {
+            Duration::from_secs(u64::from(u32::MAX))
+        } else {
+            Duration::from_secs(calls.media_inactivity_secs)
+        },
+        max_recording: Duration::from_secs(calls.max_recording_secs),
+        cdr,
+    });
     let endpoint = Endpoint::new(
         ua,
         transports,
@@ -156,8 +275,16 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             codecs,
             ptime: file.media.ptime,
         },
-        (hangup_after > 0).then(|| Duration::from_secs(hangup_after)),
+        store,
+        ctx,
+        file.node.account_id.clone(),
+        Admission {
+            max_concurrent_calls: calls.max_concurrent_calls,
+            max_calls_per_second: calls.max_calls_per_second,
+            retry_after_secs: calls.retry_after_secs,
+        },
     );
+    println!("ready");
     info!("sma serve: ready");
     tokio::select! {
         _ = endpoint.run(rx) => {
@@ -167,6 +294,39 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         _ = tokio::signal::ctrl_c() => {
             info!("shutting down");
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// SIGHUP re-reads the configuration's resources (numbers, applications, rules, voice
+/// connectors) into the store: new calls route by them at once, calls in progress keep
+/// theirs. A configuration with an error is refused and the running one kept.
+async fn reload_on_hangup(
+    path: PathBuf,
+    store: Arc<Store>,
+    engine: WasmEngine,
+    webhooks: WebhookClient,
+    deadline: Duration,
+) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let loaded = config::File::load(&path).and_then(|file| {
+            let factory = HandlerFactory {
+                engine: &engine,
+                webhooks: &webhooks,
+                deadline,
+            };
+            store::load(&file, &factory)
+        });
+        match loaded {
+            Ok(snapshot) => {
+                store.replace(snapshot);
+                info!(path = %path.display(), "configuration reloaded");
+            }
+            Err(e) => error!(path = %path.display(), %e, "configuration not reloaded"),
         }
     }
 }

@@ -1,20 +1,27 @@
 //! The endpoint task: the one owner of the sans-IO user agent. It feeds it what the transports
-//! receive and the timers it asks for, sends what it yields, and acts on its events.
-//!
-//! Until the call engine routes calls to applications, every call is answered: the offer is
-//! negotiated against the configured codecs, an RTP port pair is reserved from the media
-//! range, and the call ends by BYE from either side (or from this side after
-//! `serve.hangup_after_secs`).
+//! receive and the timers it asks for, sends what it yields, and turns its events into calls:
+//! admission control, routing (SIP rules), voice connector termination checks, SDP
+//! negotiation with a port pair from the media range, then a call actor per transaction.
+//! Actors ask it to answer or hang up their leg; it tells them when the leg ends.
 
 use super::transport::{Inbound, Transports};
-use sma_sip::message::reject_too_large;
+use crate::call::actor::{self, CallContext, CallSetup, LegMedia, SipCommand, SipSignal};
+use crate::routing::{self, admit_termination, RateLimiter, Refusal, Route};
+use crate::store::{Store, VoiceConnector};
+use sma_actions::{CallDetails, Direction as LegDirection, Participant, ParticipantTag, Status};
+use sma_media::codec::AudioCodec;
+use sma_media::leg::LegSockets;
+use sma_sip::auth::{AuthFailure, DigestServer};
+use sma_sip::message::{reject_too_large, Headers};
 use sma_sip::sdp::{Codec, Direction, LocalMedia, SdpSession, SessionDescription};
-use sma_sip::ua::{CallHandle, UaEvent, UserAgent};
+use sma_sip::ua::{CallHandle, EndReason, UaEvent, UserAgent};
+use sma_sip::Request;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
-use tracing::{debug, info, info_span, warn};
+use tracing::{debug, info, warn};
 
 /// Media settings for answering.
 #[derive(Debug, Clone)]
@@ -25,53 +32,89 @@ pub struct MediaSettings {
     pub ptime: u32,
 }
 
-/// Hands out RTP/RTCP port pairs from the configured range, each held by bound sockets so no
-/// other process takes them while the call lasts.
-struct MediaPorts {
-    range: (u16, u16),
-    next: u16,
+/// Limits on new calls (issue: admission control).
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub max_concurrent_calls: usize,
+    pub max_calls_per_second: u32,
+    pub retry_after_secs: u32,
 }
 
-impl MediaPorts {
-    fn new(range: (u16, u16)) -> MediaPorts {
-        let first = range.0 + range.0 % 2;
-        MediaPorts { range, next: first }
-    }
-
-    fn allocate(&mut self, ip: IpAddr) -> Option<(u16, [UdpSocket; 2])> {
-        let (lo, hi) = self.range;
-        let pairs = ((hi - lo) / 2).max(1);
-        for _ in 0..pairs {
-            let port = self.next;
-            self.next = if port + 3 > hi { lo + lo % 2 } else { port + 2 };
-            let (Ok(rtp), Ok(rtcp)) = (
-                UdpSocket::bind(SocketAddr::new(ip, port)),
-                UdpSocket::bind(SocketAddr::new(ip, port + 1)),
-            ) else {
-                continue;
-            };
-            return Some((port, [rtp, rtcp]));
-        }
-        None
-    }
-}
-
-struct AnsweredCall {
+struct ActiveCall {
     local: LocalMedia,
     sdp: SdpSession,
-    hangup_at: Option<Instant>,
-    _ports: [UdpSocket; 2],
-    call_id: String,
+    answer: Vec<u8>,
+    signals: mpsc::UnboundedSender<SipSignal>,
+    sip_call_id: String,
 }
 
 pub struct Endpoint {
     ua: UserAgent,
     transports: Transports,
     media: MediaSettings,
-    ports: MediaPorts,
-    hangup_after: Option<Duration>,
-    calls: HashMap<CallHandle, AnsweredCall>,
+    store: Arc<Store>,
+    ctx: Arc<CallContext>,
+    account_id: String,
+    admission: Admission,
+    limiter: RateLimiter,
+    connector_limiters: HashMap<String, RateLimiter>,
+    digest: DigestServer,
+    calls: HashMap<CallHandle, ActiveCall>,
+    commands_tx: mpsc::UnboundedSender<SipCommand>,
+    commands: mpsc::UnboundedReceiver<SipCommand>,
     session_ids: u64,
+    port_hint: u64,
+}
+
+/// Headers of the INVITE the contract passes to the handler (§2.3).
+fn handler_headers(invite: &Request) -> Option<sma_actions::SipHeaders> {
+    let headers: sma_actions::SipHeaders = invite
+        .headers
+        .iter()
+        .filter(|(name, _)| sma_actions::is_allowed_sip_header(name))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+    (!headers.is_empty()).then_some(headers)
+}
+
+/// A party as the contract shows it: `+<digits>` for a number, else the user part as is.
+fn party(user: Option<&str>) -> String {
+    match user {
+        Some(u) => match routing::normalize_number(u) {
+            Some(digits) => format!("+{digits}"),
+            None => u.to_owned(),
+        },
+        None => String::new(),
+    }
+}
+
+fn audio_codec(codec: Codec) -> AudioCodec {
+    match codec {
+        Codec::Pcmu => AudioCodec::Pcmu,
+        Codec::Pcma => AudioCodec::Pcma,
+        Codec::G722 => AudioCodec::G722,
+        Codec::Opus => AudioCodec::Opus,
+    }
+}
+
+/// The status a leg's end gives the `HANGUP` event (0 normal clearing).
+fn hangup_status(reason: &EndReason) -> u16 {
+    match reason {
+        EndReason::RemoteBye | EndReason::LocalBye => 0,
+        EndReason::Cancelled => 487,
+        EndReason::Rejected(status) => *status,
+        EndReason::AckTimeout | EndReason::Timeout => 408,
+        EndReason::SessionExpired => 408,
+    }
+}
+
+fn random_bytes() -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for chunk in out.chunks_mut(8) {
+        let v = uuid::Uuid::new_v4().as_u128() as u64;
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
+    out
 }
 
 impl Endpoint {
@@ -79,22 +122,34 @@ impl Endpoint {
         ua: UserAgent,
         transports: Transports,
         media: MediaSettings,
-        hangup_after: Option<Duration>,
+        store: Arc<Store>,
+        ctx: Arc<CallContext>,
+        account_id: String,
+        admission: Admission,
     ) -> Endpoint {
+        let (commands_tx, commands) = mpsc::unbounded_channel();
         Endpoint {
             ua,
             transports,
-            ports: MediaPorts::new(media.port_range),
             media,
-            hangup_after,
+            store,
+            ctx,
+            account_id,
+            admission,
+            limiter: RateLimiter::default(),
+            connector_limiters: HashMap::new(),
+            digest: DigestServer::new("sma", random_bytes(), Instant::now()),
             calls: HashMap::new(),
+            commands_tx,
+            commands,
             session_ids: 1,
+            port_hint: u64::from(uuid::Uuid::new_v4().as_u128() as u16),
         }
     }
 
     pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) {
         loop {
-            let deadline = self.next_deadline();
+            let deadline = self.ua.poll_timeout();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -117,39 +172,36 @@ impl Endpoint {
                         }
                     }
                 }
-                _ = sleep => {
-                    let now = Instant::now();
-                    self.ua.handle_timeout(now);
-                    self.hang_up_due(now);
+                command = self.commands.recv() => {
+                    if let Some(command) = command {
+                        self.on_command(command, Instant::now());
+                    }
                 }
+                _ = sleep => self.ua.handle_timeout(Instant::now()),
             }
             self.flush(Instant::now());
         }
     }
 
-    fn next_deadline(&mut self) -> Option<Instant> {
-        let hangups = self.calls.values().filter_map(|c| c.hangup_at).min();
-        match (self.ua.poll_timeout(), hangups) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn hang_up_due(&mut self, now: Instant) {
-        let due: Vec<CallHandle> = self
-            .calls
-            .iter_mut()
-            .filter(|(_, c)| c.hangup_at.is_some_and(|at| at <= now))
-            .map(|(h, c)| {
-                c.hangup_at = None;
-                *h
-            })
-            .collect();
-        for call in due {
-            if let Some(c) = self.calls.get(&call) {
-                info!(call_id = %c.call_id, "hanging up (serve.hangup_after_secs)");
+    fn on_command(&mut self, command: SipCommand, now: Instant) {
+        match command {
+            SipCommand::Answer { call } => {
+                if let Some(c) = self.calls.get(&call) {
+                    let answer = c.answer.clone();
+                    if !self.ua.answer(call, answer, now) {
+                        debug!(call_id = %c.sip_call_id, "answer refused: the call is no longer ringing");
+                    }
+                }
             }
-            self.ua.hangup(call, 480, now);
+            SipCommand::Hangup { call, status } => self.ua.hangup(call, status, now),
+            SipCommand::Finished { call } => {
+                if let Some(c) = self.calls.remove(&call) {
+                    debug!(call_id = %c.sip_call_id, "call finished");
+                }
+                // A transaction that ended without the leg ending (limits, handler gone while
+                // the BYE is in flight) still releases the dialog.
+                self.ua.hangup(call, 480, now);
+            }
         }
     }
 
@@ -178,60 +230,105 @@ impl Endpoint {
                 invite,
                 source,
                 transport,
-            } => {
-                let span = info_span!("call", call_id = %invite.call_id);
-                let _enter = span.enter();
-                info!(%source, %transport, to = %invite.uri, from = %invite.from.uri, "incoming call");
-                self.answer(call, &invite.body, now);
-            }
-            UaEvent::Confirmed { call, .. } => {
-                if let Some(c) = self.calls.get(&call) {
-                    info!(call_id = %c.call_id, "call confirmed");
-                }
-            }
+            } => self.incoming(call, &invite, source, transport, now),
             UaEvent::Offer { call, tx, request } => {
                 let answer = self.calls.get_mut(&call).and_then(|c| {
                     let offer = SessionDescription::parse(&request.body).ok()?;
                     let (sdp, media) = c.sdp.answer(&offer, &c.local).ok()?;
-                    info!(call_id = %c.call_id, direction = media.direction.as_str(), "new offer answered");
+                    info!(call_id = %c.sip_call_id, direction = media.direction.as_str(), "new offer answered");
                     Some(sdp.to_bytes())
                 });
                 self.ua.answer_offer(call, tx, answer.ok_or(488), now);
             }
             UaEvent::Ended { call, reason } => {
-                if let Some(c) = self.calls.remove(&call) {
-                    info!(call_id = %c.call_id, ?reason, "call ended");
+                if let Some(c) = self.calls.get(&call) {
+                    info!(call_id = %c.sip_call_id, ?reason, "call ended");
+                    let _ = c.signals.send(SipSignal::Ended {
+                        status: hangup_status(&reason),
+                    });
                 }
             }
-            UaEvent::Dropped { source, reason } => {
-                debug!(%source, %reason, "message dropped");
-            }
+            UaEvent::Dropped { source, reason } => debug!(%source, %reason, "message dropped"),
             UaEvent::OfferFailed { call, status } => {
                 if let Some(c) = self.calls.get(&call) {
-                    warn!(call_id = %c.call_id, status, "our offer was refused");
+                    warn!(call_id = %c.sip_call_id, status, "our offer was refused");
                 }
             }
-            UaEvent::Info { .. }
+            UaEvent::Confirmed { .. }
+            | UaEvent::Info { .. }
             | UaEvent::Progress { .. }
             | UaEvent::Answered { .. }
             | UaEvent::OfferAnswered { .. } => {}
         }
     }
 
-    fn answer(&mut self, call: CallHandle, body: &[u8], now: Instant) {
+    fn refuse(
+        &mut self,
+        call: CallHandle,
+        status: u16,
+        why: &str,
+        mut headers: Headers,
+        now: Instant,
+    ) {
+        info!(status, %why, "call refused");
+        headers.push("Warning", format!("399 sma \"{}\"", why.replace('"', "'")));
+        self.ua.reject_with(call, status, headers, now);
+    }
+
+    fn busy(&mut self, call: CallHandle, why: &str, now: Instant) {
+        let mut headers = Headers::new();
+        headers.push("Retry-After", self.admission.retry_after_secs.to_string());
+        self.refuse(call, 503, why, headers, now);
+    }
+
+    fn incoming(
+        &mut self,
+        call: CallHandle,
+        invite: &Request,
+        source: SocketAddr,
+        transport: sma_sip::Transport,
+        now: Instant,
+    ) {
+        let span = tracing::info_span!("invite", call_id = %invite.call_id);
+        let _enter = span.enter();
+        info!(%source, %transport, to = %invite.uri, from = %invite.from.uri, "incoming call");
+        // Admission control first: beyond capacity nothing else is worth doing.
+        if self.admission.max_concurrent_calls > 0
+            && self.calls.len() >= self.admission.max_concurrent_calls
+        {
+            return self.busy(call, "the node is at its concurrent call limit", now);
+        }
+        let snapshot = self.store.snapshot();
+        let (rule, connector) = match routing::route(&snapshot, &invite.uri) {
+            Route::Rule {
+                rule,
+                voice_connector,
+            } => (rule, voice_connector),
+            Route::NotFound(why) => return self.refuse(call, 404, &why, Headers::new(), now),
+        };
+        if let Some(vc) = &connector {
+            if let Err(status) = self.terminate(call, vc, invite, source, transport, now) {
+                return status;
+            }
+        }
+        if !self.limiter.admit(self.admission.max_calls_per_second, now) {
+            return self.busy(call, "the node is at its calls-per-second limit", now);
+        }
         let Some(dialog) = self.ua.dialog(call) else {
             return;
         };
-        let call_id = dialog.call_id.clone();
         let ip = self.media.address.unwrap_or(dialog.local_addr.ip());
-        let Some((port, sockets)) = self.ports.allocate(ip) else {
-            warn!(%call_id, "no free media port in the configured range");
-            self.ua.reject(call, 503, now);
-            return;
+        self.port_hint = self.port_hint.wrapping_add(1);
+        let sockets = match LegSockets::bind(ip, self.media.port_range, self.port_hint) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(%e, "no free media port");
+                return self.busy(call, "no free media port", now);
+            }
         };
         let local = LocalMedia {
             address: ip,
-            port,
+            port: sockets.rtp_port(),
             codecs: self.media.codecs.clone(),
             telephone_event: true,
             ptime: self.media.ptime,
@@ -239,45 +336,179 @@ impl Endpoint {
         };
         self.session_ids += 1;
         let mut sdp = SdpSession::new(self.session_ids);
-        let answer = if body.is_empty() {
-            // No offer in the INVITE: offer in the 200, the answer comes in the ACK.
-            Ok(sdp.offer(&local))
+        let negotiated = if invite.body.is_empty() {
+            // No offer: ours goes in the 200, the answer comes in the ACK; media starts with
+            // our first codec and latches onto the caller's first packet.
+            let offer = sdp.offer(&local);
+            let codec = self.media.codecs.first().copied().unwrap_or(Codec::Pcmu);
+            Ok((
+                offer,
+                codec,
+                codec.static_payload_type().unwrap_or(0),
+                Some(101),
+                SocketAddr::new(source.ip(), 0),
+                false,
+            ))
         } else {
-            SessionDescription::parse(body)
+            SessionDescription::parse(&invite.body)
                 .map_err(|e| e.to_string())
-                .and_then(|offer| {
-                    sdp.answer(&offer, &local)
-                        .map(|(answer, media)| {
-                            info!(
-                                codec = media.codec.codec.encoding(),
-                                payload_type = media.codec.payload_type,
-                                remote = %media.remote,
-                                local_port = port,
-                                "media negotiated"
-                            );
-                            answer
-                        })
-                        .map_err(|e| e.to_string())
+                .and_then(|offer| sdp.answer(&offer, &local).map_err(|e| e.to_string()))
+                .map(|(answer, m)| {
+                    (
+                        answer,
+                        m.codec.codec,
+                        m.codec.payload_type,
+                        m.telephone_event,
+                        m.remote,
+                        m.rtcp_mux,
+                    )
                 })
         };
-        match answer {
-            Ok(answer) => {
-                self.ua.answer(call, answer.to_bytes(), now);
-                self.calls.insert(
-                    call,
-                    AnsweredCall {
-                        local,
-                        sdp,
-                        hangup_at: self.hangup_after.map(|d| now + d),
-                        _ports: sockets,
-                        call_id,
-                    },
-                );
-            }
+        let (answer, codec, payload_type, telephone_event, remote, rtcp_mux) = match negotiated {
+            Ok(n) => n,
             Err(why) => {
-                warn!(%call_id, %why, "offer not acceptable");
-                self.ua.reject(call, 488, now);
+                return self.refuse(
+                    call,
+                    488,
+                    &format!("offer not acceptable: {why}"),
+                    Headers::new(),
+                    now,
+                )
+            }
+        };
+        info!(codec = codec.encoding(), payload_type, %remote, local_port = local.port, rule = %rule.name, "call accepted");
+        self.ua.ring(call, now);
+
+        let start_ms = crate::call::storage::now_ms();
+        let transaction_id = uuid::Uuid::new_v4().to_string();
+        let leg = Participant {
+            call_id: uuid::Uuid::new_v4().to_string(),
+            participant_tag: ParticipantTag::LegA,
+            to: party(invite.uri.user.as_deref().or(invite.to.uri.user.as_deref())),
+            from: party(invite.from.uri.user.as_deref()),
+            direction: LegDirection::Inbound,
+            start_time_in_milliseconds: start_ms.to_string(),
+            status: Some(Status::Connected),
+            sip_headers: handler_headers(invite),
+        };
+        let first = snapshot
+            .applications
+            .get(rule.targets.first().map_or("", String::as_str));
+        let details = CallDetails {
+            transaction_id,
+            transaction_attributes: None,
+            aws_account_id: self.account_id.clone(),
+            aws_region: first.map(|a| a.region.clone()).unwrap_or_default(),
+            sip_rule_id: Some(rule.id.clone()),
+            sip_media_application_id: first.map(|a| a.id.clone()).unwrap_or_default(),
+            participants: vec![leg],
+        };
+        let (signals_tx, signals) = mpsc::unbounded_channel();
+        self.calls.insert(
+            call,
+            ActiveCall {
+                local,
+                sdp,
+                answer: answer.to_bytes(),
+                signals: signals_tx,
+                sip_call_id: invite.call_id.clone(),
+            },
+        );
+        actor::spawn(
+            self.ctx.clone(),
+            CallSetup {
+                details,
+                rule_id: rule.id.clone(),
+                hostname_rule: rule.trigger == routing::TriggerType::RequestUriHostname,
+                voice_connector: connector.as_ref().map(|v| v.id.clone()),
+                chain: rule.chain.clone(),
+                media: LegMedia {
+                    codec: audio_codec(codec),
+                    payload_type,
+                    telephone_event,
+                    ptime: self.media.ptime,
+                    remote,
+                    rtcp_mux,
+                    sockets,
+                },
+                commands: self.commands_tx.clone(),
+                signals,
+                sip_call_id: invite.call_id.clone(),
+                call,
+            },
+        );
+    }
+
+    /// A voice connector's termination checks (source, transport, region, credentials, rate).
+    /// `Err(())` when the call was refused.
+    fn terminate(
+        &mut self,
+        call: CallHandle,
+        vc: &Arc<VoiceConnector>,
+        invite: &Request,
+        source: SocketAddr,
+        transport: sma_sip::Transport,
+        now: Instant,
+    ) -> Result<(), ()> {
+        match admit_termination(vc, source.ip(), transport, &invite.uri) {
+            Ok(()) => {}
+            Err(Refusal::Forbidden(why)) => {
+                debug!(connector = %vc.id, region = %vc.region, "termination refused");
+                self.refuse(call, 403, &why, Headers::new(), now);
+                return Err(());
+            }
+            Err(Refusal::EncryptionRequired) => {
+                let why = format!("voice connector {} accepts TLS only", vc.name);
+                self.refuse(call, 403, &why, Headers::new(), now);
+                return Err(());
             }
         }
+        if !vc.credentials.is_empty() {
+            let mut digest = self.digest.clone();
+            digest.realm = vc.host.clone();
+            let verdict = digest.verify(
+                invite.headers.get("Proxy-Authorization"),
+                "INVITE",
+                |user| {
+                    vc.credentials
+                        .iter()
+                        .find(|(u, _)| u == user)
+                        .map(|(_, p)| p.clone())
+                },
+                now,
+            );
+            match verdict {
+                Ok(user) => debug!(%user, "termination credentials accepted"),
+                Err(AuthFailure::Missing) | Err(AuthFailure::Stale) => {
+                    let stale = matches!(verdict, Err(AuthFailure::Stale));
+                    let mut headers = Headers::new();
+                    for challenge in digest.challenges(now, stale) {
+                        headers.push("Proxy-Authenticate", challenge);
+                    }
+                    self.refuse(call, 407, "credentials required", headers, now);
+                    return Err(());
+                }
+                Err(e) => {
+                    self.refuse(
+                        call,
+                        403,
+                        &format!("credentials refused: {e}"),
+                        Headers::new(),
+                        now,
+                    );
+                    return Err(());
+                }
+            }
+        }
+        let limiter = self.connector_limiters.entry(vc.id.clone()).or_default();
+        if !limiter.admit(vc.cps_limit, now) {
+            let why = format!(
+                "voice connector {} is at its calls-per-second limit",
+                vc.name
+            );
+            self.busy(call, &why, now);
+            return Err(());
+        }
+        Ok(())
     }
 }

@@ -903,6 +903,12 @@ impl UserAgent {
 
     /// Rejects an incoming call that has no final response yet.
     pub fn reject(&mut self, call: CallHandle, status: u16, now: Instant) {
+        self.reject_with(call, status, Headers::new(), now);
+    }
+
+    /// Rejects an incoming call with extra headers: `Retry-After` on a 503, challenges on a
+    /// 401/407, `Warning` text saying why.
+    pub fn reject_with(&mut self, call: CallHandle, status: u16, extra: Headers, now: Instant) {
         let Some(c) = self.calls.get(&call) else {
             return;
         };
@@ -912,6 +918,9 @@ impl UserAgent {
         let mut r = c.invite.response(status);
         r.to = c.dialog.local.clone();
         r.headers.push("Server", self.config.user_agent.clone());
+        for (name, value) in extra.iter() {
+            r.headers.push(name, value);
+        }
         self.respond(tx, r, now);
         self.end(call, EndReason::Rejected(status));
     }

@@ -1,6 +1,7 @@
 //! A handler that misbehaves on request, for the runtime's failure-handling tests.
 //!
-//! The behaviour is chosen by the event's `TransactionAttributes.mode`:
+//! The behaviour is chosen by the event's `TransactionAttributes.mode`, or on a call's first
+//! event by the caller's `X-Chaos-Mode` SIP header:
 //! `trap` (panic), `loop` (never returns), `oom` (allocates without bound), `garbage` (returns
 //! text that is not JSON), `blank`, `err` (returns `err`), `invalid` (an unknown action),
 //! `counter` (reports how often this instance was invoked), otherwise a valid `Hangup`.
@@ -17,7 +18,21 @@ impl sma_guest::bindings::Guest for Chaos {
         let seen = INVOCATIONS.fetch_add(1, Ordering::SeqCst) + 1;
         let parsed: sma_guest::InvocationEvent =
             sma_guest::__serde_json::from_str(&event).map_err(|e| e.to_string())?;
-        let mode = parsed.attribute("mode").unwrap_or("ok").to_owned();
+        let header = parsed
+            .call_details
+            .participants
+            .first()
+            .and_then(|p| p.sip_headers.as_ref())
+            .and_then(|h| {
+                h.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("X-Chaos-Mode"))
+            })
+            .map(|(_, v)| v.as_str());
+        let mode = parsed
+            .attribute("mode")
+            .or(header)
+            .unwrap_or("ok")
+            .to_owned();
         match mode.as_str() {
             "trap" => panic!("chaos guest asked to trap"),
             "loop" => {

@@ -1,0 +1,443 @@
+//! The execution model on simulated time: every rule of contract §1.5–1.10 the engine
+//! implements, driven through its inputs and checked on its outputs.
+
+use super::*;
+use serde_json::json;
+use sma_actions::{Direction, Participant, ParticipantTag, Status};
+
+const LEG: &str = "leg-a";
+
+fn details() -> CallDetails {
+    CallDetails {
+        transaction_id: "tx-1".into(),
+        transaction_attributes: None,
+        aws_account_id: "000000000000".into(),
+        aws_region: "us-east-1".into(),
+        sip_rule_id: Some("rule".into()),
+        sip_media_application_id: "app".into(),
+        participants: vec![Participant {
+            call_id: LEG.into(),
+            participant_tag: ParticipantTag::LegA,
+            to: "+12065550100".into(),
+            from: "+14255550199".into(),
+            direction: Direction::Inbound,
+            start_time_in_milliseconds: "1".into(),
+            status: Some(Status::Connected),
+            sip_headers: None,
+        }],
+    }
+}
+
+fn engine_with(config: EngineConfig) -> (CallEngine, Instant) {
+    let t0 = Instant::now();
+    (CallEngine::inbound(config, details(), t0), t0)
+}
+
+fn engine() -> (CallEngine, Instant) {
+    engine_with(EngineConfig::default())
+}
+
+fn outputs(e: &mut CallEngine) -> Vec<Output> {
+    std::iter::from_fn(|| e.poll_output()).collect()
+}
+
+fn invoked(e: &mut CallEngine) -> InvocationEvent {
+    match outputs(e).as_slice() {
+        [Output::Invoke(event)] => (**event).clone(),
+        other => panic!("expected one invocation, got {other:?}"),
+    }
+}
+
+fn started(e: &mut CallEngine) -> ActionCommand {
+    match outputs(e).as_slice() {
+        [Output::Start(c)] => (**c).clone(),
+        other => panic!("expected one action, got {other:?}"),
+    }
+}
+
+fn speak(text: &str) -> Value {
+    json!({"Type": "Speak", "Parameters": {"Text": text, "CallId": LEG}})
+}
+
+fn respond(actions: Value) -> Value {
+    json!({"SchemaVersion": "1.0", "Actions": actions})
+}
+
+fn ok() -> Outcome {
+    Outcome::Succeeded(ActionResult::default())
+}
+
+#[test]
+fn first_event_is_new_inbound_call_with_sequence_1() {
+    let (mut e, _) = engine();
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::NewInboundCall);
+    assert_eq!(event.sequence, 1);
+    assert!(event.action_data.is_none());
+    assert_eq!(
+        event.call_details.participants[0].status,
+        Some(Status::Connected)
+    );
+}
+
+#[test]
+fn actions_run_in_order_and_only_the_last_reports() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    e.on_response(respond(json!([speak("one"), speak("two")])));
+    let first = started(&mut e);
+    assert_eq!(first.parameters["Text"], "one");
+    e.on_action_done(first.id, ok());
+    let second = started(&mut e);
+    assert_eq!(second.parameters["Text"], "two");
+    e.on_action_done(second.id, ok());
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::ActionSuccessful);
+    assert_eq!(event.sequence, 2);
+    let data = event.action_data.unwrap();
+    assert_eq!(data.r#type, "Speak");
+    assert_eq!(data.parameters["Text"], "two");
+}
+
+#[test]
+fn reporting_actions_report_mid_list_and_an_empty_answer_keeps_the_queue() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    let receive = json!({"Type": "ReceiveDigits", "Parameters": {
+        "InputDigitsRegex": "^\\d$", "InBetweenDigitsDurationInMilliseconds": 1000,
+        "FlushDigitsDurationInMilliseconds": 5000}});
+    e.on_response(respond(json!([receive, speak("after")])));
+    let r = started(&mut e);
+    // The echo carries the resolved leg.
+    assert_eq!(r.parameters["CallId"], LEG);
+    e.on_action_done(
+        r.id,
+        Outcome::Succeeded(ActionResult {
+            received_digits: Some(String::new()),
+            ..Default::default()
+        }),
+    );
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::ActionSuccessful);
+    assert_eq!(event.received_digits(), Some(""));
+    // Nothing starts while the handler is deciding.
+    assert!(outputs(&mut e).is_empty());
+    e.on_response(respond(json!([])));
+    assert_eq!(started(&mut e).parameters["Text"], "after");
+}
+
+#[test]
+fn a_new_list_replaces_the_queue_after_the_running_action() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    let receive = json!({"Type": "ReceiveDigits", "Parameters": {
+        "InputDigitsRegex": "^\\d$", "InBetweenDigitsDurationInMilliseconds": 1000,
+        "FlushDigitsDurationInMilliseconds": 5000}});
+    e.on_response(respond(json!([receive, speak("old")])));
+    let r = started(&mut e);
+    e.on_action_done(r.id, ok());
+    invoked(&mut e);
+    e.on_response(respond(json!([speak("new")])));
+    assert_eq!(started(&mut e).parameters["Text"], "new");
+}
+
+#[test]
+fn digits_received_is_invoked_while_an_action_runs_and_replaces_what_is_queued() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    e.on_response(respond(json!([speak("playing"), speak("queued")])));
+    let running = started(&mut e);
+    let listener = ActionData::new("ReceiveDigits", Map::new());
+    e.on_digits_received(&listener, "*5");
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::DigitsReceived);
+    assert_eq!(event.received_digits(), Some("*5"));
+    e.on_response(respond(json!([speak("instead")])));
+    // The running action finishes first, then the new list runs; "queued" never does.
+    assert!(outputs(&mut e).is_empty());
+    e.on_action_done(running.id, ok());
+    assert_eq!(started(&mut e).parameters["Text"], "instead");
+}
+
+#[test]
+fn a_failure_reports_and_discards_the_rest_of_the_list() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    e.on_response(respond(json!([speak("fails"), speak("never")])));
+    let a = started(&mut e);
+    e.on_action_done(
+        a.id,
+        Outcome::Failed {
+            error_type: "InvalidAudioSource".into(),
+            message: "missing".into(),
+        },
+    );
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::ActionFailed);
+    let data = event.action_data.unwrap();
+    assert_eq!(data.error_type.as_deref(), Some("InvalidAudioSource"));
+    e.on_response(respond(json!(null)));
+    assert!(
+        outputs(&mut e).is_empty(),
+        "the rest of the list was discarded"
+    );
+}
+
+#[test]
+fn a_rule_broken_by_one_action_fails_it_in_its_turn() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    let bad_pause = json!({"Type": "Pause", "Parameters": {"DurationInMilliseconds": -5}});
+    e.on_response(respond(json!([speak("first"), bad_pause, speak("never")])));
+    let first = started(&mut e);
+    assert_eq!(first.parameters["Text"], "first");
+    e.on_action_done(first.id, ok());
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::ActionFailed);
+    let data = event.action_data.unwrap();
+    assert_eq!(data.r#type, "Pause");
+    assert_eq!(data.error_type.as_deref(), Some("InvalidActionParameter"));
+    assert!(data
+        .error_message
+        .unwrap()
+        .contains("DurationInMilliseconds"));
+}
+
+#[test]
+fn invalid_responses_get_invalid_lambda_response_then_a_hangup() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    e.on_response(
+        json!({"SchemaVersion": "1.0", "Actions": [{"Type": "Answer", "Parameters": {}}]}),
+    );
+    let event = invoked(&mut e);
+    assert_eq!(
+        event.invocation_event_type,
+        EventType::InvalidLambdaResponse
+    );
+    assert_eq!(event.error_type.as_deref(), Some("UnsupportedAction"));
+    assert_eq!(event.sequence, 2);
+    e.on_response(json!({"SchemaVersion": "2.0"}));
+    assert_eq!(
+        outputs(&mut e),
+        vec![Output::Hangup {
+            call_id: LEG.into(),
+            status: 480
+        }]
+    );
+    // The leg ends; the handler that broke the contract is not invoked again.
+    e.on_leg_ended(LEG, 480);
+    assert_eq!(outputs(&mut e), vec![Output::Finished]);
+}
+
+#[test]
+fn a_hangup_during_an_invocation_queues_and_the_late_actions_are_ignored() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    e.on_leg_ended(LEG, 0);
+    assert!(outputs(&mut e).is_empty(), "one invocation at a time");
+    e.on_response(respond(json!([speak("too late")])));
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::Hangup);
+    let data = event.action_data.unwrap();
+    assert_eq!(data.r#type, "Hangup");
+    assert_eq!(data.parameters["SipResponseCode"], 0);
+    assert_eq!(data.parameters["ParticipantTag"], "LEG-A");
+    assert_eq!(
+        event.call_details.participants[0].status,
+        Some(Status::Disconnected)
+    );
+    // A single-leg call's HANGUP response is ignored.
+    e.on_response(respond(json!([speak("ignored")])));
+    assert_eq!(outputs(&mut e), vec![Output::Finished]);
+}
+
+#[test]
+fn an_empty_answer_to_new_inbound_call_rings_until_the_unanswered_timeout() {
+    let (mut e, t0) = engine();
+    invoked(&mut e);
+    e.on_response(respond(json!([])));
+    assert!(outputs(&mut e).is_empty());
+    assert_eq!(e.poll_timeout(), Some(t0 + Duration::from_secs(30)));
+    e.handle_timeout(t0 + Duration::from_secs(30));
+    assert_eq!(
+        outputs(&mut e),
+        vec![Output::Hangup {
+            call_id: LEG.into(),
+            status: 480
+        }]
+    );
+    e.on_leg_ended(LEG, 480);
+    assert_eq!(invoked(&mut e).invocation_event_type, EventType::Hangup);
+}
+
+#[test]
+fn an_answered_call_has_no_unanswered_timeout() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    e.on_leg_answered(LEG);
+    assert_eq!(e.poll_timeout(), None);
+}
+
+#[test]
+fn failed_invocations_are_retried_with_the_same_sequence_then_the_call_is_released() {
+    let (mut e, t0) = engine_with(EngineConfig {
+        retry_delay: Duration::from_millis(100),
+        ..EngineConfig::default()
+    });
+    invoked(&mut e);
+    e.on_response(respond(json!([speak("x")])));
+    let a = started(&mut e);
+    e.on_action_done(a.id, ok());
+    let event = invoked(&mut e);
+    assert_eq!(event.sequence, 2);
+    e.on_invoke_failed("deadline", t0);
+    assert!(outputs(&mut e).is_empty());
+    e.handle_timeout(t0 + Duration::from_millis(100));
+    let retry = invoked(&mut e);
+    assert_eq!(retry.sequence, 2, "a retry keeps the sequence");
+    e.on_invoke_failed("deadline", t0 + Duration::from_millis(200));
+    assert_eq!(
+        outputs(&mut e),
+        vec![Output::Hangup {
+            call_id: LEG.into(),
+            status: 480
+        }]
+    );
+    e.on_leg_ended(LEG, 480);
+    assert_eq!(
+        outputs(&mut e),
+        vec![Output::Finished],
+        "no HANGUP to a dead handler"
+    );
+}
+
+#[test]
+fn the_first_invocation_is_not_retried_here() {
+    // Failover across targets is the first invocation's retry (the shell's chain).
+    let (mut e, t0) = engine();
+    invoked(&mut e);
+    e.on_invoke_failed("every target failed", t0);
+    assert_eq!(
+        outputs(&mut e),
+        vec![Output::Hangup {
+            call_id: LEG.into(),
+            status: 480
+        }]
+    );
+}
+
+#[test]
+fn the_invocation_limit_hangs_up() {
+    let (mut e, _) = engine_with(EngineConfig {
+        max_invocations: 2,
+        ..EngineConfig::default()
+    });
+    invoked(&mut e);
+    e.on_response(respond(json!([speak("x")])));
+    let a = started(&mut e);
+    e.on_action_done(a.id, ok());
+    invoked(&mut e);
+    e.on_response(respond(json!([speak("y")])));
+    let b = started(&mut e);
+    e.on_action_done(b.id, ok());
+    assert_eq!(
+        outputs(&mut e),
+        vec![Output::Hangup {
+            call_id: LEG.into(),
+            status: 480
+        }]
+    );
+}
+
+#[test]
+fn attributes_are_replaced_whole_kept_when_absent_and_cleared_by_an_empty_map() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    e.on_response(
+        json!({"SchemaVersion": "1.0", "Actions": [speak("a"), speak("b")],
+        "TransactionAttributes": {"k1": "v1", "k2": "v2"}}),
+    );
+    let a = started(&mut e);
+    e.on_action_done(a.id, ok());
+    let b = started(&mut e);
+    e.on_action_done(b.id, ok());
+    let event = invoked(&mut e);
+    assert_eq!(event.attribute("k1"), Some("v1"));
+    e.on_response(json!({"SchemaVersion": "1.0", "Actions": [speak("c")],
+        "TransactionAttributes": {"new": "x"}}));
+    let c = started(&mut e);
+    e.on_action_done(c.id, ok());
+    let event = invoked(&mut e);
+    assert_eq!(event.attribute("k1"), None);
+    assert_eq!(event.attribute("new"), Some("x"));
+    e.on_response(json!({"SchemaVersion": "1.0", "Actions": [speak("d")]}));
+    let d = started(&mut e);
+    e.on_action_done(d.id, ok());
+    let event = invoked(&mut e);
+    assert_eq!(event.attribute("new"), Some("x"), "absent keeps");
+    e.on_response(json!({"SchemaVersion": "1.0", "Actions": [speak("e")],
+        "TransactionAttributes": {}}));
+    let f = started(&mut e);
+    e.on_action_done(f.id, ok());
+    let event = invoked(&mut e);
+    assert!(
+        event.call_details.transaction_attributes.is_none(),
+        "{{}} clears"
+    );
+}
+
+#[test]
+fn call_update_interrupts_an_interruptible_action() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    let pause = json!({"Type": "Pause", "Parameters": {"DurationInMilliseconds": 5000}});
+    e.on_response(respond(json!([pause])));
+    let p = started(&mut e);
+    let mut args = Map::new();
+    args.insert("Admit".into(), json!("yes"));
+    e.on_update_requested(args);
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::CallUpdateRequested);
+    assert_eq!(
+        event.action_data.as_ref().unwrap().r#type,
+        "CallUpdateRequest"
+    );
+    e.on_response(respond(json!([speak("welcome")])));
+    assert_eq!(outputs(&mut e), vec![Output::Interrupt(p.id)]);
+    e.on_action_done(p.id, Outcome::Interrupted);
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::ActionInterrupted);
+    // Informational: its response is ignored, the update's list runs.
+    e.on_response(respond(json!([speak("ignored")])));
+    assert_eq!(started(&mut e).parameters["Text"], "welcome");
+}
+
+#[test]
+fn an_unknown_leg_fails_the_action() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    e.on_response(respond(
+        json!([{"Type": "Speak", "Parameters": {"Text": "x", "CallId": "nope"}}]),
+    ));
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::ActionFailed);
+    assert_eq!(
+        event.action_data.unwrap().error_message.as_deref(),
+        Some("CallId or ParticipantTag parameter for action is invalid.")
+    );
+}
+
+#[test]
+fn a_hangup_action_reports_as_hangup_not_action_successful() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    e.on_response(respond(
+        json!([{"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}}]),
+    ));
+    let h = started(&mut e);
+    e.on_action_done(h.id, Outcome::Silent);
+    assert!(outputs(&mut e).is_empty());
+    e.on_leg_ended(LEG, 0);
+    assert_eq!(invoked(&mut e).invocation_event_type, EventType::Hangup);
+}

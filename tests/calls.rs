@@ -1,0 +1,466 @@
+//! Helpers for end-to-end call tests: a scripted webhook handler (real HTTP, the test decides
+//! each response and sees every event), a baresip phone driven over its `ctrl_tcp` socket, a
+//! minimal UDP SIP caller for signalling-only checks, and audio analysis.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+type Script = dyn Fn(&Value) -> Value + Send + Sync;
+
+/// A webhook handler whose responses a closure decides; every event it received is kept.
+pub struct ScriptedWebhook {
+    pub url: String,
+    events: Arc<Mutex<Vec<Value>>>,
+}
+
+fn serve_connection(stream: TcpStream, script: Arc<Script>, events: Arc<Mutex<Vec<Value>>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let response = script(&event).to_string();
+        events.lock().unwrap().push(event);
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{response}",
+            response.len()
+        );
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+impl ScriptedWebhook {
+    pub fn start(script: impl Fn(&Value) -> Value + Send + Sync + 'static) -> ScriptedWebhook {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind webhook");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let script: Arc<Script> = Arc::new(script);
+        let seen = events.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = stream.set_nodelay(true);
+                let (script, seen) = (script.clone(), seen.clone());
+                std::thread::spawn(move || serve_connection(stream, script, seen));
+            }
+        });
+        ScriptedWebhook { url, events }
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Waits until `count` events arrived; returns them.
+    pub fn wait_for(&self, count: usize, within: Duration) -> Vec<Value> {
+        let end = Instant::now() + within;
+        loop {
+            let events = self.events();
+            if events.len() >= count {
+                return events;
+            }
+            assert!(
+                Instant::now() < end,
+                "only {} of {count} events arrived: {}",
+                events.len(),
+                serde_json::to_string_pretty(&events).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The event type of an event.
+pub fn kind(event: &Value) -> &str {
+    event["InvocationEventType"].as_str().unwrap_or("")
+}
+
+/// A handler response with these actions.
+pub fn actions(list: Value) -> Value {
+    serde_json::json!({"SchemaVersion": "1.0", "Actions": list})
+}
+
+/// PCM16 mono WAV bytes.
+pub fn wav(samples: &[i16], rate: u32) -> Vec<u8> {
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+/// Reads a PCM16 WAV: (channels, rate, interleaved samples).
+pub fn read_wav(path: &Path) -> (u16, u32, Vec<i16>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        &bytes[0..4],
+        b"RIFF",
+        "{} is not a WAV file",
+        path.display()
+    );
+    let mut pos = 12;
+    let (mut channels, mut rate) = (0u16, 0u32);
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        let body = &bytes[pos + 8..(pos + 8 + size).min(bytes.len())];
+        if id == b"fmt " {
+            channels = u16::from_le_bytes([body[2], body[3]]);
+            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
+        } else if id == b"data" {
+            let samples = body
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            return (channels, rate, samples);
+        }
+        pos += 8 + size + size % 2;
+    }
+    panic!("{}: no data chunk", path.display());
+}
+
+/// A test prompt: a rising chirp with a three-tone melody, distinctive for correlation.
+pub fn prompt_signal(rate: u32, seconds: f64) -> Vec<i16> {
+    let n = (f64::from(rate) * seconds) as usize;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / f64::from(rate);
+            let f = 300.0 + 900.0 * t / seconds;
+            let melody = [523.0, 659.0, 784.0][((t * 4.0) as usize) % 3];
+            let s = 0.45 * (2.0 * std::f64::consts::PI * f * t).sin()
+                + 0.25 * (2.0 * std::f64::consts::PI * melody * t).sin();
+            (s * 12_000.0) as i16
+        })
+        .collect()
+}
+
+/// The best normalized cross-correlation of `needle` anywhere in `haystack` (1.0 = identical
+/// shape), searched with a coarse step then refined.
+pub fn best_correlation(haystack: &[i16], needle: &[i16]) -> f64 {
+    if haystack.len() < needle.len() || needle.is_empty() {
+        return 0.0;
+    }
+    let n: Vec<f64> = needle.iter().map(|s| f64::from(*s)).collect();
+    let n_energy: f64 = n.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let score = |offset: usize| {
+        let h = &haystack[offset..offset + n.len()];
+        let mut dot = 0.0;
+        let mut energy = 0.0;
+        for (a, b) in h.iter().zip(&n) {
+            let a = f64::from(*a);
+            dot += a * b;
+            energy += a * a;
+        }
+        if energy == 0.0 {
+            0.0
+        } else {
+            dot / (energy.sqrt() * n_energy)
+        }
+    };
+    let last = haystack.len() - needle.len();
+    let (mut best, mut at) = (f64::MIN, 0);
+    for offset in (0..=last).step_by(4) {
+        let s = score(offset);
+        if s > best {
+            (best, at) = (s, offset);
+        }
+    }
+    for offset in at.saturating_sub(4)..=(at + 4).min(last) {
+        best = best.max(score(offset));
+    }
+    best
+}
+
+/// A baresip phone with a WAV file as its microphone, dumping what it hears (and sends) to
+/// WAV files, controlled over `ctrl_tcp`.
+pub struct Baresip {
+    child: Child,
+    control: TcpStream,
+    pub dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Baresip {
+    pub fn start(rtp_ports: (u16, u16)) -> Baresip {
+        let baresip = crate::require_program("baresip", "baresip");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rate = 8000;
+        // The caller's side: a quiet 200 Hz hum, so the far end receives real audio.
+        let hum: Vec<i16> = (0..rate * 60)
+            .map(|i| {
+                (600.0
+                    * (2.0 * std::f64::consts::PI * 200.0 * f64::from(i) / f64::from(rate)).sin())
+                    as i16
+            })
+            .collect();
+        std::fs::write(dir.path().join("mic.wav"), wav(&hum, rate)).expect("mic");
+        let dumps = dir.path().join("dumps");
+        std::fs::create_dir_all(&dumps).expect("dumps");
+        let control = free_tcp_port();
+        let config = format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:0\n\
+audio_player aufile,/dev/null\naudio_source aufile,{mic}\naudio_alert aufile,/dev/null\n\
+rtp_ports {lo}-{hi}\nmodule_path /usr/lib/baresip/modules\n\
+module g711.so\nmodule aufile.so\nmodule sndfile.so\nsnd_path {dumps}\n\
+module_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{control}\n",
+            mic = dir.path().join("mic.wav").display(),
+            dumps = dumps.display(),
+            lo = rtp_ports.0,
+            hi = rtp_ports.1,
+        );
+        std::fs::write(dir.path().join("config"), config).expect("config");
+        std::fs::write(
+            dir.path().join("accounts"),
+            "<sip:+14255550199@127.0.0.1>;regint=0\n",
+        )
+        .expect("accounts");
+        let log = dir.path().join("baresip.log");
+        // `-v`: received DTMF is logged at debug level.
+        let child = Command::new(baresip)
+            .args(["-v", "-n", "127.0.0.1", "-f"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start baresip");
+        let end = Instant::now() + Duration::from_secs(10);
+        let control = loop {
+            match TcpStream::connect(("127.0.0.1", control)) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => panic!("baresip control socket: {e}"),
+            }
+        };
+        control
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        Baresip {
+            child,
+            control,
+            dir,
+            log,
+        }
+    }
+
+    /// Runs a baresip command (`dial <uri>`, `sndcode 1`, `hangup`).
+    pub fn command(&mut self, command: &str, params: &str) {
+        let json =
+            serde_json::json!({"command": command, "params": params, "token": "t"}).to_string();
+        let frame = format!("{}:{json},", json.len());
+        self.control
+            .write_all(frame.as_bytes())
+            .expect("send command");
+        let mut buf = [0u8; 4096];
+        let _ = self.control.read(&mut buf);
+    }
+
+    pub fn dial(&mut self, uri: &str) {
+        self.command("dial", uri);
+    }
+
+    /// Sends DTMF digits one at a time (RFC 4733), `gap` apart.
+    pub fn send_digits(&mut self, digits: &str, gap: Duration) {
+        for d in digits.chars() {
+            self.command("sndcode", &d.to_string());
+            std::thread::sleep(gap);
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_for_log(&self, needle: &str, within: Duration) {
+        let end = Instant::now() + within;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < end,
+                "baresip never logged {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What baresip received (decoded), from its sndfile dump.
+    pub fn received(&self) -> Vec<i16> {
+        let dumps = self.dir.path().join("dumps");
+        let file = std::fs::read_dir(&dumps)
+            .expect("dumps")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .expect("a decode dump");
+        read_wav(&file).2
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal UDP SIP caller for signalling checks: sends an INVITE and collects responses.
+pub struct SipCaller {
+    socket: UdpSocket,
+    server: SocketAddr,
+    call_id: String,
+    cseq: u32,
+}
+
+/// One response: status and raw text.
+#[derive(Debug, Clone)]
+pub struct SipResponse {
+    pub status: u16,
+    pub text: String,
+}
+
+impl SipResponse {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.text.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+}
+
+impl SipCaller {
+    pub fn new(server: SocketAddr) -> SipCaller {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SipCaller {
+            socket,
+            server,
+            call_id: format!("caller-{n}-{}", std::process::id()),
+            cseq: 0,
+        }
+    }
+
+    /// Sends an INVITE to `uri` with an SDP offer and `extra` header lines; returns the final
+    /// response (after ACKing it when it is not a 2xx), waiting up to `within`.
+    pub fn invite(&mut self, uri: &str, extra: &[String], within: Duration) -> SipResponse {
+        self.cseq += 1;
+        let local = self.socket.local_addr().expect("local");
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+            local.port() + 2
+        );
+        let branch = format!("z9hG4bK-{}-{}", self.call_id, self.cseq);
+        let mut msg = format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: <{uri}>\r\nCall-ID: {}\r\nCSeq: {} INVITE\r\n\
+Contact: <sip:caller@{local}>\r\nContent-Type: application/sdp\r\n",
+            self.call_id, self.cseq
+        );
+        for h in extra {
+            msg.push_str(h);
+            msg.push_str("\r\n");
+        }
+        msg.push_str(&format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()));
+        self.socket
+            .send_to(msg.as_bytes(), self.server)
+            .expect("send");
+        let end = Instant::now() + within;
+        let mut buf = vec![0u8; 65_536];
+        while Instant::now() < end {
+            let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let status: u16 = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            if status < 200 {
+                continue;
+            }
+            let response = SipResponse { status, text };
+            if status >= 300 {
+                let to = response.header("To").unwrap_or_default();
+                let ack = format!(
+                    "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
+                    self.call_id, self.cseq
+                );
+                let _ = self.socket.send_to(ack.as_bytes(), self.server);
+            }
+            return response;
+        }
+        panic!("no final response to INVITE {uri} within {within:?}");
+    }
+}
+
+/// Every port of `range` can be bound: no media socket was left open.
+pub fn assert_ports_free(range: (u16, u16)) {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let busy: Vec<u16> = (range.0..=range.1)
+            .filter(|p| UdpSocket::bind(("127.0.0.1", *p)).is_err())
+            .collect();
+        if busy.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "media ports still held after the calls ended: {busy:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
