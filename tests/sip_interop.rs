@@ -108,6 +108,8 @@ fn sipp_uac_scenario_completes_over_udp_and_tcp() {
         .count();
     assert_eq!(hangups, 40);
     assert!(!log.contains("offer not acceptable"), "{log}");
+    // Each caller hung up during the handler's Pause: every transaction still ended.
+    serve.wait_for_log("transaction finished", 40, Duration::from_secs(10));
 }
 
 /// A baresip configuration in `dir` that plays a 30 s tone (a source that reaches its end
@@ -235,6 +237,7 @@ fn baresip_calls_over_udp_tcp_and_tls_and_hangs_up() {
             "{transport}: {out}"
         );
         serve.wait_for_log("reason=RemoteBye", 1, Duration::from_secs(5));
+        serve.wait_for_log("transaction finished", 1, Duration::from_secs(5));
         let log = serve.log();
         assert!(
             log.contains(&format!("transport={}", transport.to_uppercase())),

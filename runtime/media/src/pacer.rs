@@ -54,6 +54,8 @@ pub trait FrameSource: Send {
 /// Send statistics of the pacing thread.
 #[derive(Debug)]
 pub struct PacerStats {
+    /// Streams the pacer is sending.
+    pub active: AtomicU64,
     pub sent: AtomicU64,
     pub send_errors: AtomicU64,
     /// Histogram of send lateness: bucket i counts sends late by [i·100 µs, (i+1)·100 µs),
@@ -64,6 +66,7 @@ pub struct PacerStats {
 impl Default for PacerStats {
     fn default() -> PacerStats {
         PacerStats {
+            active: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
             lateness: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -298,6 +301,7 @@ fn run(commands: mpsc::Receiver<Command>, stats: Arc<PacerStats>, shutdown: Arc<
             stream.due = due + stream.period;
             heap.push(Reverse((stream.due, id)));
         }
+        stats.active.store(streams.len() as u64, Ordering::Relaxed);
         let next = heap.peek().map(|Reverse((due, _))| *due);
         let wait = match next {
             Some(due) => due.saturating_duration_since(Instant::now()),

@@ -266,6 +266,7 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         max_recording: Duration::from_secs(calls.max_recording_secs),
         cdr,
     });
+    tokio::spawn(media_stats(ctx.clone()));
     let endpoint = Endpoint::new(
         ua,
         transports,
@@ -328,5 +329,31 @@ async fn reload_on_hangup(
             }
             Err(e) => error!(path = %path.display(), %e, "configuration not reloaded"),
         }
+    }
+}
+
+/// Every 5 s while streams are active: how many, packets sent per second, and send-time error
+/// quantiles (the load benchmark reads these lines).
+async fn media_stats(ctx: Arc<CallContext>) {
+    let period = Duration::from_secs(5);
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let stats = &ctx.pacer.stats;
+        let active = stats.active.load(std::sync::atomic::Ordering::Relaxed);
+        if active == 0 {
+            stats.reset();
+            continue;
+        }
+        let sent = stats.sent.load(std::sync::atomic::Ordering::Relaxed);
+        info!(
+            streams = active,
+            packets_per_sec = sent / period.as_secs(),
+            lateness_p50_us = stats.lateness_quantile_us(0.5),
+            lateness_p99_us = stats.lateness_quantile_us(0.99),
+            send_errors = stats.send_errors.load(std::sync::atomic::Ordering::Relaxed),
+            "media stats"
+        );
+        stats.reset();
     }
 }

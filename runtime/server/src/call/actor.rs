@@ -175,6 +175,9 @@ struct Actor {
     recording_started: bool,
     record: CallRecord,
     next_play: u64,
+    /// What the leg's output is playing for the running action (stale "finished" reports of
+    /// a replaced source are ignored).
+    playing: Option<u64>,
 }
 
 /// Runs one inbound call to its end.
@@ -227,6 +230,7 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
         recording_started: false,
         record,
         next_play: 1,
+        playing: None,
     };
     actor.drain_engine();
     loop {
@@ -551,6 +555,7 @@ impl Actor {
         let id = self.next_play;
         self.next_play += 1;
         self.media.as_ref()?.output.play(id, source);
+        self.playing = Some(id);
         Some(id)
     }
 
@@ -922,7 +927,11 @@ impl Actor {
         }
     }
 
-    fn on_played(&mut self, _play: u64, now: Instant) {
+    fn on_played(&mut self, play: u64, now: Instant) {
+        if self.playing != Some(play) {
+            return;
+        }
+        self.playing = None;
         match &mut self.running {
             Some(Running::Play { id, .. }) | Some(Running::Send { id }) => {
                 let id = *id;

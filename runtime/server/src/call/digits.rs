@@ -120,7 +120,12 @@ impl Collector {
                 // Enough digits. When they do not match alone but a pattern may want the
                 // terminator (`^\d{2}#$`), wait for it until the inter-digit timeout.
                 let alone = matches(self.spec.regex.as_ref(), &self.digits);
-                if !alone && self.spec.regex.is_some() && !self.spec.terminators.is_empty() {
+                let with_terminator =
+                    self.spec.regex.is_some()
+                        && self.spec.terminators.iter().any(|t| {
+                            matches(self.spec.regex.as_ref(), &format!("{}{t}", self.digits))
+                        });
+                if !alone && with_terminator {
                     Step::Nothing
                 } else {
                     self.evaluate(None)

@@ -583,7 +583,15 @@ impl CallEngine {
         }
         self.details.participants[i].status = Some(Status::Disconnected);
         let tag = self.details.participants[i].participant_tag;
-        // What ran on that leg is over; with no leg left nothing queued can run.
+        // What ran on that leg is over (the shell stopped it; it is not reported); with no
+        // leg left nothing queued can run.
+        if self
+            .running
+            .as_ref()
+            .is_some_and(|r| r.data.parameter_str("CallId") == Some(call_id))
+        {
+            self.running = None;
+        }
         if self.connected_legs() == 0 {
             self.queue.clear();
             self.unanswered_deadline = None;

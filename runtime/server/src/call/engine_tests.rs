@@ -441,3 +441,20 @@ fn a_hangup_action_reports_as_hangup_not_action_successful() {
     e.on_leg_ended(LEG, 0);
     assert_eq!(invoked(&mut e).invocation_event_type, EventType::Hangup);
 }
+
+#[test]
+fn a_caller_hanging_up_mid_action_ends_the_transaction_after_hangup() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    let pause = json!({"Type": "Pause", "Parameters": {"DurationInMilliseconds": 30000}});
+    e.on_response(respond(json!([pause, speak("never")])));
+    let p = started(&mut e);
+    e.on_leg_ended(LEG, 0);
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::Hangup);
+    e.on_response(respond(json!([speak("ignored")])));
+    assert_eq!(outputs(&mut e), vec![Output::Finished]);
+    // The stopped action's late report changes nothing.
+    e.on_action_done(p.id, ok());
+    assert!(outputs(&mut e).is_empty());
+}

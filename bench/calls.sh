@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Load benchmark of the call engine, driven by SIPp (Debian's sip-tester). Prints figures.
+#
+#   bench/calls.sh [RATES...]     (default rates: 100 200 400 600 800 1000 1200)
+#
+# 1. Ceiling of this machine: SIPp's own uac -> uas pair, in the same run.
+# 2. Full call flow at rising rates: INVITE -> NEW_INBOUND_CALL to the Rust IVR component ->
+#    answer -> its (cached) spoken menu plays -> the caller hangs up after 1 s. For each rate:
+#    calls attempted / successful / failed, and INVITE -> 200 OK latency p50/p99 (SIPp's
+#    response-time trace, measured at the caller over loopback).
+# 3. Concurrency: calls that stay up hearing the menu, held at a target count; the runtime's
+#    pacer reports the RTP send-time error (p50/p99), and /proc gives its CPU and memory per call.
+# 4. Admission control at 120 % of a configured CPS ceiling: every admitted call completes,
+#    every refused one got 503.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+RATES=("$@")
+[ ${#RATES[@]} -gt 0 ] || RATES=(100 200 400 600 800 1000 1200)
+SECONDS_PER_RATE=${SECONDS_PER_RATE:-5}
+CONCURRENT=${CONCURRENT:-2000}
+
+command -v sipp >/dev/null || { echo "sipp is missing (apt install sip-tester)"; exit 1; }
+cargo build -q --release -p sma-server
+cargo build -q --profile guest --target wasm32-wasip2 -p ivr-menu-rust
+SMA=$TARGET/release/sma
+IVR=$TARGET/wasm32-wasip2/guest/ivr_menu_rust.wasm
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+ulimit -n 65536 2>/dev/null || ulimit -n 8192 || true
+
+free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# p50/p99 of SIPp's rtt trace (date_ms;response_time_ms;rtd_no).
+quantiles() {
+  python3 - "$@" <<'PY'
+import sys, glob
+values = []
+for f in sys.argv[1:]:
+    for line in open(f):
+        parts = line.strip().split(';')
+        if len(parts) >= 2:
+            try: values.append(float(parts[1]))
+            except ValueError: pass
+values.sort()
+if not values: print("n/a n/a"); sys.exit()
+q = lambda p: values[min(len(values)-1, int(p*len(values)))]
+print(f"{q(0.5):.1f} {q(0.99):.1f}")
+PY
+}
+
+# Runs SIPp's uac at a rate for SECONDS_PER_RATE seconds; prints "attempted ok failed p50 p99".
+uac_run() { # target rate calls duration_ms dir
+  local target=$1 rate=$2 calls=$3 hold=$4 dir=$5
+  mkdir -p "$dir"
+  (cd "$dir" && sipp -sn uac "$target" -i 127.0.0.1 -p "$(free_port)" -mp "$(free_port)" \
+      -r "$rate" -m "$calls" -d "$hold" -l $((rate * 4 + 100)) -timeout $((SECONDS_PER_RATE + 30)) \
+      -nostdin -trace_stat -fd 1 -trace_rtt -rtt_freq 1 -trace_err >/dev/null 2>&1 || true)
+  local stat
+  stat=$(ls "$dir"/*_.csv 2>/dev/null | head -1)
+  python3 - "$stat" <<'PY' | tr '\n' ' '
+import sys, csv
+rows = list(csv.reader(open(sys.argv[1]), delimiter=';'))
+head, last = rows[0], rows[-1]
+col = lambda n: int(last[head.index(n)])
+print(col("OutgoingCall(C)"), col("SuccessfulCall(C)"), col("FailedCall(C)"))
+PY
+  quantiles "$dir"/*_rtt.csv
+}
+
+config() { # listen-port max_cps
+  cat <<EOF
+[sip]
+listen = ["udp:127.0.0.1:$1"]
+[media]
+port_range = [20000, 60000]
+[node]
+cdr_path = "$WORK/cdr.jsonl"
+[storage]
+root = "$WORK/buckets"
+[calls]
+max_concurrent_calls = 20000
+max_calls_per_second = $2
+[[applications]]
+id = "ivr"
+name = "ivr"
+endpoint = "$IVR"
+[[sip_rules]]
+name = "loopback"
+trigger_type = "RequestUriHostname"
+trigger_value = "127.0.0.1"
+targets = [{ application = "ivr", priority = 1 }]
+EOF
+}
+
+start_sma() { # port max_cps
+  config "$1" "$2" > "$WORK/sma-$1.toml"
+  SMA_LOG=info,sma::cdr=warn NO_COLOR=1 "$SMA" serve --config "$WORK/sma-$1.toml" \
+    > "$WORK/sma-$1.out" 2> "$WORK/sma-$1.log" &
+  SMA_PID=$!
+  PIDS+=("$SMA_PID")
+  for _ in $(seq 100); do grep -q ready "$WORK/sma-$1.out" 2>/dev/null && return; sleep 0.1; done
+  echo "sma did not start"; cat "$WORK/sma-$1.log"; exit 1
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MiB; load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo
+echo "== 1. ceiling: SIPp uac -> SIPp uas (no runtime), calls hang up after 1 s"
+UAS_PORT=$(free_port)
+(cd "$WORK" && sipp -sn uas -i 127.0.0.1 -p "$UAS_PORT" -nostdin -bg >/dev/null 2>&1)
+printf "%8s %10s %10s %8s %10s %10s\n" rate attempted ok failed p50_ms p99_ms
+for rate in "${RATES[@]}"; do
+  read -r att ok failed p50 p99 < <(uac_run "127.0.0.1:$UAS_PORT" "$rate" $((rate * SECONDS_PER_RATE)) 1000 "$WORK/uas-$rate")
+  printf "%8s %10s %10s %8s %10s %10s\n" "$rate" "$att" "$ok" "$failed" "$p50" "$p99"
+done
+pkill -f "sipp -sn uas -i 127.0.0.1 -p $UAS_PORT" 2>/dev/null || true
+
+echo
+echo "== 2. full call flow through sma (Rust IVR component, answer, cached spoken menu, caller hangs up after 1 s)"
+PORT=$(free_port)
+start_sma "$PORT" 100000
+# Warm the speech cache with one call.
+uac_run "127.0.0.1:$PORT" 1 1 1000 "$WORK/warm" >/dev/null
+printf "%8s %10s %10s %8s %10s %10s %8s\n" rate attempted ok failed p50_ms p99_ms cpu%
+for rate in "${RATES[@]}"; do
+  before=$(cpu_ticks "$SMA_PID"); t0=$(date +%s.%N)
+  read -r att ok failed p50 p99 < <(uac_run "127.0.0.1:$PORT" "$rate" $((rate * SECONDS_PER_RATE)) 1000 "$WORK/sma-$rate")
+  after=$(cpu_ticks "$SMA_PID"); t1=$(date +%s.%N)
+  cpu=$(python3 -c "print(f'{($after-$before)/$(getconf CLK_TCK)/($t1-$t0)*100:.0f}')")
+  printf "%8s %10s %10s %8s %10s %10s %8s\n" "$rate" "$att" "$ok" "$failed" "$p50" "$p99" "$cpu"
+done
+
+echo
+echo "== 3. concurrency: $CONCURRENT calls held, hearing the menu (prompt cache shared)"
+sleep 3
+rss0=$(rss_kib "$SMA_PID")
+HOLD_MS=$(( (CONCURRENT / 200 + 25) * 1000 ))
+(cd "$WORK" && mkdir -p hold && cd hold && sipp -sn uac "127.0.0.1:$PORT" -i 127.0.0.1 -p "$(free_port)" -mp "$(free_port)" \
+  -r 200 -m "$CONCURRENT" -d "$HOLD_MS" -l "$CONCURRENT" -nostdin -timeout $((HOLD_MS / 1000 + 60)) >/dev/null 2>&1 &)
+sleep $(( CONCURRENT / 200 + 8 ))
+before=$(cpu_ticks "$SMA_PID"); t0=$(date +%s.%N)
+sleep 10
+after=$(cpu_ticks "$SMA_PID"); t1=$(date +%s.%N)
+rss1=$(rss_kib "$SMA_PID")
+stats=$(grep "media stats" "$WORK/sma-$PORT.log" | tail -1 | sed 's/.*media stats//')
+cpu=$(python3 -c "print(f'{($after-$before)/$(getconf CLK_TCK)/($t1-$t0)*100:.0f}')")
+echo "pacer:$stats"
+echo "runtime CPU: ${cpu}% of one core; resident memory: $((rss0 / 1024)) MiB before, $((rss1 / 1024)) MiB held"
+python3 -c "print(f'memory per active call: {($rss1-$rss0)/$CONCURRENT:.1f} KiB')"
+wait_for_idle=$(( HOLD_MS / 1000 ))
+pkill -f "sipp -sn uac 127.0.0.1:$PORT" 2>/dev/null || true
+kill "$SMA_PID" 2>/dev/null || true
+
+echo
+echo "== 4. admission control: ceiling 200 CPS, offered 240 CPS"
+PORT=$(free_port)
+start_sma "$PORT" 200
+read -r att ok failed p50 p99 < <(uac_run "127.0.0.1:$PORT" 240 $((240 * SECONDS_PER_RATE)) 1000 "$WORK/adm")
+refused=$(cat "$WORK"/adm/*_errors.log 2>/dev/null | grep -c "503" || true)
+echo "attempted $att, completed $ok, failed $failed (of which answered 503: $refused)"
+grep -c "call refused status=503" "$WORK/sma-$PORT.log" | sed 's/^/sma logged 503 refusals: /'
