@@ -618,3 +618,80 @@ fn admission_control_refuses_beyond_the_concurrent_call_ceiling() {
     assert_eq!(events.iter().filter(|e| kind(e) == "HANGUP").count(), 2);
     assert_ports_free(media);
 }
+
+#[test]
+fn a_cancel_during_the_first_invocation_ends_the_call_and_reports_hangup() {
+    let storage = tempfile::tempdir().expect("tempdir");
+    // A slow handler: the caller gives up while it is still deciding.
+    let webhook = ScriptedWebhook::start(|event| match kind(event) {
+        "NEW_INBOUND_CALL" => {
+            std::thread::sleep(Duration::from_millis(800));
+            actions(
+                json!([{"Type": "Speak", "Parameters": {"CallId": leg(event), "Text": "too late"}}]),
+            )
+        }
+        _ => actions(json!([])),
+    });
+    let media = (46100, 46199);
+    let serve = Serve::start(
+        &config(&webhook.url, media, storage.path(), ""),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let mut caller = SipCaller::new(serve.addr("udp"));
+    let (cancel, invite) = caller.invite_then_cancel(
+        &format!("sip:{NUMBER}@{}", serve.addr("udp")),
+        Duration::from_secs(5),
+    );
+    assert_eq!((cancel, invite), (200, 487));
+    let events = webhook.wait_for(2, Duration::from_secs(5));
+    assert_eq!(kind(&events[1]), "HANGUP");
+    assert_eq!(
+        events[1]["ActionData"]["Parameters"]["SipResponseCode"],
+        487
+    );
+    serve.wait_for_log("transaction finished", 1, Duration::from_secs(5));
+    // The late actions never ran: nothing was answered or spoken.
+    assert!(!serve.log().contains("starting action"), "{}", serve.log());
+    assert_eq!(webhook.events().len(), 2);
+    assert_ports_free(media);
+}
+
+#[test]
+fn bad_configurations_are_refused_with_an_error_naming_the_entry() {
+    let storage = tempfile::tempdir().expect("tempdir");
+    let base = |extra: &str| config("http://127.0.0.1:9/", (46200, 46299), storage.path(), extra);
+    let cases = [
+        (
+            "[[sip_rules]]\nname = \"x\"\ntrigger_type = \"ToPhoneNumber\"\ntrigger_value = \"+12065550100\"\ntargets = [{ application = \"app-1\", priority = 1 }]\n",
+            "another rule already triggers on +12065550100",
+        ),
+        (
+            "[[sip_rules]]\nname = \"y\"\ntrigger_type = \"RequestUriHostname\"\ntrigger_value = \"h.example\"\ntargets = [{ application = \"nope\", priority = 1 }]\n",
+            "target application `nope` is not defined",
+        ),
+        ("[[phone_numbers]]\nnumber = \"555-0100\"\n", "phone number `555-0100` is not E.164"),
+        (
+            "[[sip_rules]]\nname = \"z\"\ntrigger_type = \"ToPhoneNumber\"\ntrigger_value = \"+12065550199\"\ntargets = [{ application = \"app-1\", priority = 1 }]\n",
+            "+12065550199 is not in phone_numbers",
+        ),
+        ("[calls]\nmax_calls = 3\n", "unknown field `max_calls`"),
+    ];
+    for (extra, expected) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sma.toml");
+        std::fs::write(&path, base(extra)).expect("write");
+        let out = std::process::Command::new(sma_e2e::sma())
+            .args(["serve", "--config"])
+            .arg(&path)
+            .args(["--sip-listen", "udp:127.0.0.1:0"])
+            .output()
+            .expect("run sma serve");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{extra}: expected {expected:?} in {stderr}"
+        );
+    }
+}

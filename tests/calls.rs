@@ -392,6 +392,65 @@ impl SipCaller {
         }
     }
 
+    /// Sends an INVITE, waits for `180 Ringing`, then CANCELs it; returns the CANCEL's and the
+    /// INVITE's final responses.
+    pub fn invite_then_cancel(&mut self, uri: &str, within: Duration) -> (u16, u16) {
+        self.cseq += 1;
+        let local = self.socket.local_addr().expect("local");
+        let branch = format!("z9hG4bK-{}-{}", self.call_id, self.cseq);
+        let head = |method: &str| {
+            format!(
+                "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: <{uri}>\r\nCall-ID: {}\r\nCSeq: {} {method}\r\n",
+                self.call_id, self.cseq
+            )
+        };
+        let invite = format!(
+            "{}Contact: <sip:caller@{local}>\r\nContent-Length: 0\r\n\r\n",
+            head("INVITE")
+        );
+        self.socket
+            .send_to(invite.as_bytes(), self.server)
+            .expect("send");
+        let end = Instant::now() + within;
+        let mut buf = vec![0u8; 65_536];
+        let (mut cancel_status, mut invite_status) = (0, 0);
+        let mut cancelled = false;
+        while Instant::now() < end && (cancel_status == 0 || invite_status == 0) {
+            let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let status: u16 = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let is_cancel = text.contains(" CANCEL\r\n");
+            if status == 180 && !cancelled {
+                cancelled = true;
+                let cancel = format!("{}Content-Length: 0\r\n\r\n", head("CANCEL"));
+                self.socket
+                    .send_to(cancel.as_bytes(), self.server)
+                    .expect("send");
+            } else if status >= 200 && is_cancel {
+                cancel_status = status;
+            } else if status >= 200 {
+                invite_status = status;
+                let to = SipResponse { status, text }
+                    .header("To")
+                    .unwrap_or_default();
+                let ack = format!(
+                    "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
+                    self.call_id, self.cseq
+                );
+                let _ = self.socket.send_to(ack.as_bytes(), self.server);
+            }
+        }
+        (cancel_status, invite_status)
+    }
+
     /// Sends an INVITE to `uri` with an SDP offer and `extra` header lines; returns the final
     /// response (after ACKing it when it is not a 2xx), waiting up to `within`.
     pub fn invite(&mut self, uri: &str, extra: &[String], within: Duration) -> SipResponse {
