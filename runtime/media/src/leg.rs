@@ -176,8 +176,13 @@ async fn receive(
     let mut round_trip: Option<f64> = None;
     let mut buf = vec![0u8; MAX_PACKET + 1];
     let mut rtcp_buf = vec![0u8; MAX_PACKET + 1];
-    let mut tick = tokio::time::interval(Duration::from_millis(u64::from(config.ptime_ms)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The playout clock runs only while packets arrive (and for a second after, so gaps are
+    // concealed): a leg that receives nothing costs no timer wake-ups. Inactivity is checked
+    // on its own slower clock.
+    let period = Duration::from_millis(u64::from(config.ptime_ms));
+    let mut next_tick: Option<tokio::time::Instant> = None;
+    let mut idle_check = tokio::time::interval(Duration::from_millis(500));
+    idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut report = tokio::time::interval(config.rtcp_interval);
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut inactive_reported = false;
@@ -234,6 +239,9 @@ async fn receive(
                 }
                 last_packet = now;
                 inactive_reported = false;
+                if next_tick.is_none() {
+                    next_tick = Some(tokio::time::Instant::now() + period);
+                }
                 if Some(packet.payload_type) == config.telephone_event {
                     reports.clear();
                     telephone_events.receive(packet.timestamp, packet.payload, &mut reports);
@@ -253,8 +261,19 @@ async fn receive(
                     handle_rtcp(&rtcp_buf[..n], &mut last_sr, &mut round_trip);
                 }
             }
-            _ = tick.tick() => {
+            _ = async {
+                match next_tick {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 let now = Instant::now();
+                let clock = tokio::time::Instant::now();
+                next_tick = (now.duration_since(last_packet) < Duration::from_secs(1)).then(|| {
+                    // Keep the cadence; after a stall, restart it rather than burst.
+                    let next = next_tick.unwrap_or(clock) + period;
+                    if next < clock { clock + period } else { next }
+                });
                 while let Some(playout) = jitter.pop(now) {
                     let (samples, concealed) = match playout {
                         Playout::Frame { payload, .. } => {
@@ -285,6 +304,9 @@ async fn receive(
                         return;
                     }
                 }
+            }
+            _ = idle_check.tick() => {
+                let now = Instant::now();
                 if !inactive_reported && now.duration_since(last_packet) >= config.inactivity {
                     inactive_reported = true;
                     if events.send(LegEvent::Inactive).await.is_err() {
