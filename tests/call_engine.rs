@@ -695,3 +695,30 @@ fn bad_configurations_are_refused_with_an_error_naming_the_entry() {
         );
     }
 }
+
+#[test]
+fn a_handler_that_keeps_breaking_the_contract_is_hung_up_on() {
+    let storage = tempfile::tempdir().expect("tempdir");
+    let chaos = rust_component("chaos_guest.wasm");
+    let media = (46300, 46399);
+    let serve = Serve::start(
+        &config(&chaos.display().to_string(), media, storage.path(), ""),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    // `invalid` answers every event with an unknown action (`Answer`).
+    let mut caller = SipCaller::new(serve.addr("udp"));
+    let response = caller.invite(
+        &format!("sip:{NUMBER}@{}", serve.addr("udp")),
+        &["X-Chaos-Mode: invalid".to_owned()],
+        Duration::from_secs(10),
+    );
+    assert_eq!(response.status, 480, "{}", response.text);
+    serve.wait_for_log("transaction finished", 1, Duration::from_secs(5));
+    let log = serve.log();
+    assert!(log.contains("event=\"INVALID_LAMBDA_RESPONSE\""), "{log}");
+    assert!(log.contains("error_type=\"UnsupportedAction\""), "{log}");
+    // NEW_INBOUND_CALL, then one INVALID_LAMBDA_RESPONSE; the second invalid answer ends it.
+    assert_eq!(cdrs(storage.path())[0]["Invocations"], 2);
+    assert_ports_free(media);
+}

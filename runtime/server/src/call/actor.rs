@@ -14,7 +14,7 @@ use sma_actions::{
     Action, AudioSource, CallDetails, CallRecordingDestination, DigitCollection, InvocationEvent,
     RecordingDestination, SpeechParameters,
 };
-use sma_handler::{CallInvoker, FailoverChain};
+use sma_handler::{CallInvoker, FailoverChain, InvokeError};
 use sma_media::codec::AudioCodec;
 use sma_media::dtmf::Digit;
 use sma_media::leg::{spawn_receiver, LegConfig, LegEvent, LegSockets};
@@ -89,7 +89,7 @@ pub struct CallSetup {
 
 enum Msg {
     Signal(SipSignal),
-    Invoked(Result<Value, String>, Box<CallInvoker>),
+    Invoked(Result<Value, InvokeError>, Box<CallInvoker>),
     FirstInvoked(Result<sma_handler::Answered, sma_handler::AllFailed>),
     Played(u64),
     Prompts(u64, Result<Vec<Arc<EncodedPrompt>>, (String, String)>),
@@ -350,11 +350,8 @@ impl Actor {
                 // the engine never invokes twice at once, so nothing else needs it meanwhile.
                 tokio::spawn(async move {
                     let result = match json {
-                        Ok(json) => invoker
-                            .invoke(&json, &transaction_id)
-                            .await
-                            .map_err(|e| format!("{e} [{}]", e.kind())),
-                        Err(e) => Err(format!("event not serializable: {e}")),
+                        Ok(json) => invoker.invoke(&json, &transaction_id).await,
+                        Err(e) => Err(InvokeError::Load(format!("event not serializable: {e}"))),
                     };
                     let _ = tx.send(Msg::Invoked(result, Box::new(invoker)));
                 });
@@ -395,16 +392,18 @@ impl Actor {
                     self.record.failed_target(failure);
                 }
                 warn!(%all, "no target application could be invoked");
-                self.engine.on_invoke_failed(&all.to_string(), now);
+                self.engine.on_invoke_failed(&all.to_string(), false, now);
             }
             Msg::Invoked(result, invoker) => {
                 self.invoker = Some(*invoker);
                 match result {
                     Ok(value) => self.engine.on_response(value),
-                    Err(why) => {
+                    Err(error) => {
+                        let why = format!("{error} [{}]", error.kind());
                         warn!(%why, "handler invocation failed");
                         self.record.invocation_failure(&why);
-                        self.engine.on_invoke_failed(&why, now);
+                        let retryable = !matches!(error, InvokeError::DeadlineExceeded(_));
+                        self.engine.on_invoke_failed(&why, retryable, now);
                     }
                 }
             }

@@ -440,14 +440,16 @@ impl CallEngine {
         (Some(actions), attributes)
     }
 
-    /// The invocation failed (after failover on the first event). Retries per policy, then
-    /// releases every leg.
-    pub fn on_invoke_failed(&mut self, reason: &str, now: Instant) {
+    /// The invocation failed (after failover on the first event). A failure that can be
+    /// retried (transport, throttling, a refused request — not a deadline overrun, which has
+    /// already spent the contract's 20 s) is retried per policy with the same `Sequence`;
+    /// then every leg is released.
+    pub fn on_invoke_failed(&mut self, reason: &str, retryable: bool, now: Instant) {
         let Some(invocation) = self.invoking.as_mut() else {
             return;
         };
         let first = invocation.event.kind == EventType::NewInboundCall;
-        if !first && invocation.attempts <= self.config.retries {
+        if !first && retryable && invocation.attempts <= self.config.retries {
             invocation.attempts += 1;
             self.retry_at = Some(now + self.config.retry_delay);
             return;

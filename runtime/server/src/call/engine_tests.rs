@@ -291,12 +291,12 @@ fn failed_invocations_are_retried_with_the_same_sequence_then_the_call_is_releas
     e.on_action_done(a.id, ok());
     let event = invoked(&mut e);
     assert_eq!(event.sequence, 2);
-    e.on_invoke_failed("deadline", t0);
+    e.on_invoke_failed("connect", true, t0);
     assert!(outputs(&mut e).is_empty());
     e.handle_timeout(t0 + Duration::from_millis(100));
     let retry = invoked(&mut e);
     assert_eq!(retry.sequence, 2, "a retry keeps the sequence");
-    e.on_invoke_failed("deadline", t0 + Duration::from_millis(200));
+    e.on_invoke_failed("connect", true, t0 + Duration::from_millis(200));
     assert_eq!(
         outputs(&mut e),
         vec![Output::Hangup {
@@ -317,7 +317,7 @@ fn the_first_invocation_is_not_retried_here() {
     // Failover across targets is the first invocation's retry (the shell's chain).
     let (mut e, t0) = engine();
     invoked(&mut e);
-    e.on_invoke_failed("every target failed", t0);
+    e.on_invoke_failed("every target failed", true, t0);
     assert_eq!(
         outputs(&mut e),
         vec![Output::Hangup {
@@ -457,4 +457,22 @@ fn a_caller_hanging_up_mid_action_ends_the_transaction_after_hangup() {
     // The stopped action's late report changes nothing.
     e.on_action_done(p.id, ok());
     assert!(outputs(&mut e).is_empty());
+}
+
+#[test]
+fn a_deadline_overrun_is_not_retried() {
+    let (mut e, t0) = engine();
+    invoked(&mut e);
+    e.on_response(respond(json!([speak("x")])));
+    let a = started(&mut e);
+    e.on_action_done(a.id, ok());
+    invoked(&mut e);
+    e.on_invoke_failed("deadline", false, t0);
+    assert_eq!(
+        outputs(&mut e),
+        vec![Output::Hangup {
+            call_id: LEG.into(),
+            status: 480
+        }]
+    );
 }
