@@ -192,6 +192,9 @@ pub struct CallsSection {
     /// Largest RecordAudio, seconds, when the action gives no DurationInSeconds.
     #[serde(default = "default_record_max")]
     pub max_recording_secs: u64,
+    /// Actions whose success is reported at once even with actions queued behind them
+    /// (contract Appendix B.1); the contract's recommended set when absent.
+    pub reporting_actions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
@@ -217,6 +220,7 @@ impl Default for CallsSection {
             attribute_limits: AttributeProfile::default(),
             media_inactivity_secs: default_inactivity(),
             max_recording_secs: default_record_max(),
+            reporting_actions: None,
         }
     }
 }
@@ -550,6 +554,18 @@ mod tests {
             let err = bad.parse::<ListenSpec>().unwrap_err().to_string();
             assert!(err.contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn the_documented_example_and_the_embedded_default_parse() {
+        let example = include_str!("../../../examples/sma.toml");
+        let f = File::parse(example, Path::new("examples/sma.toml")).unwrap();
+        f.check().unwrap();
+        assert_eq!(f.voice_connectors[0].termination.credentials.len(), 1);
+        assert_eq!(f.sip_rules.len(), 2);
+        let d = File::embedded_default(Path::new("/x/ivr.wasm")).unwrap();
+        assert_eq!(d.applications[0].endpoint, "/x/ivr.wasm");
+        assert_eq!(d.sip_rules[0].trigger_value, "+12065550100");
     }
 
     #[test]

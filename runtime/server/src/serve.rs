@@ -257,6 +257,7 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             unanswered_timeout: Duration::from_secs(calls.unanswered_timeout_secs),
             retries: calls.handler_retries,
             retry_delay: Duration::from_millis(calls.handler_retry_delay_ms),
+            reporting: calls.reporting_actions.clone(),
         },
         inactivity: if calls.media_inactivity_secs == 0 {
             Duration::from_secs(u64::from(u32::MAX))

@@ -39,6 +39,8 @@ pub struct EngineConfig {
     pub unanswered_timeout: Duration,
     pub retries: u32,
     pub retry_delay: Duration,
+    /// Action names that report success mid-list; `None`: the contract's recommended set.
+    pub reporting: Option<Vec<String>>,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +52,7 @@ impl Default for EngineConfig {
             unanswered_timeout: Duration::from_secs(30),
             retries: 1,
             retry_delay: Duration::from_secs(5),
+            reporting: None,
         }
     }
 }
@@ -723,7 +726,10 @@ impl CallEngine {
         if !parameters.contains_key("CallId") && !matches!(action, Action::CallAndBridge(_)) {
             parameters.insert("CallId".into(), Value::from(leg.as_str()));
         }
-        let reports = action.reports_on_success() && !matches!(action, Action::Hangup(_));
+        let reports = match &self.config.reporting {
+            Some(names) => names.iter().any(|n| n == name),
+            None => action.reports_on_success(),
+        } && !matches!(action, Action::Hangup(_));
         self.running = Some(Running {
             id,
             data: ActionData::new(name, parameters.clone()),

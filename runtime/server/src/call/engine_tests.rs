@@ -476,3 +476,19 @@ fn a_deadline_overrun_is_not_retried() {
         }]
     );
 }
+
+#[test]
+fn the_reporting_set_is_configurable() {
+    let (mut e, _) = engine_with(EngineConfig {
+        reporting: Some(vec!["Speak".into()]),
+        ..EngineConfig::default()
+    });
+    invoked(&mut e);
+    e.on_response(respond(json!([speak("reports"), speak("queued")])));
+    let a = started(&mut e);
+    e.on_action_done(a.id, ok());
+    assert_eq!(
+        invoked(&mut e).invocation_event_type,
+        EventType::ActionSuccessful
+    );
+}
