@@ -84,13 +84,13 @@ fn baresip_hears_the_prompt_and_its_digits_reach_the_handler() {
             _ => actions(json!([])),
         }
     });
-    let media = (45000, 45099);
+    let media = (25000, 25099);
     let serve = Serve::start(
         &config(&webhook.url, media, storage.path(), ""),
         &["udp:127.0.0.1:0"],
         &[],
     );
-    let mut phone = Baresip::start((45200, 45299));
+    let mut phone = Baresip::start((25200, 25299));
     phone.dial(&format!("sip:{NUMBER}@{}", serve.addr("udp")));
     phone.wait_for_log("Call established", Duration::from_secs(10));
     // Both prompts play (1.5 s each); press 4, 2, # during the second (barge-in).
@@ -173,13 +173,13 @@ fn baresip_hears_the_prompt_and_its_digits_reach_the_handler() {
 fn the_rust_ivr_component_routes_a_caller_who_presses_1() {
     let storage = tempfile::tempdir().expect("tempdir");
     let ivr = rust_component("ivr_menu_rust.wasm");
-    let media = (45300, 45399);
+    let media = (25300, 25399);
     let serve = Serve::start(
         &config(&ivr.display().to_string(), media, storage.path(), ""),
         &["udp:127.0.0.1:0"],
         &[],
     );
-    let mut phone = Baresip::start((45400, 45499));
+    let mut phone = Baresip::start((25400, 25499));
     phone.dial(&format!("sip:{NUMBER}@{}", serve.addr("udp")));
     phone.wait_for_log("Call established", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(1500));
@@ -228,13 +228,13 @@ fn recording_listening_sending_and_failing_actions_over_a_real_call() {
             _ => actions(json!([])),
         }
     });
-    let media = (45500, 45599);
+    let media = (25500, 25599);
     let serve = Serve::start(
         &config(&webhook.url, media, storage.path(), ""),
         &["udp:127.0.0.1:0"],
         &[],
     );
-    let mut phone = Baresip::start((45600, 45699));
+    let mut phone = Baresip::start((25600, 25699));
     phone.dial(&format!("sip:{NUMBER}@{}", serve.addr("udp")));
     phone.wait_for_log("Call established", Duration::from_secs(10));
     // StartCallRecording and ReceiveDigits report at once; the speech plays, then recording.
@@ -363,7 +363,7 @@ endpoint = "{}"
         webhook.url,
         chaos.display()
     );
-    let media = (45700, 45799);
+    let media = (25700, 25799);
     // The demo rule is unused here; its endpoint must still exist.
     let serve = Serve::start(
         &config(&webhook.url, media, storage.path(), &extra),
@@ -417,7 +417,7 @@ endpoint = "{}"
 fn every_target_failing_releases_the_call_with_480_and_a_record_of_why() {
     let storage = tempfile::tempdir().expect("tempdir");
     let chaos = rust_component("chaos_guest.wasm");
-    let media = (45800, 45899);
+    let media = (25800, 25899);
     let serve = Serve::start(
         &config(&chaos.display().to_string(), media, storage.path(), ""),
         &["udp:127.0.0.1:0"],
@@ -504,7 +504,7 @@ trigger_type = "RequestUriHostname"
 trigger_value = "auth.vc.example"
 targets = [{ application = "app-1", priority = 1 }]
 "#;
-    let media = (45900, 45999);
+    let media = (25900, 25999);
     let serve = Serve::start(
         &config(&webhook.url, media, storage.path(), extra),
         &["udp:127.0.0.1:0"],
@@ -590,7 +590,7 @@ fn admission_control_refuses_beyond_the_concurrent_call_ceiling() {
     let webhook = ScriptedWebhook::start(|_| actions(json!([])));
     let extra =
         "[calls]\nmax_concurrent_calls = 2\nunanswered_timeout_secs = 2\nretry_after_secs = 5\n";
-    let media = (46000, 46099);
+    let media = (26000, 26099);
     let serve = Serve::start(
         &config(&webhook.url, media, storage.path(), extra),
         &["udp:127.0.0.1:0"],
@@ -632,7 +632,7 @@ fn a_cancel_during_the_first_invocation_ends_the_call_and_reports_hangup() {
         }
         _ => actions(json!([])),
     });
-    let media = (46100, 46199);
+    let media = (26100, 26199);
     let serve = Serve::start(
         &config(&webhook.url, media, storage.path(), ""),
         &["udp:127.0.0.1:0"],
@@ -660,7 +660,7 @@ fn a_cancel_during_the_first_invocation_ends_the_call_and_reports_hangup() {
 #[test]
 fn bad_configurations_are_refused_with_an_error_naming_the_entry() {
     let storage = tempfile::tempdir().expect("tempdir");
-    let base = |extra: &str| config("http://127.0.0.1:9/", (46200, 46299), storage.path(), extra);
+    let base = |extra: &str| config("http://127.0.0.1:9/", (26200, 26299), storage.path(), extra);
     let cases = [
         (
             "[[sip_rules]]\nname = \"x\"\ntrigger_type = \"ToPhoneNumber\"\ntrigger_value = \"+12065550100\"\ntargets = [{ application = \"app-1\", priority = 1 }]\n",
@@ -700,7 +700,7 @@ fn bad_configurations_are_refused_with_an_error_naming_the_entry() {
 fn a_handler_that_keeps_breaking_the_contract_is_hung_up_on() {
     let storage = tempfile::tempdir().expect("tempdir");
     let chaos = rust_component("chaos_guest.wasm");
-    let media = (46300, 46399);
+    let media = (26300, 26399);
     let serve = Serve::start(
         &config(&chaos.display().to_string(), media, storage.path(), ""),
         &["udp:127.0.0.1:0"],

@@ -506,7 +506,9 @@ From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq
     }
 }
 
-/// Every port of `range` can be bound: no media socket was left open.
+/// Every port of `range` can be bound: no media socket was left open. Ranges checked this way
+/// lie below the kernel's ephemeral range (32768–60999), where no other test's `:0` socket can
+/// land by chance.
 pub fn assert_ports_free(range: (u16, u16)) {
     let end = Instant::now() + Duration::from_secs(5);
     loop {
