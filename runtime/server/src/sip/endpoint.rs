@@ -46,6 +46,8 @@ struct ActiveCall {
     answer: Vec<u8>,
     signals: mpsc::UnboundedSender<SipSignal>,
     sip_call_id: String,
+    /// When the INVITE arrived (answer latency).
+    invited: Instant,
 }
 
 pub struct Endpoint {
@@ -188,7 +190,16 @@ impl Endpoint {
             SipCommand::Answer { call } => {
                 if let Some(c) = self.calls.get(&call) {
                     let answer = c.answer.clone();
-                    if !self.ua.answer(call, answer, now) {
+                    let invited = c.invited;
+                    if self.ua.answer(call, answer, now) {
+                        // INVITE received → 200 OK handed to the transport (the benchmark
+                        // reads these).
+                        tracing::info!(
+                            target: "sma::latency",
+                            answer_us = now.saturating_duration_since(invited).as_micros() as u64,
+                            "answered"
+                        );
+                    } else {
                         debug!(call_id = %c.sip_call_id, "answer refused: the call is no longer ringing");
                     }
                 }
@@ -412,6 +423,7 @@ impl Endpoint {
                 answer: answer.to_bytes(),
                 signals: signals_tx,
                 sip_call_id: invite.call_id.clone(),
+                invited: now,
             },
         );
         actor::spawn(
