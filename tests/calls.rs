@@ -392,6 +392,18 @@ impl SipCaller {
         }
     }
 
+    /// The ACK for a non-2xx final response (same branch as the INVITE, RFC 3261 §17.1.1.3).
+    fn ack(&self, uri: &str, branch: &str, response: &SipResponse) {
+        let local = self.socket.local_addr().expect("local");
+        let to = response.header("To").unwrap_or_default();
+        let ack = format!(
+            "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
+            self.call_id, self.cseq
+        );
+        let _ = self.socket.send_to(ack.as_bytes(), self.server);
+    }
+
     /// Sends an INVITE, waits for `180 Ringing`, then CANCELs it; returns the CANCEL's and the
     /// INVITE's final responses.
     pub fn invite_then_cancel(&mut self, uri: &str, within: Duration) -> (u16, u16) {
@@ -437,15 +449,7 @@ From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: <{uri}>\r\nCall-ID: {}\r\nC
                 cancel_status = status;
             } else if status >= 200 {
                 invite_status = status;
-                let to = SipResponse { status, text }
-                    .header("To")
-                    .unwrap_or_default();
-                let ack = format!(
-                    "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\nMax-Forwards: 70\r\n\
-From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
-                    self.call_id, self.cseq
-                );
-                let _ = self.socket.send_to(ack.as_bytes(), self.server);
+                self.ack(uri, &branch, &SipResponse { status, text });
             }
         }
         (cancel_status, invite_status)
@@ -492,13 +496,7 @@ Contact: <sip:caller@{local}>\r\nContent-Type: application/sdp\r\n",
             }
             let response = SipResponse { status, text };
             if status >= 300 {
-                let to = response.header("To").unwrap_or_default();
-                let ack = format!(
-                    "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\nMax-Forwards: 70\r\n\
-From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
-                    self.call_id, self.cseq
-                );
-                let _ = self.socket.send_to(ack.as_bytes(), self.server);
+                self.ack(uri, &branch, &response);
             }
             return response;
         }

@@ -116,28 +116,13 @@ fn sipp_uac_scenario_completes_over_udp_and_tcp() {
 /// hangs the call up) and uses RTP ports from `rtp_ports`.
 fn baresip_config(dir: &Path, rtp_ports: (u16, u16), ca_file: Option<&Path>) {
     let rate = 8000u32;
-    let samples: Vec<u8> = (0..rate * 30)
-        .flat_map(|i| {
-            let s = (8000.0
-                * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / f64::from(rate)).sin())
-                as i16;
-            s.to_le_bytes()
+    let samples: Vec<i16> = (0..rate * 30)
+        .map(|i| {
+            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / f64::from(rate)).sin())
+                as i16
         })
         .collect();
-    let mut wav = Vec::new();
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&rate.to_le_bytes());
-    wav.extend_from_slice(&(rate * 2).to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(samples.len() as u32).to_le_bytes());
-    wav.extend_from_slice(&samples);
+    let wav = sma_e2e::calls::wav(&samples, rate);
     std::fs::write(dir.join("tone.wav"), wav).expect("write tone");
     let config = format!(
         "poll_method epoll\n\

@@ -619,15 +619,8 @@ impl Actor {
                 if let Err(why) = self.ensure_answered() {
                     return self.fail(id, "SystemException", why);
                 }
-                let regex = match Regex::new(&r.input_digits_regex) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        return self.fail(
-                            id,
-                            "InvalidActionParameter",
-                            "The InputDigitsRegex parameter is invalid.",
-                        )
-                    }
+                let Some(Some(regex)) = self.digits_regex(id, Some(&r.input_digits_regex)) else {
+                    return;
                 };
                 let ms = |v: i64| Duration::from_millis(v.max(0) as u64);
                 let listener = Listener::new(
@@ -822,15 +815,8 @@ impl Actor {
         failure: Option<Arc<EncodedPrompt>>,
         _now: Instant,
     ) {
-        let regex = match p.input_digits_regex().map(Regex::new).transpose() {
-            Ok(r) => r,
-            Err(_) => {
-                return self.fail(
-                    id,
-                    "InvalidActionParameter",
-                    "The InputDigitsRegex parameter is invalid.",
-                )
-            }
+        let Some(regex) = self.digits_regex(id, p.input_digits_regex()) else {
+            return;
         };
         let ms = |v: i64| Duration::from_millis(v.max(1) as u64);
         let spec = CollectSpec {
@@ -853,6 +839,22 @@ impl Actor {
             prompt: Some(prompt),
             failure,
         });
+    }
+
+    /// Compiles `InputDigitsRegex`: `None` when it is invalid (the action has then failed with
+    /// the contract's message), `Some(None)` when there is none.
+    fn digits_regex(&mut self, id: u64, pattern: Option<&str>) -> Option<Option<Regex>> {
+        match pattern.map(Regex::new).transpose() {
+            Ok(regex) => Some(regex),
+            Err(_) => {
+                self.fail(
+                    id,
+                    "InvalidActionParameter",
+                    "The InputDigitsRegex parameter is invalid.",
+                );
+                None
+            }
+        }
     }
 
     fn collect_step(&mut self, step: Step) {
