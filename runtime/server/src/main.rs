@@ -4,10 +4,12 @@ mod call;
 mod cdr;
 mod config;
 mod invoke;
+mod qa;
 mod routing;
 mod serve;
 mod sip;
 mod store;
+mod time;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,6 +27,9 @@ enum Command {
     Invoke(invoke::InvokeArgs),
     /// Run the node: answer SIP calls on the configured listeners.
     Serve(serve::ServeArgs),
+    /// Dial a scenario file like a caller: dial, listen, press, hang up, with a verdict per
+    /// step (or many calls at once with --calls/--rate/--concurrency).
+    Call(qa::call_cmd::CallArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +44,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Invoke(args) => invoke::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Call(args) => qa::call_cmd::run(args),
     }
 }

@@ -238,12 +238,7 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
             break;
         }
         let deadline = actor.next_deadline();
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = crate::time::sleep_until(deadline);
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };

@@ -152,12 +152,7 @@ impl Endpoint {
     pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) {
         loop {
             let deadline = self.ua.poll_timeout();
-            let sleep = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = crate::time::sleep_until(deadline);
             tokio::select! {
                 item = inbound.recv() => {
                     let Some(item) = item else { return };

@@ -1,0 +1,235 @@
+//! The caller's SIP side: one sans-IO user agent and one transport for every call of a run
+//! (one call, or thousands in load mode). Calls ask it to dial and hang up; it tells each
+//! call about its responses and its end. The same shape as the server's endpoint task.
+
+use crate::config::ListenSpec;
+use crate::sip::transport::{Inbound, Transports};
+use sma_sip::auth::Credentials;
+use sma_sip::message::{reason_phrase, Headers, NameAddr, ParseLimits, Uri};
+use sma_sip::ua::{CallHandle, EndReason, OutgoingCall, UaConfig, UaEvent, UserAgent};
+use sma_sip::Transport;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// What a call hears from the dialer.
+#[derive(Debug)]
+pub enum CallSignal {
+    Response {
+        status: u16,
+        reason: String,
+        body: Vec<u8>,
+    },
+    Ended(EndReason),
+}
+
+/// A call to place.
+pub struct Dial {
+    pub target: Uri,
+    pub from: NameAddr,
+    pub offer: Vec<u8>,
+    pub headers: Headers,
+    pub credentials: Option<Credentials>,
+}
+
+enum Request {
+    Invite {
+        dial: Box<Dial>,
+        signals: mpsc::UnboundedSender<CallSignal>,
+        placed: oneshot::Sender<CallHandle>,
+    },
+    Hangup(CallHandle),
+}
+
+/// A handle on the dialer task.
+#[derive(Clone)]
+pub struct Dialer {
+    requests: mpsc::UnboundedSender<Request>,
+    /// Our SIP address as the far end sees it.
+    pub local: SocketAddr,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DialerError {
+    #[error("cannot find a local address toward {0}: {1}")]
+    Route(SocketAddr, std::io::Error),
+    #[error("{0}")]
+    Transport(#[from] crate::sip::transport::TransportError),
+    #[error("TLS dialing is not supported yet; use udp or tcp")]
+    Tls,
+}
+
+/// The local address the OS would use to reach `destination` (no packet is sent).
+pub fn local_ip_toward(destination: SocketAddr) -> std::io::Result<IpAddr> {
+    if destination.ip().is_loopback() {
+        return Ok(destination.ip());
+    }
+    let any: SocketAddr = match destination {
+        SocketAddr::V4(_) => "0.0.0.0:0".parse().map_err(std::io::Error::other)?,
+        SocketAddr::V6(_) => "[::]:0".parse().map_err(std::io::Error::other)?,
+    };
+    let probe = StdUdpSocket::bind(any)?;
+    probe.connect(destination)?;
+    Ok(probe.local_addr()?.ip())
+}
+
+impl Dialer {
+    /// Binds the transport toward `destination` and starts the task.
+    pub async fn start(
+        destination: SocketAddr,
+        transport: Transport,
+        seed: u64,
+    ) -> Result<Dialer, DialerError> {
+        if transport == Transport::Tls {
+            return Err(DialerError::Tls);
+        }
+        let ip = local_ip_toward(destination).map_err(|e| DialerError::Route(destination, e))?;
+        let spec = ListenSpec {
+            transport,
+            addr: SocketAddr::new(ip, 0),
+        };
+        let (inbound_tx, inbound) = mpsc::channel(4096);
+        let (transports, bound) = Transports::start(
+            &[spec],
+            None,
+            None,
+            ParseLimits::default(),
+            Duration::from_secs(60),
+            inbound_tx,
+        )
+        .await?;
+        let local = bound.first().map_or(spec.addr, |b| b.advertised);
+        let ua = UserAgent::new(UaConfig {
+            user_agent: concat!("sma-call/", env!("CARGO_PKG_VERSION")).into(),
+            seed,
+            // A test caller does not refresh sessions; the far end may still ask it to.
+            session_expires: None,
+            ..UaConfig::default()
+        });
+        let (requests, rx) = mpsc::unbounded_channel();
+        let route = Route {
+            destination,
+            transport,
+            local,
+        };
+        tokio::spawn(run(ua, transports, route, inbound, rx));
+        Ok(Dialer { requests, local })
+    }
+
+    /// Sends the INVITE; signals arrive on `signals`. `None` when the dialer has stopped.
+    pub async fn invite(
+        &self,
+        dial: Dial,
+        signals: mpsc::UnboundedSender<CallSignal>,
+    ) -> Option<CallHandle> {
+        let (placed, handle) = oneshot::channel();
+        self.requests
+            .send(Request::Invite {
+                dial: Box::new(dial),
+                signals,
+                placed,
+            })
+            .ok()?;
+        handle.await.ok()
+    }
+
+    /// BYE when answered, CANCEL before.
+    pub fn hangup(&self, call: CallHandle) {
+        let _ = self.requests.send(Request::Hangup(call));
+    }
+}
+
+/// Where every call of the run goes, and from where.
+#[derive(Clone, Copy)]
+struct Route {
+    destination: SocketAddr,
+    transport: Transport,
+    local: SocketAddr,
+}
+
+async fn run(
+    mut ua: UserAgent,
+    transports: Transports,
+    route: Route,
+    mut inbound: mpsc::Receiver<Inbound>,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+) {
+    let mut calls: HashMap<CallHandle, mpsc::UnboundedSender<CallSignal>> = HashMap::new();
+    loop {
+        let deadline = ua.poll_timeout();
+        tokio::select! {
+            item = inbound.recv() => {
+                let Some(item) = item else { return };
+                if let Inbound::Message { bytes, source, local, transport } = item {
+                    ua.handle_input(&bytes, source, local, transport, Instant::now());
+                }
+            }
+            request = requests.recv() => {
+                let Some(request) = request else { return };
+                let now = Instant::now();
+                match request {
+                    Request::Invite { dial, signals, placed } => {
+                        let d = *dial;
+                        let call = ua.invite(
+                            OutgoingCall {
+                                to: NameAddr::new(d.target.clone()),
+                                target: d.target,
+                                from: d.from,
+                                destination: route.destination,
+                                transport: route.transport,
+                                local: route.local,
+                                body: d.offer,
+                                headers: d.headers,
+                                credentials: d.credentials,
+                            },
+                            now,
+                        );
+                        calls.insert(call, signals);
+                        let _ = placed.send(call);
+                    }
+                    Request::Hangup(call) => ua.hangup(call, 487, now),
+                }
+            }
+            _ = crate::time::sleep_until(deadline) => ua.handle_timeout(Instant::now()),
+        }
+        while let Some(t) = ua.poll_transmit() {
+            transports.send(t);
+        }
+        while let Some(event) = ua.poll_event() {
+            match event {
+                UaEvent::Progress { call, response } | UaEvent::Answered { call, response } => {
+                    if let Some(tx) = calls.get(&call) {
+                        let _ = tx.send(CallSignal::Response {
+                            status: response.status,
+                            reason: response.reason.clone(),
+                            body: response.body.clone(),
+                        });
+                    }
+                }
+                UaEvent::Ended { call, reason } => {
+                    if let Some(tx) = calls.remove(&call) {
+                        if let EndReason::Rejected(status) = reason {
+                            let _ = tx.send(CallSignal::Response {
+                                status,
+                                reason: reason_phrase(status).to_owned(),
+                                body: Vec::new(),
+                            });
+                        }
+                        let _ = tx.send(CallSignal::Ended(reason));
+                    }
+                }
+                UaEvent::IncomingCall { call, .. } => ua.reject(call, 603, Instant::now()),
+                UaEvent::Offer { call, tx, .. } => {
+                    // A test caller keeps the media it negotiated: the far end keeps its
+                    // old session (RFC 3264 §8 after a 488).
+                    ua.answer_offer(call, tx, Err(488), Instant::now());
+                }
+                _ => {}
+            }
+        }
+        while let Some(t) = ua.poll_transmit() {
+            transports.send(t);
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The scenario state machine on simulated time: one test per behaviour a QA engineer
+//! relies on.
+
+use super::*;
+use crate::qa::scenario::Scenario;
+use std::path::Path;
+
+fn scenario(steps: &str) -> Arc<Scenario> {
+    let text =
+        format!("call:\n  to: sip:+1206@127.0.0.1:5060\n  answer_timeout: 5s\nsteps:\n{steps}");
+    Arc::new(Scenario::parse(&text, Path::new("t.yaml")).unwrap())
+}
+
+const LOUD: [i16; 160] = {
+    let mut f = [0i16; 160];
+    let mut i = 0;
+    while i < 160 {
+        f[i] = if i % 2 == 0 { 8000 } else { -8000 };
+        i += 1;
+    }
+    f
+};
+const QUIET: [i16; 160] = [0; 160];
+
+struct Sim {
+    run: ScenarioRun,
+    now: Instant,
+}
+
+impl Sim {
+    fn new(steps: &str) -> Sim {
+        let now = Instant::now();
+        Sim {
+            run: ScenarioRun::new(scenario(steps), now),
+            now,
+        }
+    }
+    fn at(&mut self, ms: u64) -> &mut Sim {
+        self.now += Duration::from_millis(ms);
+        self.run.handle_timeout(self.now);
+        self
+    }
+    fn see(&mut self, o: Observation<'_>) -> &mut Sim {
+        self.run.handle(o, self.now);
+        self
+    }
+    fn answer(&mut self) -> &mut Sim {
+        self.see(Observation::Response {
+            status: 180,
+            reason: "Ringing",
+        });
+        self.see(Observation::Response {
+            status: 200,
+            reason: "OK",
+        });
+        self.run.set_rate(8000);
+        self
+    }
+    /// Frames every 20 ms for `ms`.
+    fn frames(&mut self, frame: &[i16], ms: u64) -> &mut Sim {
+        for _ in 0..ms / 20 {
+            self.now += FRAME;
+            self.run.handle(Observation::Audio(frame), self.now);
+        }
+        self
+    }
+    fn verdicts(&self) -> Vec<&Verdict> {
+        self.run.reports().iter().map(|r| &r.verdict).collect()
+    }
+    fn failure(&self) -> String {
+        match self.run.first_failure() {
+            Some(r) => r.detail.clone(),
+            None => String::new(),
+        }
+    }
+}
+
+#[test]
+fn a_happy_call_passes_every_step_and_hangs_up() {
+    let mut s = Sim::new(
+        "  - expect: ringing\n  - expect: answered\n  - expect_audio: {min_ms: 400}\n  - send_digits: \"12\"\n  - hangup\n",
+    );
+    s.at(30).answer();
+    assert_eq!(s.run.setup_time(), Some(Duration::from_millis(30)));
+    s.frames(&QUIET, 200).frames(&LOUD, 420);
+    match s.run.poll_command() {
+        Some(Command::SendDigits { digits, mode, .. }) => {
+            assert_eq!(digits, "12");
+            assert_eq!(mode, DtmfMode::Rfc4733);
+        }
+        other => panic!("{other:?}"),
+    }
+    s.at(400).see(Observation::Done(1));
+    assert_eq!(s.run.poll_command(), Some(Command::Hangup));
+    assert!(!s.run.is_finished());
+    s.at(10).see(Observation::Ended {
+        by_far_end: false,
+        why: "BYE",
+    });
+    assert!(s.run.is_finished());
+    assert!(s.run.passed(), "{:?}", s.run.reports());
+    assert_eq!(s.run.reports()[2].detail, "heard 400 ms of audio");
+}
+
+#[test]
+fn a_far_end_that_never_answers_fails_at_the_answer_timeout_and_cancels() {
+    let mut s = Sim::new("  - expect: answered\n  - hangup\n");
+    s.see(Observation::Response {
+        status: 180,
+        reason: "Ringing",
+    });
+    s.at(4_999);
+    assert!(s.run.reports().is_empty());
+    s.at(1);
+    assert_eq!(
+        s.failure(),
+        "no final response within 5.0 s (last: 180 Ringing)"
+    );
+    assert_eq!(s.verdicts()[1], &Verdict::Skipped);
+    assert_eq!(s.run.poll_command(), Some(Command::Hangup));
+    s.see(Observation::Response {
+        status: 487,
+        reason: "Request Terminated",
+    });
+    assert!(s.run.is_finished());
+}
+
+#[test]
+fn a_rejection_names_the_status_and_sip_status_can_expect_it() {
+    let mut s = Sim::new("  - expect: answered\n");
+    s.see(Observation::Response {
+        status: 486,
+        reason: "Busy Here",
+    });
+    assert_eq!(s.failure(), "the call was rejected: 486 Busy Here");
+    assert!(s.run.is_finished(), "nothing to clear after a rejection");
+    assert_eq!(s.run.poll_command(), None);
+
+    let mut s = Sim::new("  - expect: {sip_status: 404}\n");
+    s.see(Observation::Response {
+        status: 404,
+        reason: "Not Found",
+    });
+    assert!(s.run.passed());
+}
+
+#[test]
+fn no_rtp_and_only_silence_are_told_apart() {
+    let mut s = Sim::new("  - expect: answered\n  - expect_audio: {within: 2s}\n");
+    s.answer().at(2_000);
+    assert_eq!(s.failure(), "no RTP received within 2.0 s");
+    let mut s = Sim::new("  - expect: answered\n  - expect_audio: {within: 1s}\n");
+    s.answer().frames(&QUIET, 1_000).at(20);
+    assert!(
+        s.failure().starts_with("only silence within 1.0 s"),
+        "{}",
+        s.failure()
+    );
+}
+
+#[test]
+fn audio_longer_than_max_fails_and_a_short_burst_is_ignored() {
+    let mut s = Sim::new("  - expect: answered\n  - expect_audio: {min_ms: 100, max_ms: 300}\n");
+    s.answer().frames(&LOUD, 400);
+    assert!(
+        s.failure()
+            .starts_with("audio went on for more than 300 ms"),
+        "{}",
+        s.failure()
+    );
+
+    let mut s = Sim::new(
+        "  - expect: answered\n  - expect_audio: {min_ms: 200, max_ms: 1000, gap_ms: 100}\n",
+    );
+    s.answer().frames(&LOUD, 60).frames(&QUIET, 200);
+    assert_eq!(s.run.reports().len(), 1, "a 60 ms click is not the audio");
+    s.frames(&LOUD, 300).frames(&QUIET, 40);
+    assert_eq!(s.run.reports().len(), 1, "the burst has not ended yet");
+    s.frames(&QUIET, 100);
+    assert!(
+        s.run.reports()[1].verdict == Verdict::Passed,
+        "{:?}",
+        s.run.reports()
+    );
+}
+
+#[test]
+fn silence_counts_time_without_loud_frames() {
+    let mut s = Sim::new("  - expect: answered\n  - expect_silence: {min_ms: 500}\n");
+    s.answer().frames(&QUIET, 300).frames(&LOUD, 100);
+    assert_eq!(s.run.reports().len(), 1);
+    s.frames(&QUIET, 480);
+    assert_eq!(s.run.reports().len(), 1);
+    s.frames(&QUIET, 20);
+    assert_eq!(s.run.reports()[1].verdict, Verdict::Passed);
+}
+
+#[test]
+fn digits_must_match_in_order() {
+    let mut s =
+        Sim::new("  - expect: answered\n  - expect_digits: \"12#\"\n  - expect_digits: \"9\"\n");
+    s.answer();
+    s.see(Observation::Digit('1')).see(Observation::Digit('2'));
+    assert_eq!(s.run.reports().len(), 1);
+    s.see(Observation::Digit('#')).see(Observation::Digit('8'));
+    assert_eq!(s.run.reports()[1].verdict, Verdict::Passed);
+    assert_eq!(s.failure(), "expected \"9\", received \"8\"");
+
+    let mut s = Sim::new("  - expect: answered\n  - expect_digits: {digits: \"55\", within: 1s}\n");
+    s.answer().see(Observation::Digit('5')).at(1_000);
+    assert_eq!(s.failure(), "expected \"55\", received only \"5\"");
+}
+
+#[test]
+fn the_far_end_hanging_up_fails_a_waiting_step_but_passes_expect_hangup() {
+    let mut s = Sim::new("  - expect: answered\n  - expect_audio: {}\n");
+    s.answer().at(100).see(Observation::Ended {
+        by_far_end: true,
+        why: "BYE",
+    });
+    assert_eq!(s.failure(), "the far end hung up at +100 ms (BYE)");
+    assert!(s.run.is_finished());
+    assert_eq!(s.run.poll_command(), None, "no BYE after the far end's");
+
+    let mut s = Sim::new("  - expect: answered\n  - wait: 1s\n  - expect_hangup: 5s\n");
+    s.answer().at(500).see(Observation::Ended {
+        by_far_end: true,
+        why: "BYE",
+    });
+    assert!(s.run.reports().len() == 1, "a wait is not cut short");
+    s.at(500);
+    assert!(s.run.passed(), "{:?}", s.run.reports());
+
+    let mut s = Sim::new("  - expect: answered\n  - expect_hangup: 2s\n");
+    s.answer().at(2_000);
+    assert_eq!(s.failure(), "the far end did not hang up within 2.0 s");
+    assert_eq!(s.run.poll_command(), Some(Command::Hangup));
+}
+
+#[test]
+fn media_steps_need_an_answered_call_with_usable_sdp() {
+    let s = Sim::new("  - send_digits: \"1\"\n");
+    assert_eq!(s.failure(), "the call is not answered");
+    let mut s = Sim::new("  - expect: answered\n");
+    s.see(Observation::MediaFailed("no common codec"))
+        .see(Observation::Response {
+            status: 200,
+            reason: "OK",
+        });
+    assert_eq!(
+        s.failure(),
+        "answered, but the SDP answer is unusable: no common codec"
+    );
+    assert_eq!(s.run.poll_command(), Some(Command::Hangup));
+}
+
+#[test]
+fn a_send_that_never_finishes_times_out() {
+    let mut s = Sim::new("  - expect: answered\n  - send_digits: \"1\"\n");
+    s.answer();
+    assert!(matches!(
+        s.run.poll_command(),
+        Some(Command::SendDigits { .. })
+    ));
+    s.at(5_199);
+    assert_eq!(s.run.reports().len(), 1);
+    s.at(1);
+    assert_eq!(s.failure(), "the audio did not finish sending in time");
+}
+
+#[test]
+fn every_state_has_a_deadline() {
+    let mut s = Sim::new("  - expect: answered\n  - wait: 1s\n");
+    s.answer();
+    while !s.run.is_finished() {
+        let next = s.run.poll_timeout().expect("a deadline while running");
+        assert!(next >= s.now);
+        s.now = next;
+        s.run.handle_timeout(next);
+        if let Some(Command::Hangup) = s.run.poll_command() {
+            s.see(Observation::Ended {
+                by_far_end: false,
+                why: "BYE",
+            });
+        }
+    }
+    assert!(s.run.passed());
+}
