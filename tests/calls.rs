@@ -229,8 +229,6 @@ fn free_tcp_port() -> u16 {
 
 impl Baresip {
     pub fn start(rtp_ports: (u16, u16)) -> Baresip {
-        let baresip = crate::require_program("baresip", "baresip");
-        let dir = tempfile::tempdir().expect("tempdir");
         let rate = 8000;
         // The caller's side: a quiet 200 Hz hum, so the far end receives real audio.
         let hum: Vec<i16> = (0..rate * 60)
@@ -240,12 +238,29 @@ impl Baresip {
                     as i16
             })
             .collect();
-        std::fs::write(dir.path().join("mic.wav"), wav(&hum, rate)).expect("mic");
+        Baresip::launch(rtp_ports, &hum, 0, false)
+    }
+
+    /// A phone that answers every call at once and plays `mic` (8 kHz) into it; returns its
+    /// SIP address.
+    pub fn answering(rtp_ports: (u16, u16), mic: &[i16]) -> (Baresip, std::net::SocketAddr) {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let phone = Baresip::launch(rtp_ports, mic, port, true);
+        (phone, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    fn launch(rtp_ports: (u16, u16), mic: &[i16], sip_port: u16, auto_answer: bool) -> Baresip {
+        let baresip = crate::require_program("baresip", "baresip");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("mic.wav"), wav(mic, 8000)).expect("mic");
         let dumps = dir.path().join("dumps");
         std::fs::create_dir_all(&dumps).expect("dumps");
         let control = free_tcp_port();
         let config = format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:0\n\
+            "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\n\
 audio_player aufile,/dev/null\naudio_source aufile,{mic}\naudio_alert aufile,/dev/null\n\
 rtp_ports {lo}-{hi}\nmodule_path /usr/lib/baresip/modules\n\
 module g711.so\nmodule aufile.so\nmodule sndfile.so\nsnd_path {dumps}\n\
@@ -256,9 +271,10 @@ module_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_list
             hi = rtp_ports.1,
         );
         std::fs::write(dir.path().join("config"), config).expect("config");
+        let answer = if auto_answer { ";answermode=auto" } else { "" };
         std::fs::write(
             dir.path().join("accounts"),
-            "<sip:+14255550199@127.0.0.1>;regint=0\n",
+            format!("<sip:+14255550199@127.0.0.1>;regint=0{answer}\n"),
         )
         .expect("accounts");
         let log = dir.path().join("baresip.log");

@@ -184,6 +184,18 @@ impl Serve {
                 addr.parse().expect("listener address"),
             ));
         }
+        // Calls are answered once the handlers are loaded (components compiled): `ready`.
+        loop {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).unwrap_or(0);
+            if n == 0 {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("sma serve exited before it was ready:\n{log}");
+            }
+            if line.trim() == "ready" {
+                break;
+            }
+        }
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut sink = String::new();

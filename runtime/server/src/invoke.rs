@@ -62,17 +62,34 @@ fn read_event(source: &str) -> Result<InvocationEvent, String> {
 }
 
 fn endpoints(args: &InvokeArgs) -> Result<Vec<HandlerEndpoint>, String> {
-    let deadline = Duration::from_millis(args.deadline_ms);
+    handler_endpoints(
+        &args.handlers,
+        args.secret.as_deref(),
+        Duration::from_millis(args.deadline_ms),
+        args.memory_mib,
+        args.cache_dir.as_ref(),
+    )
+}
+
+/// Handlers from the command line: `http(s)://` URLs are webhooks, anything else a component
+/// file. Shared by `sma invoke` and `sma simulate`.
+pub fn handler_endpoints(
+    handlers: &[String],
+    secret: Option<&str>,
+    deadline: Duration,
+    memory_mib: usize,
+    cache_dir: Option<&PathBuf>,
+) -> Result<Vec<HandlerEndpoint>, String> {
     let mut engine = None;
     let mut client = None;
     let mut out = Vec::new();
-    for spec in &args.handlers {
+    for spec in handlers {
         if spec.starts_with("http://") || spec.starts_with("https://") {
             if client.is_none() {
                 client = Some(WebhookClient::new().map_err(|e| e.to_string())?);
             }
             let client = client.clone().ok_or("no HTTP client")?;
-            let secret = args.secret.as_deref().map(str::as_bytes);
+            let secret = secret.map(str::as_bytes);
             let handler =
                 WebhookHandler::new(client, spec, secret, deadline).map_err(|e| e.to_string())?;
             out.push(HandlerEndpoint::Webhook(handler));
@@ -82,16 +99,16 @@ fn endpoints(args: &InvokeArgs) -> Result<Vec<HandlerEndpoint>, String> {
                     max_instances: 16,
                     ..EngineSettings::default()
                 };
-                if let Some(dir) = &args.cache_dir {
+                if let Some(dir) = cache_dir {
                     settings.cache_dir = dir.clone();
                 }
-                settings.max_memory_bytes = settings.max_memory_bytes.max(args.memory_mib << 20);
+                settings.max_memory_bytes = settings.max_memory_bytes.max(memory_mib << 20);
                 engine = Some(WasmEngine::new(settings).map_err(|e| e.to_string())?);
             }
             let engine = engine.as_ref().ok_or("no engine")?;
             let limits = WasmLimits {
                 deadline,
-                memory_bytes: args.memory_mib << 20,
+                memory_bytes: memory_mib << 20,
                 instance_mode: InstanceMode::FreshPerInvocation,
                 ..WasmLimits::default()
             };

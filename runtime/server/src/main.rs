@@ -30,6 +30,9 @@ enum Command {
     /// Dial a scenario file like a caller: dial, listen, press, hang up, with a verdict per
     /// step (or many calls at once with --calls/--rate/--concurrency).
     Call(qa::call_cmd::CallArgs),
+    /// Run a handler through a scripted call flow with no SIP and no media, and print the
+    /// timeline of events and actions.
+    Simulate(qa::simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,5 +48,6 @@ fn main() -> ExitCode {
         Command::Invoke(args) => invoke::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Call(args) => qa::call_cmd::run(args),
+        Command::Simulate(args) => qa::simulate::run(args),
     }
 }

@@ -12,3 +12,4 @@ pub mod load;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod simulate;
