@@ -552,3 +552,75 @@ fn every_example_scenario_passes_against_its_example_application() {
     );
     assert!(!junit.contains("<failure"), "{junit}");
 }
+
+#[test]
+fn scenarios_dial_over_tcp_and_tls_with_digest_credentials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("dev-cert.pem");
+    let extra = r#"
+[[voice_connectors]]
+name = "auth pbx"
+outbound_host_name = "auth.vc.example"
+require_encryption = true
+termination = { cidr_allow_list = ["127.0.0.1/32"], credentials = [{ username = "pbx", password = "s3cret" }] }
+[[sip_rules]]
+name = "auth trunk"
+trigger_type = "RequestUriHostname"
+trigger_value = "auth.vc.example"
+targets = [{ application = "ivr", priority = 1 }]
+"#;
+    let serve = Serve::start(
+        &(ivr_config((27400, 27499), dir.path()) + extra),
+        &["tcp:127.0.0.1:0", "tls:127.0.0.1:0"],
+        &["--tls-dev-cert-out", &cert.display().to_string()],
+    );
+    let tcp = write(
+        dir.path(),
+        "tcp.yaml",
+        &format!("call:\n  to: \"{NUMBER}\"\n  server: {}\n  transport: tcp\nsteps:\n  - expect: answered\n  - expect_audio: {{min_ms: 500}}\n  - hangup\n", serve.addr("tcp")),
+    );
+    let out = sma_call(&["-s", &tcp, "--rtp-ports", "27500-27599", "--no-record"]);
+    assert!(out.status.success(), "{}\n{}", text(&out), serve.log());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("over TCP"));
+
+    let tls = |password: &str| {
+        format!(
+            "call:\n  to: sip:+12065550100@auth.vc.example\n  server: {}\n  transport: tls\n  credentials: {{username: pbx, password: {password}}}\nsteps:\n  - expect: answered\n  - expect_audio: {{min_ms: 500}}\n  - hangup\n",
+            serve.addr("tls")
+        )
+    };
+    let good = write(dir.path(), "tls.yaml", &tls("s3cret"));
+    let cert_arg = cert.display().to_string();
+    let out = sma_call(&[
+        "-s",
+        &good,
+        "--ca-file",
+        &cert_arg,
+        "--rtp-ports",
+        "27500-27599",
+        "--no-record",
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out), serve.log());
+
+    // A wrong password is refused, and the step says so.
+    let bad = write(dir.path(), "tls-bad.yaml", &tls("wrong"));
+    let out = sma_call(&[
+        "-s",
+        &bad,
+        "--ca-file",
+        &cert_arg,
+        "--rtp-ports",
+        "27500-27599",
+        "--no-record",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the call was rejected: 40"),
+        "{}",
+        text(&out)
+    );
+    // TLS without something to trust fails before dialing.
+    let out = sma_call(&["-s", &good, "--no-record"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ca-file"));
+}

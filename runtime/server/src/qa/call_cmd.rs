@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
 
 #[derive(Args, Debug)]
 pub struct CallArgs {
@@ -36,6 +38,10 @@ pub struct CallArgs {
     /// Do not record.
     #[arg(long)]
     no_record: bool,
+    /// For TLS: trust the certificates in this PEM file (the server's own, e.g. from
+    /// `sma serve --tls-dev-cert-out`, or its CA).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// Local RTP ports, `LOW-HIGH`.
     #[arg(long, default_value = "20000-29999", value_name = "LOW-HIGH")]
     rtp_ports: String,
@@ -141,6 +147,31 @@ pub async fn probe(destination: SocketAddr, transport: Transport) -> Result<(), 
     }
 }
 
+/// The TLS connector and server name for a scenario dialed over TLS.
+fn tls_for(
+    scenario: &Scenario,
+    target: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Option<(TlsConnector, ServerName<'static>)>, String> {
+    if scenario.transport != Transport::Tls {
+        return Ok(None);
+    }
+    let Some(ca_file) = ca_file else {
+        return Err(
+            "TLS needs --ca-file: the server's certificate or the CA that signed it".into(),
+        );
+    };
+    let connector = crate::sip::tls::connector(ca_file).map_err(|e| e.to_string())?;
+    // The host part of `host:port` (or `[v6]:port`) is the name the certificate must carry.
+    let host = match target.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => target,
+    };
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("`{host}` cannot be checked against a certificate: {e}"))?;
+    Ok(Some((connector, name)))
+}
+
 pub fn run(args: CallArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -194,7 +225,14 @@ async fn run_async(args: CallArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        targets.push((resolved.0, uri));
+        let tls = match tls_for(s, &resolved.1, args.ca_file.as_deref()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("sma call: {}: {e}", s.path.display());
+                return ExitCode::from(2);
+            }
+        };
+        targets.push((resolved.0, uri, tls));
     }
     let load_mode = args.calls.is_some() || args.rate.is_some() || args.concurrency.is_some();
     let record_dir = match (&args.record_dir, args.no_record, load_mode) {
@@ -213,7 +251,7 @@ async fn run_async(args: CallArgs) -> ExitCode {
     let shared = Arc::new(Shared::new(Arc::new(Espeak), ports, record_dir, ptime));
 
     if load_mode {
-        let (Some(scenario), Some((destination, uri))) = (scenarios.first(), targets.first())
+        let (Some(scenario), Some((destination, uri, tls))) = (scenarios.first(), targets.first())
         else {
             return ExitCode::from(2);
         };
@@ -234,6 +272,7 @@ async fn run_async(args: CallArgs) -> ExitCode {
             *destination,
             scenario.transport,
             u64::from(std::process::id()),
+            tls.clone(),
         )
         .await
         {
@@ -260,8 +299,15 @@ async fn run_async(args: CallArgs) -> ExitCode {
     }
 
     let mut results = Vec::new();
-    for (i, (scenario, (destination, uri))) in scenarios.iter().zip(&targets).enumerate() {
-        let dialer = match Dialer::start(*destination, scenario.transport, i as u64 + 1).await {
+    for (i, (scenario, (destination, uri, tls))) in scenarios.iter().zip(&targets).enumerate() {
+        let dialer = match Dialer::start(
+            *destination,
+            scenario.transport,
+            i as u64 + 1,
+            tls.clone(),
+        )
+        .await
+        {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("sma call: {}: {e}", scenario.path.display());

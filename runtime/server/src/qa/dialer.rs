@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
 
 /// What a call hears from the dialer.
 #[derive(Debug)]
@@ -56,8 +58,8 @@ pub enum DialerError {
     Route(SocketAddr, std::io::Error),
     #[error("{0}")]
     Transport(#[from] crate::sip::transport::TransportError),
-    #[error("TLS dialing is not supported yet; use udp or tcp")]
-    Tls,
+    #[error("TLS needs --ca-file: the server's certificate or the CA that signed it")]
+    NoTrust,
 }
 
 /// The local address the OS would use to reach `destination` (no packet is sent).
@@ -76,21 +78,25 @@ pub fn local_ip_toward(destination: SocketAddr) -> std::io::Result<IpAddr> {
 
 impl Dialer {
     /// Binds the transport toward `destination` and starts the task.
+    /// `tls`: the connector and the name the server's certificate must carry, for TLS.
     pub async fn start(
         destination: SocketAddr,
         transport: Transport,
         seed: u64,
+        tls: Option<(TlsConnector, ServerName<'static>)>,
     ) -> Result<Dialer, DialerError> {
-        if transport == Transport::Tls {
-            return Err(DialerError::Tls);
-        }
         let ip = local_ip_toward(destination).map_err(|e| DialerError::Route(destination, e))?;
+        // TLS connections are opened by us; the listener only gives our advertised address.
+        let listen = match transport {
+            Transport::Tls => Transport::Tcp,
+            other => other,
+        };
         let spec = ListenSpec {
-            transport,
+            transport: listen,
             addr: SocketAddr::new(ip, 0),
         };
         let (inbound_tx, inbound) = mpsc::channel(4096);
-        let (transports, bound) = Transports::start(
+        let (mut transports, bound) = Transports::start(
             &[spec],
             None,
             None,
@@ -99,6 +105,10 @@ impl Dialer {
             inbound_tx,
         )
         .await?;
+        if transport == Transport::Tls {
+            let (connector, name) = tls.ok_or(DialerError::NoTrust)?;
+            transports.set_tls_client(connector, name);
+        }
         let local = bound.first().map_or(spec.addr, |b| b.advertised);
         let ua = UserAgent::new(UaConfig {
             user_agent: concat!("sma-call/", env!("CARGO_PKG_VERSION")).into(),

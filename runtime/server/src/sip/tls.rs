@@ -6,7 +6,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
 use tokio_rustls::rustls;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -65,4 +65,37 @@ pub fn acceptor(section: Option<&TlsSection>) -> Result<(TlsAcceptor, Option<Str
     .with_single_cert(certs, key)
     .map_err(|e| TlsError::Config(e.to_string()))?;
     Ok((TlsAcceptor::from(Arc::new(config)), generated))
+}
+
+/// A client-side TLS configuration trusting the certificates in `ca_file` (PEM): the
+/// server's own certificate (e.g. `sma serve --tls-dev-cert-out`) or the CA that signed it.
+pub fn connector(ca_file: &std::path::Path) -> Result<TlsConnector, TlsError> {
+    let path = ca_file.display().to_string();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
+        .and_then(|iter| iter.collect())
+        .map_err(|e| TlsError::Certificate {
+            path: path.clone(),
+            why: e.to_string(),
+        })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| TlsError::Certificate {
+            path: path.clone(),
+            why: e.to_string(),
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::Certificate {
+            path,
+            why: "no certificate in the file".into(),
+        });
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| TlsError::Config(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }

@@ -17,7 +17,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
 /// Something that arrived for the endpoint.
@@ -61,6 +62,8 @@ pub struct Transports {
     idle: Duration,
     /// Advertised address for outbound TCP connections, by family.
     tcp_local: Vec<SocketAddr>,
+    /// Opens outbound TLS connections (a caller's side); servers only accept them.
+    tls_client: Option<(TlsConnector, ServerName<'static>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +105,7 @@ impl Transports {
             limits,
             idle,
             tcp_local: Vec::new(),
+            tls_client: None,
         };
         let mut bound = Vec::new();
         for spec in specs {
@@ -154,6 +158,11 @@ impl Transports {
         Ok((transports, bound))
     }
 
+    /// Lets `send` open TLS connections, verifying the peer as `name`.
+    pub fn set_tls_client(&mut self, connector: TlsConnector, name: ServerName<'static>) {
+        self.tls_client = Some((connector, name));
+    }
+
     /// Sends a message. UDP goes out of the socket of the destination's address family; TCP
     /// and TLS reuse the peer's connection, and TCP opens one when there is none.
     pub fn send(&self, transmit: Transmit) {
@@ -184,7 +193,7 @@ impl Transports {
                     .and_then(|map| map.get(&key).cloned());
                 match existing {
                     Some(tx) if tx.send(transmit.bytes.clone()).is_ok() => {}
-                    _ if transmit.transport == Transport::Tcp => {
+                    _ if transmit.transport == Transport::Tcp || self.tls_client.is_some() => {
                         let this = self.clone();
                         tokio::spawn(async move { this.connect_and_send(transmit).await });
                     }
@@ -213,7 +222,20 @@ impl Transports {
                     .find(|a| a.is_ipv4() == transmit.destination.is_ipv4())
                     .or_else(|| stream.local_addr().ok())
                     .unwrap_or(transmit.destination);
-                let tx = self.register(stream, transmit.destination, local, Transport::Tcp);
+                let tx = match (&self.tls_client, transmit.transport) {
+                    (Some((connector, name)), Transport::Tls) => {
+                        match connector.connect(name.clone(), stream).await {
+                            Ok(tls) => {
+                                self.register(tls, transmit.destination, local, Transport::Tls)
+                            }
+                            Err(e) => {
+                                warn!(destination = %transmit.destination, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                        }
+                    }
+                    _ => self.register(stream, transmit.destination, local, Transport::Tcp),
+                };
                 let _ = tx.send(transmit.bytes);
             }
             Ok(Err(e)) => {
