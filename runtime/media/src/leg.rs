@@ -24,6 +24,78 @@ use tokio::sync::mpsc;
 pub struct LegSockets {
     pub rtp: Arc<UdpSocket>,
     pub rtcp: Arc<UdpSocket>,
+    /// The pool the port pair goes back to when the leg is dropped.
+    lease: Option<(Arc<PortPool>, u16)>,
+}
+
+impl Drop for LegSockets {
+    fn drop(&mut self) {
+        if let Some((pool, port)) = self.lease.take() {
+            pool.release(port);
+        }
+    }
+}
+
+/// The even RTP ports of a range, handed out longest-free first. Allocation stays O(1) however
+/// many legs are up: probing a range for a free pair costs two socket syscalls per pair in
+/// use, which at thousands of concurrent legs is most of a call's set-up cost.
+pub struct PortPool {
+    free: std::sync::Mutex<std::collections::VecDeque<u16>>,
+    range: (u16, u16),
+}
+
+impl PortPool {
+    /// Every even port `p` with `p + 1` inside `[lo, hi]`.
+    pub fn new(range: (u16, u16)) -> Arc<PortPool> {
+        let (lo, hi) = range;
+        let first = lo + lo % 2;
+        let free = (first..hi).step_by(2).collect();
+        Arc::new(PortPool {
+            free: std::sync::Mutex::new(free),
+            range,
+        })
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<u16>> {
+        // Nothing is left half-done under the lock: recover from a poisoned one.
+        self.free.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Pairs free in the pool (some may still be held by another process).
+    pub fn available(&self) -> usize {
+        self.queue().len()
+    }
+
+    fn release(&self, port: u16) {
+        self.queue().push_back(port);
+    }
+
+    /// Binds the longest-free pair. A pair another process holds goes to the back of the
+    /// queue; after a bounded number of such pairs this gives up with `AddrInUse`.
+    pub fn bind(self: &Arc<Self>, ip: IpAddr) -> std::io::Result<LegSockets> {
+        for _ in 0..64 {
+            let Some(port) = self.queue().pop_front() else {
+                break;
+            };
+            match (
+                UdpSocket::bind(SocketAddr::new(ip, port)),
+                UdpSocket::bind(SocketAddr::new(ip, port + 1)),
+            ) {
+                (Ok(rtp), Ok(rtcp)) => {
+                    return Ok(LegSockets {
+                        rtp: Arc::new(rtp),
+                        rtcp: Arc::new(rtcp),
+                        lease: Some((self.clone(), port)),
+                    })
+                }
+                _ => self.release(port),
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("no free RTP port pair in {}-{}", self.range.0, self.range.1),
+        ))
+    }
 }
 
 impl LegSockets {
@@ -47,6 +119,7 @@ impl LegSockets {
             return Ok(LegSockets {
                 rtp: Arc::new(rtp),
                 rtcp: Arc::new(rtcp),
+                lease: None,
             });
         }
         Err(std::io::Error::new(

@@ -385,3 +385,27 @@ async fn a_digit_in_the_barge_in_set_stops_the_prompt() {
         "the 5 s prompt (250 frames) was cut short: {frames} frames played"
     );
 }
+
+#[test]
+fn the_port_pool_hands_out_pairs_in_turn_and_takes_them_back() {
+    use sma_media::leg::PortPool;
+    let ip: std::net::IpAddr = [127, 0, 0, 1].into();
+    // A pair another process holds is skipped, not handed out.
+    let squatter = std::net::UdpSocket::bind((ip, 31_002)).unwrap();
+    let pool = PortPool::new((31_000, 31_007));
+    assert_eq!(pool.available(), 4);
+    let a = pool.bind(ip).unwrap();
+    let b = pool.bind(ip).unwrap();
+    let c = pool.bind(ip).unwrap();
+    let ports = [a.rtp_port(), b.rtp_port(), c.rtp_port()];
+    assert_eq!(ports, [31_000, 31_004, 31_006]);
+    assert!(
+        pool.bind(ip).is_err(),
+        "every pair is taken or held elsewhere"
+    );
+    drop(b);
+    drop(squatter);
+    // Longest-free first: the pair the squatter held went back before b's.
+    assert_eq!(pool.bind(ip).unwrap().rtp_port(), 31_002);
+    assert_eq!(pool.bind(ip).unwrap().rtp_port(), 31_004);
+}

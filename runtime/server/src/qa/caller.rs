@@ -8,7 +8,7 @@ use super::run::{Command, Observation, ScenarioRun, StepReport};
 use super::scenario::{DtmfMode, Scenario};
 use sma_media::codec::AudioCodec;
 use sma_media::dtmf::Digit;
-use sma_media::leg::{spawn_receiver, LegConfig, LegEvent, LegSockets, Quality};
+use sma_media::leg::{spawn_receiver, LegConfig, LegEvent, LegSockets, PortPool, Quality};
 use sma_media::output::{LegOutput, OutputControl};
 use sma_media::pacer::{FrameSource, Pacer, StreamHandle};
 use sma_media::prompt::{EncodedPrompt, PromptCache, PromptSource};
@@ -21,7 +21,6 @@ use sma_sip::message::{Headers, NameAddr, Uri};
 use sma_sip::sdp::{Codec, Direction, LocalMedia, SdpSession, SessionDescription};
 use sma_sip::ua::EndReason;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -31,10 +30,9 @@ pub struct Shared {
     pub pacer: Pacer,
     pub prompts: PromptCache,
     pub tts: Arc<dyn Synthesizer>,
-    pub rtp_ports: (u16, u16),
+    pub ports: Arc<PortPool>,
     /// Where recordings go; `None`: not recorded.
     pub record_dir: Option<PathBuf>,
-    port_hint: AtomicU64,
 }
 
 impl Shared {
@@ -48,9 +46,8 @@ impl Shared {
             pacer: Pacer::start(),
             prompts: PromptCache::new(64, ptime),
             tts,
-            rtp_ports,
+            ports: PortPool::new(rtp_ports),
             record_dir,
-            port_hint: AtomicU64::new(u64::from(std::process::id())),
         }
     }
 }
@@ -117,6 +114,7 @@ struct Media {
     ptime: u32,
     output: OutputControl,
     stream: StreamHandle,
+    events: mpsc::Receiver<LegEvent>,
     receiver: tokio::task::JoinHandle<()>,
 }
 
@@ -142,9 +140,8 @@ pub async fn place_call(
     index: u64,
 ) -> CallOutcome {
     let began = Instant::now();
-    let hint = shared.port_hint.fetch_add(7, Ordering::Relaxed);
     let ip = dialer.local.ip();
-    let sockets = match LegSockets::bind(ip, shared.rtp_ports, hint) {
+    let sockets = match shared.ports.bind(ip) {
         Ok(s) => s,
         Err(e) => return CallOutcome::error(format!("media ports: {e}")),
     };
@@ -184,16 +181,6 @@ pub async fn place_call(
     let Some(call) = dialer.invite(dial, signals_tx).await else {
         return CallOutcome::error("the SIP dialer stopped".into());
     };
-    {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(s) = signals.recv().await {
-                if tx.send(Msg::Signal(s)).is_err() {
-                    return;
-                }
-            }
-        });
-    }
     let mut run = ScenarioRun::new(scenario.clone(), began);
     let mut media: Option<Media> = None;
     let mut recorder: Option<CallRecorder> = None;
@@ -204,8 +191,18 @@ pub async fn place_call(
 
     while !run.is_finished() {
         let deadline = run.poll_timeout();
+        // Signals, media events and local completions are polled here directly: no
+        // forwarding tasks, one wake-up per message (load mode runs thousands of these).
+        let leg_events = async {
+            match media.as_mut() {
+                Some(m) => m.events.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         let msg = tokio::select! {
             msg = rx.recv() => msg,
+            Some(signal) = signals.recv() => Some(Msg::Signal(signal)),
+            Some(event) = leg_events => Some(Msg::Leg(event)),
             _ = crate::time::sleep_until(deadline) => {
                 run.handle_timeout(Instant::now());
                 None
@@ -459,25 +456,12 @@ fn start_media(
         ssrc,
         sent: Some(counters),
     };
-    let (mut events, receiver) = spawn_receiver(
+    let (events, receiver) = spawn_receiver(
         sockets,
         config,
         Some(Arc::new(move |addr| retarget.retarget(addr))),
     )
     .map_err(|e| format!("media sockets: {e}"))?;
-    let tx = tx.clone();
-    let forward = tokio::spawn(async move {
-        while let Some(e) = events.recv().await {
-            if tx.send(Msg::Leg(e)).is_err() {
-                return;
-            }
-        }
-    });
-    // The receive task ends when its channel's reader goes; abort both together.
-    let receiver = tokio::spawn(async move {
-        let _guard = AbortOnDrop(receiver);
-        let _ = forward.await;
-    });
     Ok(Media {
         codec,
         payload_type: m.codec.payload_type,
@@ -485,16 +469,9 @@ fn start_media(
         ptime,
         output: control,
         stream,
+        events,
         receiver,
     })
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 fn stop_media(m: Media) {

@@ -10,7 +10,7 @@ use crate::routing::{self, admit_termination, RateLimiter, Refusal, Route};
 use crate::store::{Store, VoiceConnector};
 use sma_actions::{CallDetails, Direction as LegDirection, Participant, ParticipantTag, Status};
 use sma_media::codec::AudioCodec;
-use sma_media::leg::LegSockets;
+use sma_media::leg::PortPool;
 use sma_sip::auth::{AuthFailure, DigestServer};
 use sma_sip::message::{reject_too_large, Headers};
 use sma_sip::sdp::{Codec, Direction, LocalMedia, SdpSession, SessionDescription};
@@ -65,7 +65,7 @@ pub struct Endpoint {
     commands_tx: mpsc::UnboundedSender<SipCommand>,
     commands: mpsc::UnboundedReceiver<SipCommand>,
     session_ids: u64,
-    port_hint: u64,
+    ports: Arc<PortPool>,
 }
 
 /// Headers of the INVITE the contract passes to the handler (§2.3).
@@ -130,6 +130,7 @@ impl Endpoint {
         admission: Admission,
     ) -> Endpoint {
         let (commands_tx, commands) = mpsc::unbounded_channel();
+        let ports = PortPool::new(media.port_range);
         Endpoint {
             ua,
             transports,
@@ -145,7 +146,7 @@ impl Endpoint {
             commands_tx,
             commands,
             session_ids: 1,
-            port_hint: u64::from(uuid::Uuid::new_v4().as_u128() as u16),
+            ports,
         }
     }
 
@@ -324,8 +325,7 @@ impl Endpoint {
             return;
         };
         let ip = self.media.address.unwrap_or(dialog.local_addr.ip());
-        self.port_hint = self.port_hint.wrapping_add(1);
-        let sockets = match LegSockets::bind(ip, self.media.port_range, self.port_hint) {
+        let sockets = match self.ports.bind(ip) {
             Ok(s) => s,
             Err(e) => {
                 warn!(%e, "no free media port");
