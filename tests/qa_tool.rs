@@ -136,15 +136,32 @@ fn a_scenario_against_baresip_hears_its_prompt_and_sends_it_digits() {
         sma_e2e::calls::wav(&prompt, 8000),
     )
     .expect("prompt");
-    let (phone, address) = Baresip::answering((26200, 26299), &mic);
+    let (mut phone, address) = Baresip::answering((26200, 26299), &mic);
     let scenario = write(
         dir.path(),
         "baresip.yaml",
         &format!(
-            "name: baresip far end\ncall:\n  to: sip:+14255550199@{address}\nsteps:\n  - expect: answered\n  - expect_prompt: {{file: prompt.wav, within: 6s}}\n  - send_digits: {{digits: \"42\", duration_ms: 120}}\n  - play: prompt.wav\n  - expect_silence: {{min_ms: 500}}\n  - hangup\n"
+            "name: baresip far end\ncall:\n  to: sip:+14255550199@{address}\nsteps:\n  - expect: answered\n  - expect_prompt: {{file: prompt.wav, within: 6s}}\n  - send_digits: {{digits: \"42\", duration_ms: 120}}\n  - play: prompt.wav\n  - say: one two three\n  - expect_digits: {{digits: \"7#\", within: 15s}}\n  - expect_silence: {{min_ms: 500}}\n  - hangup\n"
         ),
     );
-    let out = sma_call(&["-s", &scenario, "--rtp-ports", "26300-26399", "--no-record"]);
+    let child = Command::new(sma())
+        .args([
+            "call",
+            "-s",
+            &scenario,
+            "--rtp-ports",
+            "26300-26399",
+            "--no-record",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sma call");
+    // baresip presses 7 and # once our speech has started (RFC 4733 from its side).
+    phone.wait_for_log("Call established", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(4_500));
+    phone.send_digits("7#", Duration::from_millis(300));
+    let out = child.wait_with_output().expect("sma call output");
     assert!(
         out.status.success(),
         "{}\nbaresip:\n{}",
@@ -153,6 +170,7 @@ fn a_scenario_against_baresip_hears_its_prompt_and_sends_it_digits() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("matched with score"), "{stdout}");
+    assert!(stdout.contains("received \"7#\""), "{stdout}");
     let log = phone.log();
     assert!(
         log.contains("received event: '4'") && log.contains("received event: '2'"),
