@@ -89,14 +89,17 @@ done
 
 HOLD_RATE=${HOLD_RATE:-500}
 echo
-echo "media: sma call at $HOLD_RATE calls/s, each held 2 s sending RTP (SIPp's uas does not send)"
-sed "s/127.0.0.1:5070/127.0.0.1:$UAS_PORT/" bench/scenarios/hold.yaml > "$WORK/hold.yaml"
-calls=$((HOLD_RATE * SECONDS_PER_RATE))
-/usr/bin/time -f "%U %S" -o "$WORK/hold.time" "$SMA" call -s "$WORK/hold.yaml" --calls "$calls" \
-    --rate "$HOLD_RATE" --rtp-ports 20000-59999 --json "$WORK/hold.json" >"$WORK/hold.out" 2>&1 || true
-python3 - "$WORK/hold.json" "$(cpu "$WORK/hold.time" "$calls")" <<'PY'
+echo "media: sma call at $HOLD_RATE calls/s, each held 2 s (SIPp's uas sends no RTP back)"
+for silence in send suppress; do
+  sed "s/127.0.0.1:5070/127.0.0.1:$UAS_PORT/; s/silence: send/silence: $silence/" \
+      bench/scenarios/hold.yaml > "$WORK/hold.yaml"
+  calls=$((HOLD_RATE * SECONDS_PER_RATE))
+  /usr/bin/time -f "%U %S" -o "$WORK/hold.time" "$SMA" call -s "$WORK/hold.yaml" --calls "$calls" \
+      --rate "$HOLD_RATE" --rtp-ports 20000-59999 --json "$WORK/hold.json" >"$WORK/hold.out" 2>&1 || true
+  python3 - "$WORK/hold.json" "$(cpu "$WORK/hold.time" "$calls")" "$silence" <<'PY'
 import sys, json
 s = json.load(open(sys.argv[1]))
-print(f"  attempted {s['attempted']} passed {s['passed']} failed {s['failed']}, peak in progress "
-      f"{s['peak_in_progress']} calls ({s['peak_in_progress'] * 50} packets/s sent), CPU {sys.argv[2]} ms per call")
+print(f"  silence {sys.argv[3]:>8}: attempted {s['attempted']} passed {s['passed']} failed {s['failed']}, "
+      f"peak in progress {s['peak_in_progress']}, CPU {sys.argv[2]} ms per call")
 PY
+done

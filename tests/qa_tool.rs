@@ -360,7 +360,7 @@ fn load_mode_runs_many_calls_and_summarises_them() {
         dir.path(),
         "short.yaml",
         &format!(
-            "name: short\ncall:\n  to: sip:{NUMBER}@127.0.0.1\nsteps:\n  - expect: answered\n  - expect_audio: {{min_ms: 200, within: 5s}}\n  - hangup\n"
+            "name: short\ncall:\n  to: sip:{NUMBER}@127.0.0.1\nmedia:\n  silence: suppress\nsteps:\n  - expect: answered\n  - expect_audio: {{min_ms: 200, within: 5s}}\n  - hangup\n"
         ),
     );
     let json = dir.path().join("load.json");

@@ -22,6 +22,10 @@ pub type Tap = Box<dyn FnMut(&[i16]) + Send>;
 struct State {
     current: Option<(u64, Box<dyn FrameSource>)>,
     tap: Option<(Tap, Decoder)>,
+    /// Send nothing between sources instead of encoded silence (RFC 3551 §4.1 lets a sender
+    /// stop during silence; the clock keeps running, so the next packet's timestamp shows the
+    /// gap).
+    suppress_silence: bool,
 }
 
 /// The pacer's side: a [`FrameSource`] that plays whatever is current, else silence.
@@ -61,6 +65,7 @@ impl LegOutput {
         let state = Arc::new(Mutex::new(State {
             current: None,
             tap: None,
+            suppress_silence: false,
         }));
         Ok((
             LegOutput {
@@ -92,7 +97,13 @@ impl FrameSource for LegOutput {
                 other => frame = Some(other),
             }
         }
+        let suppress = state.suppress_silence;
         let frame = frame.unwrap_or_else(|| {
+            if suppress {
+                return Frame::Skip {
+                    samples: self.samples,
+                };
+            }
             payload.extend_from_slice(&self.silence);
             Frame::Audio {
                 payload_type: self.payload_type,
@@ -146,6 +157,11 @@ impl OutputControl {
     /// The id of what is playing.
     pub fn playing(&self) -> Option<u64> {
         lock(&self.state).current.as_ref().map(|(id, _)| *id)
+    }
+
+    /// Between sources: send nothing (`true`) or encoded silence (`false`, the default).
+    pub fn set_silence_suppression(&self, on: bool) {
+        lock(&self.state).suppress_silence = on;
     }
 
     /// Sends the decoded outgoing audio to `tap` (replacing an earlier tap); `None` removes it.
@@ -212,5 +228,31 @@ mod tests {
         assert_eq!(control.playing(), None);
         assert_eq!(recorded.lock().unwrap().len(), 3 * 160);
         assert!(!control.stop_if(7));
+    }
+
+    #[test]
+    fn suppressed_silence_skips_idle_periods_and_still_plays() {
+        let (mut out, control) = LegOutput::new(AudioCodec::Pcmu, 0, 20, Box::new(|_| {})).unwrap();
+        control.set_silence_suppression(true);
+        let mut payload = Vec::new();
+        assert_eq!(
+            out.next_frame(0, &mut payload),
+            Frame::Skip { samples: 160 }
+        );
+        assert!(payload.is_empty());
+        let tone: Arc<[i16]> = (0..160).map(|i| ((i % 20) * 1000) as i16).collect();
+        control.play(
+            1,
+            Box::new(PcmSource::new(tone, AudioCodec::Pcmu, 0, 20).unwrap()),
+        );
+        assert!(matches!(
+            out.next_frame(160, &mut payload),
+            Frame::Audio { marker: true, .. }
+        ));
+        payload.clear();
+        assert_eq!(
+            out.next_frame(320, &mut payload),
+            Frame::Skip { samples: 160 }
+        );
     }
 }

@@ -5,7 +5,7 @@
 
 use super::dialer::{CallSignal, Dial, Dialer};
 use super::run::{Command, Observation, ScenarioRun, StepReport};
-use super::scenario::{DtmfMode, Scenario};
+use super::scenario::{DtmfMode, Scenario, Silence};
 use sma_media::codec::AudioCodec;
 use sma_media::dtmf::Digit;
 use sma_media::leg::{spawn_receiver, LegConfig, LegEvent, LegSockets, PortPool, Quality};
@@ -245,6 +245,9 @@ pub async fn place_call(
                             match start_media(&shared, &sockets, &m, codec, &tx, recorder.is_some())
                             {
                                 Ok(started) => {
+                                    if scenario.media.silence == Silence::Suppress {
+                                        started.output.set_silence_suppression(true);
+                                    }
                                     run.set_rate(codec.sample_rate());
                                     media = Some(started);
                                 }

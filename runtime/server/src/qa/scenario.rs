@@ -498,6 +498,19 @@ pub struct MediaSpec {
     /// Voice-activity threshold in dBov: frames louder than this count as audio.
     #[serde(default = "default_vad")]
     pub vad_threshold_dbov: f64,
+    /// Between plays: `send` encoded silence (a phone without VAD), or `suppress` it and send
+    /// nothing (a phone with silence suppression; far cheaper for load runs).
+    #[serde(default)]
+    pub silence: Silence,
+}
+
+/// What the caller sends when it has nothing to play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Silence {
+    #[default]
+    Send,
+    Suppress,
 }
 
 fn default_codecs() -> Vec<String> {
@@ -520,6 +533,7 @@ impl Default for MediaSpec {
             ptime: default_ptime(),
             telephone_event: true,
             vad_threshold_dbov: default_vad(),
+            silence: Silence::Send,
         }
     }
 }
@@ -886,6 +900,26 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn media_options_parse_and_default() {
+        let s = parse(&format!("{CALL}steps:\n  - hangup\n")).unwrap();
+        assert_eq!(s.media, MediaSpec::default());
+        let s = parse(&format!(
+            "{CALL}media:\n  codecs: [opus, PCMU]\n  silence: suppress\n  telephone_event: false\nsteps:\n  - hangup\n"
+        ))
+        .unwrap();
+        assert_eq!(s.media.silence, Silence::Suppress);
+        assert_eq!(
+            s.codecs,
+            vec![sma_sip::sdp::Codec::Opus, sma_sip::sdp::Codec::Pcmu]
+        );
+        let e = parse(&format!(
+            "{CALL}media:\n  silence: loud\nsteps:\n  - hangup\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "media.silence", "{e}");
     }
 
     #[test]
