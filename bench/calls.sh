@@ -22,18 +22,9 @@ RATES=("$@")
 SECONDS_PER_RATE=${SECONDS_PER_RATE:-5}
 CONCURRENT=${CONCURRENT:-2000}
 
-command -v sipp >/dev/null || { echo "sipp is missing (apt install sip-tester)"; exit 1; }
-cargo build -q --release -p sma-server
+. bench/lib.sh
 cargo build -q --profile guest --target wasm32-wasip2 -p ivr-menu-rust
-SMA=$TARGET/release/sma
 IVR=$TARGET/wasm32-wasip2/guest/ivr_menu_rust.wasm
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-[ "$(ulimit -n)" -ge 65536 ] || ulimit -n 65536 2>/dev/null || true
-
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # p50/p99 of SIPp's rtt trace (date_ms;response_time_ms;rtd_no).
 quantiles() {

@@ -19,17 +19,8 @@ RATES=("$@")
 [ ${#RATES[@]} -gt 0 ] || RATES=(200 500 1000 2000 3000)
 SECONDS_PER_RATE=${SECONDS_PER_RATE:-5}
 
-command -v sipp >/dev/null || { echo "sipp is missing (apt install sip-tester)"; exit 1; }
 [ -x /usr/bin/time ] || { echo "GNU time is missing (apt install time)"; exit 1; }
-cargo build -q --release -p sma-server
-SMA=$TARGET/release/sma
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-[ "$(ulimit -n)" -ge 65536 ] || ulimit -n 65536 2>/dev/null || true
-
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 # CPU milliseconds per call, from GNU time's user+system seconds in $1 (its last line) and the
 # number of calls in $2: independent of how long stragglers kept the process alive.
 cpu() { tail -1 "$1" | awk -v n="$2" '{printf "%.3f", 1000 * ($1 + $2) / n}'; }

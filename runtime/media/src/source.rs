@@ -234,3 +234,45 @@ impl FrameSource for ChainSource {
         Frame::End
     }
 }
+
+/// Keys to press: RFC 4733 events when `telephone_event` (its payload type) was negotiated,
+/// in-band tones at -6 dBm0 otherwise; each `tone_ms` long and `gap_ms` apart, with `,`
+/// pausing 500 ms. Characters that are not digits are skipped.
+#[allow(clippy::too_many_arguments)]
+pub fn digit_sequence(
+    digits: &str,
+    tone_ms: u32,
+    gap_ms: u32,
+    codec: AudioCodec,
+    payload_type: u8,
+    telephone_event: Option<u8>,
+    ptime_ms: u32,
+) -> Result<Box<dyn FrameSource>, CodecError> {
+    let mut parts: Vec<Box<dyn FrameSource>> = Vec::new();
+    for (i, group) in digits.split(',').enumerate() {
+        if i > 0 {
+            parts.push(Box::new(PauseSource::new(500, codec, ptime_ms)));
+        }
+        let symbols: Vec<Digit> = group.chars().filter_map(Digit::new).collect();
+        if symbols.is_empty() {
+            continue;
+        }
+        let source: Box<dyn FrameSource> = match telephone_event {
+            Some(te) => Box::new(EventSource::new(
+                &symbols,
+                tone_ms,
+                gap_ms,
+                codec,
+                payload_type,
+                te,
+                ptime_ms,
+            )?),
+            None => {
+                let pcm = inband_digits(&symbols, tone_ms, gap_ms, -6.0, codec.sample_rate());
+                Box::new(PcmSource::new(pcm.into(), codec, payload_type, ptime_ms)?)
+            }
+        };
+        parts.push(source);
+    }
+    Ok(Box::new(ChainSource::new(parts)))
+}

@@ -121,6 +121,36 @@ pub fn handler_endpoints(
     Ok(out)
 }
 
+/// A failover chain over command-line handlers, tried in the order given.
+pub fn chain(
+    names: &[String],
+    endpoints: Vec<HandlerEndpoint>,
+    application_id: &str,
+    region: &str,
+) -> FailoverChain {
+    let targets = names
+        .iter()
+        .zip(endpoints)
+        .enumerate()
+        .map(|(i, (name, endpoint))| Target {
+            name: name.clone(),
+            application_id: application_id.to_owned(),
+            region: region.to_owned(),
+            priority: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            endpoint,
+        })
+        .collect();
+    FailoverChain::new(targets, CoolDownPolicy::default())
+}
+
+/// The small runtime the one-shot commands (`invoke`, `simulate`) run handlers on.
+pub fn two_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 /// Runs `sma invoke`.
 pub fn run(args: InvokeArgs) -> ExitCode {
     let event = match read_event(&args.event) {
@@ -131,25 +161,13 @@ pub fn run(args: InvokeArgs) -> ExitCode {
         Ok(endpoints) => endpoints,
         Err(e) => return fail(2, &e),
     };
-    let targets = args
-        .handlers
-        .iter()
-        .zip(endpoints)
-        .enumerate()
-        .map(|(i, (name, endpoint))| Target {
-            name: name.clone(),
-            application_id: event.call_details.sip_media_application_id.clone(),
-            region: event.call_details.aws_region.clone(),
-            priority: u32::try_from(i + 1).unwrap_or(u32::MAX),
-            endpoint,
-        })
-        .collect();
-    let chain = FailoverChain::new(targets, CoolDownPolicy::default());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let chain = chain(
+        &args.handlers,
+        endpoints,
+        &event.call_details.sip_media_application_id,
+        &event.call_details.aws_region,
+    );
+    let runtime = match two_thread_runtime() {
         Ok(rt) => rt,
         Err(e) => return fail(2, &format!("cannot start the async runtime: {e}")),
     };

@@ -23,7 +23,7 @@ use sma_media::pacer::{FrameSource, Pacer, StreamHandle};
 use sma_media::prompt::{EncodedPrompt, PromptCache, PromptError, PromptSource};
 use sma_media::record::{CallRecorder, RecordEnd, RecordLimits, Recorder, Track};
 use sma_media::rtp::{RtpSender, SendCounters};
-use sma_media::source::{inband_digits, ChainSource, EventSource, PauseSource, PcmSource};
+use sma_media::source::digit_sequence;
 use sma_media::tts::{self, SpeechRequest, Synthesizer, TextType};
 use sma_sip::ua::CallHandle;
 use std::net::SocketAddr;
@@ -672,39 +672,16 @@ impl Actor {
         let Some(leg) = self.leg_media.as_ref() else {
             return Err("no media".into());
         };
-        let mut parts: Vec<Box<dyn FrameSource>> = Vec::new();
-        for (i, group) in digits.split(',').enumerate() {
-            if i > 0 {
-                parts.push(Box::new(PauseSource::new(500, leg.codec, leg.ptime)));
-            }
-            let symbols: Vec<Digit> = group.chars().filter_map(Digit::new).collect();
-            if symbols.is_empty() {
-                continue;
-            }
-            let source: Box<dyn FrameSource> = match leg.telephone_event {
-                Some(te) => Box::new(
-                    EventSource::new(
-                        &symbols,
-                        tone_ms,
-                        60,
-                        leg.codec,
-                        leg.payload_type,
-                        te,
-                        leg.ptime,
-                    )
-                    .map_err(|e| e.to_string())?,
-                ),
-                None => {
-                    let pcm = inband_digits(&symbols, tone_ms, 60, -6.0, leg.codec.sample_rate());
-                    Box::new(
-                        PcmSource::new(pcm.into(), leg.codec, leg.payload_type, leg.ptime)
-                            .map_err(|e| e.to_string())?,
-                    )
-                }
-            };
-            parts.push(source);
-        }
-        Ok(Box::new(ChainSource::new(parts)))
+        digit_sequence(
+            digits,
+            tone_ms,
+            60,
+            leg.codec,
+            leg.payload_type,
+            leg.telephone_event,
+            leg.ptime,
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// Loads the prompts or synthesizes the speech an action plays, off the async threads.

@@ -7,18 +7,17 @@ use super::dialer::{CallSignal, Dial, Dialer};
 use super::run::{Command, Observation, ScenarioRun, StepReport};
 use super::scenario::{DtmfMode, Scenario, Silence};
 use sma_media::codec::AudioCodec;
-use sma_media::dtmf::Digit;
 use sma_media::leg::{spawn_receiver, LegConfig, LegEvent, LegSockets, PortPool, Quality};
 use sma_media::output::{LegOutput, OutputControl};
 use sma_media::pacer::{FrameSource, Pacer, StreamHandle};
 use sma_media::prompt::{EncodedPrompt, PromptCache, PromptSource};
 use sma_media::record::{CallRecorder, Track};
 use sma_media::rtp::{RtpSender, SendCounters};
-use sma_media::source::{inband_digits, ChainSource, EventSource, PauseSource, PcmSource};
+use sma_media::source::{digit_sequence, PcmSource};
 use sma_media::tts::{self, SpeechRequest, Synthesizer, TextType};
 use sma_sip::auth::Credentials;
 use sma_sip::message::{Headers, NameAddr, Uri};
-use sma_sip::sdp::{Codec, Direction, LocalMedia, SdpSession, SessionDescription};
+use sma_sip::sdp::{Direction, LocalMedia, SdpSession, SessionDescription};
 use sma_sip::ua::EndReason;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -118,15 +117,6 @@ struct Media {
     receiver: tokio::task::JoinHandle<()>,
 }
 
-fn audio_codec(codec: Codec) -> AudioCodec {
-    match codec {
-        Codec::Pcmu => AudioCodec::Pcmu,
-        Codec::Pcma => AudioCodec::Pcma,
-        Codec::G722 => AudioCodec::G722,
-        Codec::Opus => AudioCodec::Opus,
-    }
-}
-
 fn random_u32() -> u32 {
     uuid::Uuid::new_v4().as_u128() as u32
 }
@@ -224,7 +214,7 @@ pub async fn place_call(
                         });
                     match negotiated {
                         Ok(m) => {
-                            let codec = audio_codec(m.codec.codec);
+                            let codec = crate::sip::endpoint::audio_codec(m.codec.codec);
                             codec_name = Some(format!(
                                 "{}/{}",
                                 m.codec.codec.encoding(),
@@ -482,8 +472,7 @@ fn stop_media(m: Media) {
     m.receiver.abort();
 }
 
-/// Digits as RFC 4733 events when asked and negotiated, in-band tones otherwise; `,` pauses
-/// 500 ms.
+/// Digits as RFC 4733 events when asked and negotiated, in-band tones otherwise.
 fn digit_source(
     m: &Media,
     digits: &str,
@@ -491,37 +480,18 @@ fn digit_source(
     tone_ms: u32,
     gap_ms: u32,
 ) -> Result<Box<dyn FrameSource>, String> {
-    let mut parts: Vec<Box<dyn FrameSource>> = Vec::new();
-    for (i, group) in digits.split(',').enumerate() {
-        if i > 0 {
-            parts.push(Box::new(PauseSource::new(500, m.codec, m.ptime)));
-        }
-        let symbols: Vec<Digit> = group.chars().filter_map(Digit::new).collect();
-        if symbols.is_empty() {
-            continue;
-        }
-        let source: Box<dyn FrameSource> = match (mode, m.telephone_event) {
-            (DtmfMode::Rfc4733, Some(te)) => Box::new(
-                EventSource::new(
-                    &symbols,
-                    tone_ms,
-                    gap_ms,
-                    m.codec,
-                    m.payload_type,
-                    te,
-                    m.ptime,
-                )
-                .map_err(|e| e.to_string())?,
-            ),
-            _ => {
-                let pcm = inband_digits(&symbols, tone_ms, gap_ms, -6.0, m.codec.sample_rate());
-                Box::new(
-                    PcmSource::new(pcm.into(), m.codec, m.payload_type, m.ptime)
-                        .map_err(|e| e.to_string())?,
-                )
-            }
-        };
-        parts.push(source);
-    }
-    Ok(Box::new(ChainSource::new(parts)))
+    let events = match mode {
+        DtmfMode::Rfc4733 => m.telephone_event,
+        DtmfMode::Inband => None,
+    };
+    digit_sequence(
+        digits,
+        tone_ms,
+        gap_ms,
+        m.codec,
+        m.payload_type,
+        events,
+        m.ptime,
+    )
+    .map_err(|e| e.to_string())
 }

@@ -603,6 +603,31 @@ pub struct Scenario {
     pub audio: BTreeMap<usize, Audio>,
 }
 
+/// A YAML document that did not deserialize, as `file:line: field: message`.
+pub fn yaml_error(
+    e: serde_path_to_error::Error<serde_yaml_ng::Error>,
+    file: &str,
+) -> ScenarioError {
+    let field = e.path().to_string();
+    let inner = e.into_inner();
+    let line = inner.location().map_or(0, |l| l.line());
+    let mut message = inner.to_string();
+    // serde_yaml_ng appends " at line L column C"; the prefix already says where.
+    if let Some(i) = message.find(" at line ") {
+        message.truncate(i);
+    }
+    ScenarioError {
+        file: file.to_owned(),
+        line,
+        field: if field == "." {
+            "(document)".into()
+        } else {
+            field
+        },
+        message,
+    }
+}
+
 /// The line of each item of the top-level `steps:` sequence (block style), so errors found
 /// after parsing can still point at their step.
 fn step_lines(text: &str) -> Vec<usize> {
@@ -663,26 +688,8 @@ impl Scenario {
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
         let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-        let document: Document = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            let line = inner.location().map_or(0, |l| l.line());
-            let mut message = inner.to_string();
-            // serde_yaml_ng appends " at line L column C"; the prefix already says where.
-            if let Some(i) = message.find(" at line ") {
-                message.truncate(i);
-            }
-            ScenarioError {
-                file: file.clone(),
-                line,
-                field: if field == "." {
-                    "(document)".into()
-                } else {
-                    field
-                },
-                message,
-            }
-        })?;
+        let document: Document =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| yaml_error(e, &file))?;
         let lines = step_lines(text);
         let line_of = |i: usize| lines.get(i).copied().unwrap_or(0);
         let line_of_key = |key: &str| {

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use sma_actions::{
     Action, CallDetails, Direction, Participant, ParticipantTag, RecordingDestination, Status,
 };
-use sma_handler::{CoolDownPolicy, FailoverChain, Target};
+use sma_handler::FailoverChain;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -138,20 +138,8 @@ impl Simulation {
     pub fn parse(text: &str, path: &Path) -> Result<Simulation, ScenarioError> {
         let file = path.display().to_string();
         let de = serde_yaml_ng::Deserializer::from_str(text);
-        let doc: Document = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            let mut message = inner.to_string();
-            if let Some(i) = message.find(" at line ") {
-                message.truncate(i);
-            }
-            ScenarioError {
-                file: file.clone(),
-                line: inner.location().map_or(0, |l| l.line()),
-                field,
-                message,
-            }
-        })?;
+        let doc: Document = serde_path_to_error::deserialize(de)
+            .map_err(|e| crate::qa::scenario::yaml_error(e, &file))?;
         Ok(Simulation {
             name: doc.name.unwrap_or_else(|| {
                 path.file_stem()
@@ -547,22 +535,13 @@ pub fn run(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let targets = endpoints
-        .into_iter()
-        .map(|endpoint| Target {
-            name: args.handler.clone(),
-            application_id: "simulated-application".into(),
-            region: "us-east-1".into(),
-            priority: 1,
-            endpoint,
-        })
-        .collect();
-    let chain = FailoverChain::new(targets, CoolDownPolicy::default());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let chain = crate::invoke::chain(
+        std::slice::from_ref(&args.handler),
+        endpoints,
+        "simulated-application",
+        "us-east-1",
+    );
+    let runtime = match crate::invoke::two_thread_runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sma simulate: cannot start the runtime: {e}");

@@ -90,7 +90,8 @@ fn party(user: Option<&str>) -> String {
     }
 }
 
-fn audio_codec(codec: Codec) -> AudioCodec {
+/// The media engine's codec for a negotiated SDP codec.
+pub fn audio_codec(codec: Codec) -> AudioCodec {
     match codec {
         Codec::Pcmu => AudioCodec::Pcmu,
         Codec::Pcma => AudioCodec::Pcma,
