@@ -420,6 +420,20 @@ From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq
         let _ = self.socket.send_to(ack.as_bytes(), self.server);
     }
 
+    /// The next datagram as a response with its status (0 when it is not one); `None` when
+    /// nothing arrived within the socket's read timeout.
+    fn recv_response(&self) -> Option<SipResponse> {
+        let mut buf = vec![0u8; 65_536];
+        let (n, _) = self.socket.recv_from(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let status: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Some(SipResponse { status, text })
+    }
+
     /// Sends an INVITE, waits for `180 Ringing`, then CANCELs it; returns the CANCEL's and the
     /// INVITE's final responses.
     pub fn invite_then_cancel(&mut self, uri: &str, within: Duration) -> (u16, u16) {
@@ -441,19 +455,12 @@ From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: <{uri}>\r\nCall-ID: {}\r\nC
             .send_to(invite.as_bytes(), self.server)
             .expect("send");
         let end = Instant::now() + within;
-        let mut buf = vec![0u8; 65_536];
         let (mut cancel_status, mut invite_status) = (0, 0);
         let mut cancelled = false;
         while Instant::now() < end && (cancel_status == 0 || invite_status == 0) {
-            let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
+            let Some(SipResponse { status, text }) = self.recv_response() else {
                 continue;
             };
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let status: u16 = text
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
             let is_cancel = text.contains(" CANCEL\r\n");
             if status == 180 && !cancelled {
                 cancelled = true;
@@ -496,21 +503,14 @@ Contact: <sip:caller@{local}>\r\nContent-Type: application/sdp\r\n",
             .send_to(msg.as_bytes(), self.server)
             .expect("send");
         let end = Instant::now() + within;
-        let mut buf = vec![0u8; 65_536];
         while Instant::now() < end {
-            let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
+            let Some(response) = self.recv_response() else {
                 continue;
             };
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let status: u16 = text
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
+            let status = response.status;
             if status < 200 {
                 continue;
             }
-            let response = SipResponse { status, text };
             if status >= 300 {
                 self.ack(uri, &branch, &response);
             }
