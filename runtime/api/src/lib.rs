@@ -2,4 +2,5 @@
 //! verification of their AWS Signature Version 4 request signatures ([`sigv4`]), sans-IO and
 //! checked against requests botocore signed.
 
+pub mod routes;
 pub mod sigv4;
