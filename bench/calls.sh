@@ -90,7 +90,7 @@ EOF
 
 start_sma() { # port max_cps
   config "$1" "$2" > "$WORK/sma-$1.toml"
-  SMA_LOG=warn,sma::latency=info,sma::serve=info NO_COLOR=1 "$SMA" serve --config "$WORK/sma-$1.toml" \
+  SMA_LOG=warn,sma::latency=info,sma::serve=info NO_COLOR=1 "$SMA" serve --config "$WORK/sma-$1.toml" --api-listen off \
     > "$WORK/sma-$1.out" 2> "$WORK/sma-$1.log" &
   SMA_PID=$!
   PIDS+=("$SMA_PID")

@@ -142,6 +142,8 @@ pub struct Serve {
     child: Child,
     /// `(transport, address)` of each listener, from the lines `sma serve` prints.
     pub listeners: Vec<(String, std::net::SocketAddr)>,
+    /// The management API's URL (`http://127.0.0.1:<port>`), unless it is off.
+    pub api: Option<String>,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -158,6 +160,9 @@ impl Serve {
         cmd.arg("serve").arg("--config").arg(&config);
         for l in listen {
             cmd.args(["--sip-listen", l]);
+        }
+        if !extra.contains(&"--api-listen") {
+            cmd.args(["--api-listen", "127.0.0.1:0"]);
         }
         let mut child = cmd
             .args(extra)
@@ -185,12 +190,16 @@ impl Serve {
             ));
         }
         // Calls are answered once the handlers are loaded (components compiled): `ready`.
+        let mut api = None;
         loop {
             let mut line = String::new();
             let n = reader.read_line(&mut line).unwrap_or(0);
             if n == 0 {
                 let log = std::fs::read_to_string(&log).unwrap_or_default();
                 panic!("sma serve exited before it was ready:\n{log}");
+            }
+            if let Some(url) = line.trim().strip_prefix("api listening ") {
+                api = Some(url.to_owned());
             }
             if line.trim() == "ready" {
                 break;
@@ -206,6 +215,7 @@ impl Serve {
         Serve {
             child,
             listeners,
+            api,
             log,
             _dir: dir,
         }

@@ -81,6 +81,8 @@ pub struct File {
     #[serde(default)]
     pub tts: TtsSection,
     #[serde(default)]
+    pub api: ApiSection,
+    #[serde(default)]
     pub phone_numbers: Vec<PhoneNumberEntry>,
     #[serde(default)]
     pub applications: Vec<ApplicationEntry>,
@@ -88,6 +90,59 @@ pub struct File {
     pub sip_rules: Vec<SipRuleEntry>,
     #[serde(default)]
     pub voice_connectors: Vec<VoiceConnectorEntry>,
+}
+
+/// The management API (`chime-sdk-voice` over HTTP, AWS SigV4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// `address:port`, or `off`.
+    #[serde(default = "default_api_listen")]
+    pub listen: String,
+    /// Access keys clients sign with. Default: the documented development pair.
+    #[serde(default = "default_access_keys")]
+    pub access_keys: Vec<AccessKey>,
+    /// The regions `ListAvailableVoiceConnectorRegions` reports (default: the node's).
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default = "default_api_body")]
+    pub max_body_bytes: usize,
+}
+
+/// An access key pair for the API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// The development key pair the embedded configuration ships (README: never in production).
+pub const DEV_ACCESS_KEY_ID: &str = "AKIASMADEVELOPMENT01";
+pub const DEV_SECRET_ACCESS_KEY: &str = "sma/dev/secret/key/do/not/use/in/production";
+
+fn default_api_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_access_keys() -> Vec<AccessKey> {
+    vec![AccessKey {
+        access_key_id: DEV_ACCESS_KEY_ID.into(),
+        secret_access_key: DEV_SECRET_ACCESS_KEY.into(),
+    }]
+}
+fn default_api_body() -> usize {
+    1 << 20
+}
+
+impl Default for ApiSection {
+    fn default() -> ApiSection {
+        ApiSection {
+            listen: default_api_listen(),
+            access_keys: default_access_keys(),
+            regions: Vec::new(),
+            max_body_bytes: default_api_body(),
+        }
+    }
 }
 
 /// Who this node is.

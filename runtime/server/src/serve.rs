@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// configuration's `sip.listen`. Port 0 picks a free port (printed at start-up).
     #[arg(long = "sip-listen", value_name = "TRANSPORT:ADDR:PORT")]
     sip_listen: Vec<ListenSpec>,
+    /// The management API's listener, `address:port` or `off` (default: `api.listen` in the
+    /// configuration, else 127.0.0.1:8080). Port 0 picks a free port (printed at start-up).
+    #[arg(long, value_name = "ADDR:PORT|off")]
+    api_listen: Option<String>,
     /// Write the generated development TLS certificate (PEM) here, for clients to trust.
     #[arg(long, value_name = "FILE")]
     tls_dev_cert_out: Option<PathBuf>,
@@ -159,6 +163,43 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             );
         }
     }
+    let api_listen = args.api_listen.clone().unwrap_or(file.api.listen.clone());
+    let _api = if api_listen == "off" {
+        None
+    } else {
+        let addr: std::net::SocketAddr = match api_listen.parse() {
+            Ok(a) => a,
+            Err(_) => {
+                eprintln!("sma serve: api listen `{api_listen}` is not <ip>:<port> or off");
+                return ExitCode::from(2);
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("sma serve: cannot listen for the API on {addr}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let local = listener.local_addr().unwrap_or(addr);
+        println!("api listening http://{local}");
+        let regions = if file.api.regions.is_empty() {
+            vec![file.node.region.clone()]
+        } else {
+            file.api.regions.clone()
+        };
+        let api = Arc::new(sma_api::http::Api::new(sma_api::http::ApiConfig {
+            access_keys: file
+                .api
+                .access_keys
+                .iter()
+                .map(|k| (k.access_key_id.clone(), k.secret_access_key.clone()))
+                .collect(),
+            regions,
+            max_body_bytes: file.api.max_body_bytes,
+        }));
+        Some(tokio::spawn(sma_api::http::serve(listener, api)))
+    };
     let codecs = match file.codecs() {
         Ok(c) => c,
         Err(e) => {
