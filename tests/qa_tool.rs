@@ -642,3 +642,57 @@ targets = [{ application = "ivr", priority = 1 }]
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ca-file"));
 }
+
+#[test]
+fn scenario_headers_and_caller_reach_the_handler() {
+    use sma_e2e::calls::{actions, kind, ScriptedWebhook};
+    let webhook = ScriptedWebhook::start(|event| {
+        let leg = event["CallDetails"]["Participants"][0]["CallId"].clone();
+        match kind(event) {
+            "NEW_INBOUND_CALL" => actions(serde_json::json!([
+                {"Type": "Speak", "Parameters": {"Text": "Thanks for calling.", "CallId": leg}},
+                {"Type": "Hangup", "Parameters": {"SipResponseCode": "0", "CallId": leg}}
+            ])),
+            _ => actions(serde_json::json!([])),
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = ivr_config((27600, 27699), dir.path()).replace(
+        &format!(
+            "endpoint = \"{}\"",
+            rust_component("ivr_menu_rust.wasm").display()
+        ),
+        &format!("endpoint = \"{}\"", webhook.url),
+    );
+    let serve = Serve::start(&config, &["udp:127.0.0.1:0"], &[]);
+    let scenario = write(
+        dir.path(),
+        "headers.yaml",
+        &format!(
+            "call:\n  to: sip:{NUMBER}@127.0.0.1\n  from: sip:+14255550123@127.0.0.1\n  headers: {{X-Account: \"42\", X-Campaign: spring}}\nsteps:\n  - expect: answered\n  - expect_audio: {{min_ms: 300}}\n  - expect_hangup: 10s\n"
+        ),
+    );
+    let target = serve.addr("udp").to_string();
+    let out = sma_call(&[
+        "-s",
+        &scenario,
+        "--target",
+        &target,
+        "--rtp-ports",
+        "27700-27799",
+        "--no-record",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{:?}",
+        text(&out),
+        serve.log(),
+        webhook.events()
+    );
+    let events = webhook.wait_for(1, Duration::from_secs(5));
+    let leg = &events[0]["CallDetails"]["Participants"][0];
+    assert_eq!(leg["SipHeaders"]["X-Account"], "42", "{leg}");
+    assert_eq!(leg["SipHeaders"]["X-Campaign"], "spring", "{leg}");
+    assert_eq!(leg["From"], "+14255550123");
+    assert_eq!(leg["To"], NUMBER);
+}
