@@ -114,20 +114,6 @@ impl Api {
     }
 
     /// Answers one request whose body has been read.
-    pub fn handle(
-        &self,
-        method: &str,
-        target: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-        now: SystemTime,
-    ) -> (u16, Option<Value>, Option<(&'static str, String)>) {
-        match self.dispatch(method, target, headers, body, now) {
-            Ok((status, value)) => (status, value, None),
-            Err(e) => (e.status, None, Some((e.code, e.message))),
-        }
-    }
-
     fn dispatch(
         &self,
         method: &str,
@@ -248,21 +234,12 @@ impl Api {
                 return error_response(&err, &request_id);
             }
         };
-        let (status, value, error) =
-            self.handle(&method, &target, &headers, &body, SystemTime::now());
-        match error {
-            Some((code, message)) => {
-                info!(%method, %target, status, code, "API request refused");
-                error_response(
-                    &ApiError {
-                        status,
-                        code,
-                        message,
-                    },
-                    &request_id,
-                )
+        match self.dispatch(&method, &target, &headers, &body, SystemTime::now()) {
+            Ok((status, value)) => respond(status, value, &request_id),
+            Err(e) => {
+                info!(%method, %target, status = e.status, code = e.code, "API request refused");
+                error_response(&e, &request_id)
             }
-            None => respond(status, value, &request_id),
         }
     }
 }

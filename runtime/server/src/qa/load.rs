@@ -131,22 +131,21 @@ pub async fn run(
     while finished < plan.calls {
         tokio::select! {
             _ = tick.tick(), if next < plan.calls => {
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                let permit = match slots.clone().try_acquire_owned() {
+                    Ok(permit) => permit,
                     // At the concurrency ceiling: this tick's call waits for a free slot.
-                    let permit = tokio::select! {
-                        p = slots.clone().acquire_owned() => p,
+                    Err(_) => tokio::select! {
+                        p = slots.clone().acquire_owned() => match p {
+                            Ok(permit) => permit,
+                            Err(_) => break,
+                        },
                         Some(outcome) = done.recv() => {
                             finished += 1;
                             fold(&mut summary, outcome);
                             bar.inc(1);
                             continue;
                         }
-                    };
-                    let Ok(permit) = permit else { break };
-                    next += 1;
-                    last_offer = Instant::now();
-                    spawn_call(&scenario, &uri, &dialer, &shared, &done_tx, next, permit);
-                    continue;
+                    },
                 };
                 next += 1;
                 last_offer = Instant::now();
