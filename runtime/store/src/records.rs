@@ -1,0 +1,347 @@
+//! The stored resources, in the `chime-sdk-voice` model's shapes (member names and all), so
+//! the API returns them as they are. What the model has no member for — tags, handler
+//! settings, a voice connector's sub-configurations, whether `sma.toml` declared the
+//! resource — lives in members prefixed `sma:`, which [`public`] strips before a client sees
+//! the record.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A stored document type.
+pub trait Resource {
+    /// The document kind (the table key); never changes once released.
+    const KIND: &'static str;
+    fn id(&self) -> &str;
+}
+
+/// `value` as a client sees it: `sma:` members removed.
+pub fn public<T: Serialize>(value: &T) -> Value {
+    let mut v = serde_json::to_value(value).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        map.retain(|k, _| !k.starts_with("sma:"));
+    }
+    v
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "Value")]
+    pub value: String,
+}
+
+/// Where a SIP media application's handler runs, beyond what `LambdaArn` says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandlerSettings {
+    /// Webhook signing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Component memory cap, MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<usize>,
+    /// `fresh` or `reuse-per-call`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_mode: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipMediaApplicationEndpoint {
+    /// A component path, a webhook URL, or a Lambda-style function ARN.
+    #[serde(rename = "LambdaArn")]
+    pub lambda_arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SipMediaApplication {
+    pub sip_media_application_id: String,
+    pub aws_region: String,
+    pub name: String,
+    pub endpoints: Vec<SipMediaApplicationEndpoint>,
+    pub created_timestamp: String,
+    pub updated_timestamp: String,
+    pub sip_media_application_arn: String,
+    #[serde(rename = "sma:Tags", default)]
+    pub tags: Vec<Tag>,
+    #[serde(rename = "sma:Handler", default)]
+    pub handler: HandlerSettings,
+    #[serde(rename = "sma:Declared", default)]
+    pub declared: bool,
+}
+
+impl Resource for SipMediaApplication {
+    const KIND: &'static str = "sip-media-application";
+    fn id(&self) -> &str {
+        &self.sip_media_application_id
+    }
+}
+
+impl SipMediaApplication {
+    /// The handler endpoint (the model allows exactly one).
+    pub fn endpoint(&self) -> &str {
+        self.endpoints.first().map_or("", |e| e.lambda_arn.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SipRuleTargetApplication {
+    pub sip_media_application_id: String,
+    pub priority: u32,
+    pub aws_region: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SipRule {
+    pub sip_rule_id: String,
+    pub name: String,
+    pub disabled: bool,
+    /// `ToPhoneNumber` or `RequestUriHostname`.
+    pub trigger_type: String,
+    pub trigger_value: String,
+    pub target_applications: Vec<SipRuleTargetApplication>,
+    pub created_timestamp: String,
+    pub updated_timestamp: String,
+    #[serde(rename = "sma:Declared", default)]
+    pub declared: bool,
+}
+
+impl Resource for SipRule {
+    const KIND: &'static str = "sip-rule";
+    fn id(&self) -> &str {
+        &self.sip_rule_id
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PhoneNumberCapabilities {
+    pub inbound_call: bool,
+    pub outbound_call: bool,
+    #[serde(rename = "InboundSMS")]
+    pub inbound_sms: bool,
+    #[serde(rename = "OutboundSMS")]
+    pub outbound_sms: bool,
+    #[serde(rename = "InboundMMS")]
+    pub inbound_mms: bool,
+    #[serde(rename = "OutboundMMS")]
+    pub outbound_mms: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PhoneNumberAssociation {
+    pub value: String,
+    /// `VoiceConnectorId`, `VoiceConnectorGroupId` or `SipRuleId`.
+    pub name: String,
+    pub associated_timestamp: String,
+}
+
+/// A number in the inventory. Its id is the E.164 number itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PhoneNumber {
+    pub phone_number_id: String,
+    pub e164_phone_number: String,
+    pub phone_number_arn: String,
+    pub country: String,
+    /// `Local` or `TollFree`.
+    pub r#type: String,
+    /// `SipMediaApplicationDialIn` or `VoiceConnector`.
+    pub product_type: String,
+    pub status: String,
+    pub capabilities: PhoneNumberCapabilities,
+    /// Voice connector and group associations; SIP rule associations are derived from the
+    /// rules when the number is read, so they can never disagree.
+    pub associations: Vec<PhoneNumberAssociation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calling_name: Option<String>,
+    pub calling_name_status: String,
+    pub created_timestamp: String,
+    pub updated_timestamp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "sma:Tags", default)]
+    pub tags: Vec<Tag>,
+    #[serde(rename = "sma:Declared", default)]
+    pub declared: bool,
+}
+
+impl Resource for PhoneNumber {
+    const KIND: &'static str = "phone-number";
+    fn id(&self) -> &str {
+        &self.phone_number_id
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OrderedPhoneNumber {
+    pub e164_phone_number: String,
+    /// `Acquired` or `Failed`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PhoneNumberOrder {
+    pub phone_number_order_id: String,
+    pub product_type: String,
+    pub status: String,
+    pub order_type: String,
+    pub ordered_phone_numbers: Vec<OrderedPhoneNumber>,
+    pub created_timestamp: String,
+    pub updated_timestamp: String,
+}
+
+impl Resource for PhoneNumberOrder {
+    const KIND: &'static str = "phone-number-order";
+    fn id(&self) -> &str {
+        &self.phone_number_order_id
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Termination {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cps_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_phone_number: Option<String>,
+    #[serde(default)]
+    pub calling_regions: Vec<String>,
+    #[serde(default)]
+    pub cidr_allowed_list: Vec<String>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OriginationRoute {
+    pub host: String,
+    pub port: u16,
+    pub protocol: String,
+    pub priority: u32,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Origination {
+    #[serde(default)]
+    pub routes: Vec<OriginationRoute>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Credential {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggingConfiguration {
+    #[serde(rename = "EnableSIPLogs", default)]
+    pub enable_sip_logs: bool,
+    #[serde(rename = "EnableMediaMetricLogs", default)]
+    pub enable_media_metric_logs: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VoiceConnector {
+    pub voice_connector_id: String,
+    pub aws_region: String,
+    pub name: String,
+    pub outbound_host_name: String,
+    pub require_encryption: bool,
+    pub created_timestamp: String,
+    pub updated_timestamp: String,
+    pub voice_connector_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_type: Option<String>,
+    #[serde(rename = "sma:Termination", default)]
+    pub termination: Option<Termination>,
+    #[serde(rename = "sma:Origination", default)]
+    pub origination: Option<Origination>,
+    #[serde(rename = "sma:Credentials", default)]
+    pub credentials: Vec<Credential>,
+    #[serde(rename = "sma:Logging", default)]
+    pub logging: Option<LoggingConfiguration>,
+    /// The model's `StreamingConfiguration`, kept as sent (validated by the API).
+    #[serde(rename = "sma:Streaming", default)]
+    pub streaming: Option<Value>,
+    #[serde(rename = "sma:Tags", default)]
+    pub tags: Vec<Tag>,
+    #[serde(rename = "sma:Declared", default)]
+    pub declared: bool,
+}
+
+impl Resource for VoiceConnector {
+    const KIND: &'static str = "voice-connector";
+    fn id(&self) -> &str {
+        &self.voice_connector_id
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VoiceConnectorItem {
+    pub voice_connector_id: String,
+    pub priority: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VoiceConnectorGroup {
+    pub voice_connector_group_id: String,
+    pub name: String,
+    pub voice_connector_items: Vec<VoiceConnectorItem>,
+    pub created_timestamp: String,
+    pub updated_timestamp: String,
+    pub voice_connector_group_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_distribution_type: Option<String>,
+}
+
+impl Resource for VoiceConnectorGroup {
+    const KIND: &'static str = "voice-connector-group";
+    fn id(&self) -> &str {
+        &self.voice_connector_group_id
+    }
+}
+
+/// `GetGlobalSettings` / `UpdateGlobalSettings` (one document, id `global`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GlobalSettings {
+    #[serde(rename = "VoiceConnector", default)]
+    pub voice_connector: GlobalVoiceConnectorSettings,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GlobalVoiceConnectorSettings {
+    #[serde(rename = "CdrBucket", default, skip_serializing_if = "Option::is_none")]
+    pub cdr_bucket: Option<String>,
+}
+
+impl GlobalSettings {
+    pub const ID: &'static str = "global";
+}
+
+impl Resource for GlobalSettings {
+    const KIND: &'static str = "global-settings";
+    fn id(&self) -> &str {
+        Self::ID
+    }
+}
