@@ -1,33 +1,195 @@
-//! The management API with real AWS clients: boto3 (from PyPI, in the project's .venv)
-//! against a freshly started `sma serve`.
+//! The management API with real AWS clients against a freshly started `sma serve`: a boto3
+//! suite over every implemented operation, the aws CLI, a call routed by resources boto3
+//! created (and updated mid-call through the API), and resources surviving a restart.
 
+use serde_json::json;
+use sma_e2e::calls::{actions, kind, ScriptedWebhook, SipCaller};
 use sma_e2e::{root, Serve};
 use std::process::Command;
+use std::time::Duration;
 
 const KEY: &str = "AKIASMADEVELOPMENT01";
 const SECRET: &str = "sma/dev/secret/key/do/not/use/in/production";
 
-#[test]
-fn boto3_signs_in_and_gets_the_model_shapes() {
-    let serve = Serve::start("", &["udp:127.0.0.1:0"], &[]);
-    let url = serve.api.clone().expect("the API is on");
-    let python = root().join(".venv/bin/python");
+fn venv(program: &str) -> std::path::PathBuf {
+    let path = root().join(".venv/bin").join(program);
     assert!(
-        python.is_file(),
+        path.is_file(),
         "{} is missing: run ./dev setup",
-        python.display()
+        path.display()
     );
-    let out = Command::new(python)
-        .arg(root().join("tests/api/smoke.py"))
+    path
+}
+
+/// Runs a script of tests/api as `script [command] URL KEY SECRET args…`; returns its
+/// stdout, or panics with its output and the server's log.
+fn run(
+    program: &std::path::Path,
+    script: &str,
+    serve: &Serve,
+    command: Option<&str>,
+    args: &[&str],
+) -> String {
+    let url = serve.api.clone().expect("the API is on");
+    let out = Command::new(program)
+        .arg(root().join("tests/api").join(script))
+        .args(command)
         .args([url.as_str(), KEY, SECRET])
+        .args(args)
+        .env("AWS_CLI", venv("aws"))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                root().join(".venv/bin").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
         .output()
-        .expect("run tests/api/smoke.py");
+        .expect("run the script");
     assert!(
         out.status.success(),
-        "{}\n{}\n{}",
+        "{script} {command:?} {args:?} failed\n{}\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
         serve.log()
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A handler that leaves a new call ringing and hangs it up with 486 when the API asks it
+/// to (`CALL_UPDATE_REQUESTED`).
+fn update_aware_webhook() -> ScriptedWebhook {
+    ScriptedWebhook::start(|event| match kind(event) {
+        "CALL_UPDATE_REQUESTED" => actions(json!([
+            {"Type": "Hangup", "Parameters": {"SipResponseCode": "486"}}
+        ])),
+        _ => actions(json!([])),
+    })
+}
+
+#[test]
+fn boto3_exercises_every_operation() {
+    let webhook = update_aware_webhook();
+    let serve = Serve::start(
+        "[api]\nmax_numbers_per_voice_connector = 2\n",
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let out = run(&venv("python"), "suite.py", &serve, None, &[&webhook.url]);
+    assert_eq!(out, "ok");
+}
+
+#[test]
+fn the_aws_cli_manages_applications_and_rules() {
+    let webhook = update_aware_webhook();
+    let serve = Serve::start("", &["udp:127.0.0.1:0"], &[]);
+    let out = run(
+        std::path::Path::new("bash"),
+        "awscli.sh",
+        &serve,
+        None,
+        &[&webhook.url],
+    );
+    assert_eq!(out, "ok");
+}
+
+#[test]
+fn a_call_reaches_an_application_boto3_created_and_the_api_updates_it() {
+    const NUMBER: &str = "+12065550150";
+    let webhook = update_aware_webhook();
+    let serve = Serve::start("", &["udp:127.0.0.1:0"], &[]);
+    let python = venv("python");
+    let app = run(
+        &python,
+        "flow.py",
+        &serve,
+        Some("setup"),
+        &[&webhook.url, NUMBER],
+    );
+    // Routing changed as the API answered: the call goes through at once.
+    let target = format!("sip:{NUMBER}@{}", serve.addr("udp"));
+    let addr = serve.addr("udp");
+    let call = std::thread::spawn(move || {
+        SipCaller::new(addr).invite(&target, &[], Duration::from_secs(20))
+    });
+    let events = webhook.wait_for(1, Duration::from_secs(10));
+    assert_eq!(kind(&events[0]), "NEW_INBOUND_CALL");
+    assert_eq!(
+        events[0]["CallDetails"]["SipMediaApplicationId"],
+        app.as_str()
+    );
+    let transaction = events[0]["CallDetails"]["TransactionId"]
+        .as_str()
+        .expect("TransactionId")
+        .to_owned();
+    run(
+        &python,
+        "flow.py",
+        &serve,
+        Some("update"),
+        &[&app, &transaction],
+    );
+    let response = call.join().expect("caller");
+    assert_eq!(response.status, 486, "{}\n{}", response.text, serve.log());
+    let events = webhook.wait_for(2, Duration::from_secs(5));
+    assert_eq!(kind(&events[1]), "CALL_UPDATE_REQUESTED", "{events:?}");
+    assert_eq!(
+        events[1]["ActionData"]["Parameters"]["Arguments"],
+        json!({"Reason": "escalate", "Queue": "tier-2"})
+    );
+    assert_eq!(
+        events[1]["CallDetails"]["TransactionId"],
+        transaction.as_str()
+    );
+}
+
+#[test]
+fn resources_survive_a_restart() {
+    const NUMBER: &str = "+12065550160";
+    let webhook = update_aware_webhook();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let python = venv("python");
+    let app = {
+        let serve = Serve::start_in(dir.path(), "", &["udp:127.0.0.1:0"], &[]);
+        run(
+            &python,
+            "flow.py",
+            &serve,
+            Some("setup"),
+            &[&webhook.url, NUMBER],
+        )
+        // Dropping the server kills it (SIGKILL): only what was committed survives.
+    };
+    let serve = Serve::start_in(dir.path(), "", &["udp:127.0.0.1:0"], &[]);
+    assert_eq!(
+        run(&python, "flow.py", &serve, Some("check"), &[&app, NUMBER]),
+        "ok"
+    );
+    // And the restarted node routes by them.
+    let response = {
+        let target = format!("sip:{NUMBER}@{}", serve.addr("udp"));
+        let addr = serve.addr("udp");
+        let call = std::thread::spawn(move || {
+            SipCaller::new(addr).invite(&target, &[], Duration::from_secs(20))
+        });
+        let events = webhook.wait_for(1, Duration::from_secs(10));
+        assert_eq!(
+            events[0]["CallDetails"]["SipMediaApplicationId"],
+            app.as_str()
+        );
+        let transaction = events[0]["CallDetails"]["TransactionId"]
+            .as_str()
+            .expect("TransactionId")
+            .to_owned();
+        run(
+            &python,
+            "flow.py",
+            &serve,
+            Some("update"),
+            &[&app, &transaction],
+        );
+        call.join().expect("caller")
+    };
+    assert_eq!(response.status, 486, "{}", response.text);
 }

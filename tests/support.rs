@@ -145,7 +145,7 @@ pub struct Serve {
     /// The management API's URL (`http://127.0.0.1:<port>`), unless it is off.
     pub api: Option<String>,
     log: PathBuf,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Serve {
@@ -153,9 +153,19 @@ impl Serve {
     /// (e.g. `udp:127.0.0.1:0`).
     pub fn start(config_toml: &str, listen: &[&str], extra: &[&str]) -> Serve {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("sma.toml");
+        let mut serve = Serve::start_in(dir.path(), config_toml, listen, extra);
+        serve._dir = Some(dir);
+        serve
+    }
+
+    /// Like [`Serve::start`], in a directory the caller keeps (its `sma.toml`, log and store
+    /// live there), so a second server can start on what the first left.
+    pub fn start_in(dir: &Path, config_toml: &str, listen: &[&str], extra: &[&str]) -> Serve {
+        let config = dir.join("sma.toml");
         std::fs::write(&config, config_toml).expect("write sma.toml");
-        let log = dir.path().join("serve.log");
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = dir.join(format!("serve-{n}.log"));
         let mut cmd = Command::new(sma());
         cmd.arg("serve").arg("--config").arg(&config);
         for l in listen {
@@ -217,7 +227,7 @@ impl Serve {
             listeners,
             api,
             log,
-            _dir: dir,
+            _dir: None,
         }
     }
 

@@ -3,74 +3,45 @@
 //! shapes botocore parses: JSON bodies, and for errors the `x-amzn-ErrorType` header with a
 //! `{"Code", "Message"}` body.
 //!
-//! Implemented so far: `ListAvailableVoiceConnectorRegions`, `GetGlobalSettings`,
-//! `UpdateGlobalSettings`. Every other operation of the model answers `BadRequestException`
-//! saying it is not supported by this runtime yet: never a 500, never a fake success.
+//! The operations themselves are in [`crate::voice`]. An operation of the model this runtime
+//! does not implement answers `BadRequestException` saying so: never a 500, never a fake
+//! success.
 
-use crate::routes::{RouteError, Router};
+use crate::error::ApiError;
+use crate::routes::{query_pairs, RouteError, Router};
 use crate::sigv4::{self, Verifier};
+use crate::voice::{Deployment, OpRequest, Runtime, Service};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use serde::Deserialize;
 use serde_json::{json, Value};
+use sma_store::Store;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 use tracing::{debug, info, warn};
 
 /// What the API is configured with.
-#[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Access key id → secret access key.
     pub access_keys: HashMap<String, String>,
-    /// `ListAvailableVoiceConnectorRegions`: the regions this deployment has.
-    pub regions: Vec<String>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Who this deployment is and the limits it enforces.
+    pub deployment: Deployment,
+    pub store: Arc<dyn Store>,
+    pub runtime: Arc<dyn Runtime>,
 }
 
 /// The API's state.
 pub struct Api {
     router: Router,
     verifier: Verifier,
-    regions: Vec<String>,
     max_body: usize,
-    global: Mutex<GlobalSettings>,
+    service: Service,
     requests: AtomicU64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VoiceConnectorSettings {
-    #[serde(rename = "CdrBucket")]
-    cdr_bucket: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GlobalSettings {
-    #[serde(rename = "VoiceConnector")]
-    voice_connector: Option<VoiceConnectorSettings>,
-}
-
-/// An error in the shape a client parses.
-struct ApiError {
-    status: u16,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    fn bad_request(message: String) -> ApiError {
-        ApiError {
-            status: 400,
-            code: "BadRequestException",
-            message,
-        }
-    }
 }
 
 fn respond(status: u16, body: Option<Value>, request_id: &str) -> Response<Full<Bytes>> {
@@ -106,15 +77,15 @@ impl Api {
         Api {
             router: Router::chime_sdk_voice(),
             verifier: Verifier::new(config.access_keys, "chime"),
-            regions: config.regions,
             max_body: config.max_body_bytes,
-            global: Mutex::new(GlobalSettings::default()),
+            service: Service::new(config.store, config.runtime, config.deployment),
             requests: AtomicU64::new(0),
         }
     }
 
-    /// Answers one request whose body has been read.
-    fn dispatch(
+    /// Answers one request whose body has been read: authentication, routing, then the
+    /// operation (on a blocking thread: the store is synchronous).
+    pub fn dispatch(
         &self,
         method: &str,
         target: &str,
@@ -134,11 +105,7 @@ impl Api {
             message: e.to_string(),
         })?;
         let matched = self.router.find(method, target).map_err(|e| match e {
-            RouteError::UnknownPath(_) => ApiError {
-                status: 404,
-                code: "NotFoundException",
-                message: e.to_string(),
-            },
+            RouteError::UnknownPath(_) => ApiError::not_found(e.to_string()),
             RouteError::WrongMethod { .. } => ApiError {
                 status: 405,
                 code: "BadRequestException",
@@ -147,55 +114,26 @@ impl Api {
         })?;
         let route = matched.route;
         debug!(operation = %route.name, "API request");
-        let ok = route.code;
-        match route.name.as_str() {
-            "ListAvailableVoiceConnectorRegions" => {
-                Ok((ok, Some(json!({"VoiceConnectorRegions": self.regions}))))
-            }
-            "GetGlobalSettings" => {
-                let settings = self
-                    .global
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                let vc = settings.voice_connector.unwrap_or_default();
-                let mut voice_connector = serde_json::Map::new();
-                if let Some(bucket) = vc.cdr_bucket {
-                    voice_connector.insert("CdrBucket".into(), Value::from(bucket));
-                }
-                Ok((ok, Some(json!({"VoiceConnector": voice_connector}))))
-            }
-            "UpdateGlobalSettings" => {
-                let de = &mut serde_json::Deserializer::from_slice(body);
-                let settings: GlobalSettings =
-                    serde_path_to_error::deserialize(de).map_err(|e| {
-                        ApiError::bad_request(format!(
-                            "Invalid request body at `{}`: {}",
-                            e.path(),
-                            e.inner()
-                        ))
-                    })?;
-                if let Some(bucket) = settings
-                    .voice_connector
-                    .as_ref()
-                    .and_then(|v| v.cdr_bucket.as_ref())
-                {
-                    if !(3..=63).contains(&bucket.len()) {
-                        return Err(ApiError::bad_request(format!(
-                            "VoiceConnector.CdrBucket `{bucket}` must be 3 to 63 characters"
-                        )));
-                    }
-                }
-                *self.global.lock().unwrap_or_else(|p| p.into_inner()) = settings;
-                Ok((ok, None))
-            }
-            other => Err(ApiError::bad_request(format!(
-                "{other} is not supported by this runtime yet"
-            ))),
+        if !Service::supports(&route.name) {
+            return Err(ApiError::bad_request(format!(
+                "{} is not supported by this runtime",
+                route.name
+            )));
         }
+        let query = target
+            .split_once('?')
+            .map(|(_, q)| query_pairs(q))
+            .unwrap_or_default();
+        let op = OpRequest {
+            labels: &matched.labels,
+            query: &query,
+            body,
+        };
+        let reply = self.service.call(&route.name, method != "GET", &op)?;
+        Ok((route.code, reply))
     }
 
-    async fn serve_request(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn serve_request(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         let started = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -234,7 +172,18 @@ impl Api {
                 return error_response(&err, &request_id);
             }
         };
-        match self.dispatch(&method, &target, &headers, &body, SystemTime::now()) {
+        let api = self.clone();
+        let (m, t) = (method.clone(), target.clone());
+        let answered = tokio::task::spawn_blocking(move || {
+            api.dispatch(&m, &t, &headers, &body, SystemTime::now())
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(ApiError::service_failure(format!(
+                "the request's handling failed: {e}"
+            )))
+        });
+        match answered {
             Ok((status, value)) => respond(status, value, &request_id),
             Err(e) => {
                 info!(%method, %target, status = e.status, code = e.code, "API request refused");

@@ -1,8 +1,10 @@
 //! The management API the AWS SDKs and CLI talk to (`chime-sdk-voice`, rest-json): request
 //! authentication by AWS Signature Version 4 ([`sigv4`], sans-IO, checked against requests
-//! botocore signed), the model's routes ([`routes`]) and the HTTP shell ([`http`]). Only a
-//! few operations are implemented yet; the rest answer that they are not supported.
+//! botocore signed), the model's routes ([`routes`]), the operations on the store ([`voice`])
+//! and the HTTP shell ([`http`]).
 
+pub mod error;
 pub mod http;
 pub mod routes;
 pub mod sigv4;
+pub mod voice;

@@ -1,8 +1,8 @@
 //! `sma.toml`: the node's configuration — SIP listeners and TLS, media addresses and codecs,
 //! where buckets live, the call engine's limits, and the resources calls are routed by (phone
 //! numbers, SIP media applications, SIP rules, voice connectors). Unknown keys are errors, so a
-//! typo never silently falls back to a default. The resources are loaded into the
-//! [`Store`](crate::store::Store); [`crate::store`] checks how they refer to each other.
+//! typo never silently falls back to a default. The resources are applied to the store by
+//! [`crate::declared`], which checks how they refer to each other.
 
 use serde::Deserialize;
 use sma_sip::sdp::Codec;
@@ -83,6 +83,8 @@ pub struct File {
     #[serde(default)]
     pub api: ApiSection,
     #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
     pub phone_numbers: Vec<PhoneNumberEntry>,
     #[serde(default)]
     pub applications: Vec<ApplicationEntry>,
@@ -107,6 +109,41 @@ pub struct ApiSection {
     pub regions: Vec<String>,
     #[serde(default = "default_api_body")]
     pub max_body_bytes: usize,
+    /// Voice connectors created through the API get `<id>.<this>` as their host name.
+    #[serde(default = "default_vc_domain")]
+    pub voice_connector_domain: String,
+    /// Phone numbers one voice connector (or group) may have.
+    #[serde(default = "default_numbers_per_vc")]
+    pub max_numbers_per_voice_connector: usize,
+}
+
+fn default_vc_domain() -> String {
+    "voiceconnector.sma.local".into()
+}
+fn default_numbers_per_vc() -> usize {
+    10_000
+}
+
+/// Where the store keeps the resources (SQLite).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// The database file (created when absent), or `:memory:` for a store that ends with
+    /// the process.
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("sma-data/sma.db")
+}
+
+impl Default for StoreSection {
+    fn default() -> StoreSection {
+        StoreSection {
+            path: default_store_path(),
+        }
+    }
 }
 
 /// An access key pair for the API.
@@ -141,6 +178,8 @@ impl Default for ApiSection {
             access_keys: default_access_keys(),
             regions: Vec::new(),
             max_body_bytes: default_api_body(),
+            voice_connector_domain: default_vc_domain(),
+            max_numbers_per_voice_connector: default_numbers_per_vc(),
         }
     }
 }
@@ -558,6 +597,9 @@ impl File {
         };
         self.storage.root = rebase(&self.storage.root);
         self.node.cdr_path = self.node.cdr_path.as_deref().map(rebase);
+        if self.store.path != Path::new(":memory:") {
+            self.store.path = rebase(&self.store.path);
+        }
         for path in self.storage.buckets.values_mut() {
             *path = rebase(path);
         }

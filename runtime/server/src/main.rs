@@ -3,12 +3,14 @@
 mod call;
 mod cdr;
 mod config;
+mod control;
+mod declared;
 mod invoke;
 mod qa;
 mod routing;
+mod routing_table;
 mod serve;
 mod sip;
-mod store;
 mod time;
 
 use clap::{Parser, Subcommand};

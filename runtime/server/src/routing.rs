@@ -2,7 +2,7 @@
 //! connector's termination settings let it in. Pure functions over a [`Snapshot`] and the
 //! request; the endpoint turns the outcome into SIP responses.
 
-use crate::store::{SipRule, Snapshot, VoiceConnector};
+use crate::routing_table::{SipRule, Snapshot, VoiceConnector};
 use sma_sip::message::{Host, Scheme, Uri};
 use sma_sip::Transport;
 use std::collections::VecDeque;
@@ -112,45 +112,10 @@ pub enum Refusal {
     EncryptionRequired,
 }
 
-/// Country calling codes of the regions a `calling_regions` list can name (ISO 3166 alpha-2).
-/// Longest prefix first where codes nest (+1 covers the whole North American plan).
-const CALLING_CODES: &[(&str, &str)] = &[
-    ("1", "US"),
-    ("1", "CA"),
-    ("44", "GB"),
-    ("49", "DE"),
-    ("33", "FR"),
-    ("39", "IT"),
-    ("34", "ES"),
-    ("31", "NL"),
-    ("32", "BE"),
-    ("41", "CH"),
-    ("43", "AT"),
-    ("45", "DK"),
-    ("46", "SE"),
-    ("47", "NO"),
-    ("353", "IE"),
-    ("351", "PT"),
-    ("358", "FI"),
-    ("48", "PL"),
-    ("61", "AU"),
-    ("64", "NZ"),
-    ("81", "JP"),
-    ("82", "KR"),
-    ("65", "SG"),
-    ("852", "HK"),
-    ("91", "IN"),
-    ("55", "BR"),
-    ("52", "MX"),
-    ("27", "ZA"),
-    ("971", "AE"),
-    ("972", "IL"),
-];
-
 /// Whether the dialled `digits` fall in one of `regions`.
 pub fn in_calling_regions(digits: &str, regions: &[String]) -> bool {
     regions.is_empty()
-        || CALLING_CODES
+        || sma_store::numbering::CALLING_CODES
             .iter()
             .any(|(code, region)| digits.starts_with(code) && regions.iter().any(|r| r == region))
 }

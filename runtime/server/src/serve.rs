@@ -1,16 +1,21 @@
-//! `sma serve`: run the node — SIP listeners, the store loaded from `sma.toml`, the call
-//! engine (routing, call actors, media), and handler invocation.
+//! `sma serve`: run the node — SIP listeners, the store (SQLite, with `sma.toml`'s
+//! resources applied to it), the management API, the call engine (routing, call actors,
+//! media), and handler invocation.
 
 use crate::call::actor::CallContext;
+use crate::call::actor::CallRegistry;
 use crate::call::engine::EngineConfig;
 use crate::call::storage::Buckets;
 use crate::cdr::CdrWriter;
 use crate::config::{self, AttributeProfile, ListenSpec};
+use crate::control::Control;
+use crate::declared;
+use crate::routing_table::{HandlerFactory, RoutingTable};
 use crate::sip::endpoint::{Admission, Endpoint, MediaSettings};
 use crate::sip::tls;
 use crate::sip::transport::Transports;
-use crate::store::{self, HandlerFactory, Store};
 use clap::Args;
+use sma_api::voice::{Deployment, Limits};
 use sma_handler::{EngineSettings, WasmEngine, WebhookClient};
 use sma_media::pacer::Pacer;
 use sma_media::prompt::PromptCache;
@@ -18,6 +23,7 @@ use sma_media::tts::{espeak::Espeak, http::HttpTts, http::HttpTtsConfig, Synthes
 use sma_sip::message::ParseLimits;
 use sma_sip::ua::{UaConfig, UserAgent};
 use sma_sip::Transport;
+use sma_store::{SqliteStore, Store};
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -163,43 +169,6 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             );
         }
     }
-    let api_listen = args.api_listen.clone().unwrap_or(file.api.listen.clone());
-    let _api = if api_listen == "off" {
-        None
-    } else {
-        let addr: std::net::SocketAddr = match api_listen.parse() {
-            Ok(a) => a,
-            Err(_) => {
-                eprintln!("sma serve: api listen `{api_listen}` is not <ip>:<port> or off");
-                return ExitCode::from(2);
-            }
-        };
-        let listener = match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("sma serve: cannot listen for the API on {addr}: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let local = listener.local_addr().unwrap_or(addr);
-        println!("api listening http://{local}");
-        let regions = if file.api.regions.is_empty() {
-            vec![file.node.region.clone()]
-        } else {
-            file.api.regions.clone()
-        };
-        let api = Arc::new(sma_api::http::Api::new(sma_api::http::ApiConfig {
-            access_keys: file
-                .api
-                .access_keys
-                .iter()
-                .map(|k| (k.access_key_id.clone(), k.secret_access_key.clone()))
-                .collect(),
-            regions,
-            max_body_bytes: file.api.max_body_bytes,
-        }));
-        Some(tokio::spawn(sma_api::http::serve(listener, api)))
-    };
     let codecs = match file.codecs() {
         Ok(c) => c,
         Err(e) => {
@@ -225,34 +194,43 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let factory = HandlerFactory {
-        engine: &engine,
-        webhooks: &webhooks,
-        deadline,
-    };
-    let snapshot = match store::load(&file, &factory) {
+    let factory = Arc::new(HandlerFactory::new(engine, webhooks, deadline));
+    let store: Arc<dyn Store> = match open_store(&file.store.path) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("sma serve: {e}");
             return ExitCode::from(2);
         }
     };
-    info!(
-        numbers = snapshot.numbers.len(),
-        applications = snapshot.applications.len(),
-        rules = snapshot.rules.len(),
-        voice_connectors = snapshot.voice_connectors.len(),
-        "store loaded"
-    );
-    let store = Arc::new(Store::new(snapshot));
+    info!(store = %store.describe(), "store opened");
+    if let Err(e) = declared::declare(&file).and_then(|d| declared::apply(store.as_ref(), d)) {
+        eprintln!("sma serve: {e}");
+        return ExitCode::from(2);
+    }
+    let table = Arc::new(RoutingTable::default());
+    let calls_registry = Arc::new(CallRegistry::default());
+    let control = Arc::new(Control::new(
+        store.clone(),
+        factory.clone(),
+        table.clone(),
+        calls_registry.clone(),
+    ));
+    match control.rebuild() {
+        Ok(unhostable) => {
+            // An application sma.toml declares must be hostable; one created through the API
+            // that no longer is (its component was removed) only stops routing.
+            if let Some(u) = unhostable.iter().find(|u| u.declared) {
+                eprintln!("sma serve: application `{}`: {}", u.name, u.why);
+                return ExitCode::from(2);
+            }
+        }
+        Err(e) => {
+            eprintln!("sma serve: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if let Some(path) = args.config.clone() {
-        tokio::spawn(reload_on_hangup(
-            path,
-            store.clone(),
-            engine.clone(),
-            webhooks.clone(),
-            deadline,
-        ));
+        tokio::spawn(reload_on_hangup(path, control.clone()));
     }
     let tts: Arc<dyn Synthesizer> = match &file.tts.http_url {
         Some(url) => match HttpTts::new(HttpTtsConfig {
@@ -307,7 +285,20 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         },
         max_recording: Duration::from_secs(calls.max_recording_secs),
         cdr,
+        calls: calls_registry,
     });
+    let api_listen = args.api_listen.clone().unwrap_or(file.api.listen.clone());
+    let _api = if api_listen == "off" {
+        None
+    } else {
+        match start_api(&api_listen, &file, store.clone(), control.clone()).await {
+            Ok(task) => Some(task),
+            Err(e) => {
+                eprintln!("sma serve: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
     tokio::spawn(media_stats(ctx.clone()));
     let endpoint = Endpoint::new(
         ua,
@@ -318,7 +309,7 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             codecs,
             ptime: file.media.ptime,
         },
-        store,
+        table,
         ctx,
         file.node.account_id.clone(),
         Admission {
@@ -342,36 +333,83 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
 }
 
 /// SIGHUP re-reads the configuration's resources (numbers, applications, rules, voice
-/// connectors) into the store: new calls route by them at once, calls in progress keep
-/// theirs. A configuration with an error is refused and the running one kept.
-async fn reload_on_hangup(
-    path: PathBuf,
-    store: Arc<Store>,
-    engine: WasmEngine,
-    webhooks: WebhookClient,
-    deadline: Duration,
-) {
+/// connectors) into the store and rebuilds the routing table: new calls route by them at
+/// once, calls in progress keep theirs. A configuration with an error is refused and the
+/// running one kept.
+async fn reload_on_hangup(path: PathBuf, control: Arc<Control>) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
         return;
     };
     while hangups.recv().await.is_some() {
-        let loaded = config::File::load(&path).and_then(|file| {
-            let factory = HandlerFactory {
-                engine: &engine,
-                webhooks: &webhooks,
-                deadline,
-            };
-            store::load(&file, &factory)
-        });
-        match loaded {
-            Ok(snapshot) => {
-                store.replace(snapshot);
-                info!(path = %path.display(), "configuration reloaded");
-            }
-            Err(e) => error!(path = %path.display(), %e, "configuration not reloaded"),
+        let control = control.clone();
+        let file_path = path.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let file = config::File::load(&file_path)?;
+            declared::apply(control.store.as_ref(), declared::declare(&file)?)?;
+            control
+                .rebuild()
+                .map_err(|e| config::ConfigError::Resource(e.to_string()))
+        })
+        .await;
+        match outcome {
+            Ok(Ok(_)) => info!(path = %path.display(), "configuration reloaded"),
+            Ok(Err(e)) => error!(path = %path.display(), %e, "configuration not reloaded"),
+            Err(e) => error!(path = %path.display(), %e, "configuration reload failed"),
         }
     }
+}
+
+/// Opens the configured store: a SQLite file, or `:memory:`.
+fn open_store(path: &std::path::Path) -> Result<Arc<dyn Store>, sma_store::StoreError> {
+    if path == std::path::Path::new(":memory:") {
+        Ok(Arc::new(SqliteStore::in_memory()?))
+    } else {
+        Ok(Arc::new(SqliteStore::open(path)?))
+    }
+}
+
+/// Binds the management API's listener and serves it; prints the address it listens on.
+async fn start_api(
+    listen: &str,
+    file: &config::File,
+    store: Arc<dyn Store>,
+    control: Arc<Control>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|_| format!("api listen `{listen}` is not <ip>:<port> or off"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen for the API on {addr}: {e}"))?;
+    let local = listener.local_addr().unwrap_or(addr);
+    println!("api listening http://{local}");
+    let regions = if file.api.regions.is_empty() {
+        vec![file.node.region.clone()]
+    } else {
+        file.api.regions.clone()
+    };
+    let api = Arc::new(sma_api::http::Api::new(sma_api::http::ApiConfig {
+        access_keys: file
+            .api
+            .access_keys
+            .iter()
+            .map(|k| (k.access_key_id.clone(), k.secret_access_key.clone()))
+            .collect(),
+        max_body_bytes: file.api.max_body_bytes,
+        deployment: Deployment {
+            account_id: file.node.account_id.clone(),
+            regions,
+            voice_connector_domain: file.api.voice_connector_domain.clone(),
+            limits: Limits {
+                numbers_per_voice_connector: file.api.max_numbers_per_voice_connector,
+                ..Limits::default()
+            },
+        },
+        store,
+        runtime: control,
+    }));
+    Ok(tokio::spawn(sma_api::http::serve(listener, api)))
 }
 
 /// Every 5 s while streams are active: how many, packets sent per second, and send-time error

@@ -9,6 +9,7 @@
 //! (dropping rolls back). The API checks its rules inside the transaction that makes the
 //! change, so two conflicting requests can never both pass.
 
+pub mod numbering;
 pub mod records;
 pub mod sqlite;
 pub mod time;

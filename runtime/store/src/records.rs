@@ -32,7 +32,7 @@ pub struct Tag {
 }
 
 /// Where a SIP media application's handler runs, beyond what `LambdaArn` says.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HandlerSettings {
     /// Webhook signing secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -60,6 +60,7 @@ pub struct CallContext {
     pub inactivity: Duration,
     pub max_recording: Duration,
     pub cdr: CdrWriter,
+    pub calls: Arc<CallRegistry>,
 }
 
 /// The leg's negotiated media.
@@ -96,6 +97,44 @@ enum Msg {
     Leg(LegEvent),
     Outgoing(Vec<i16>),
     RecordingDone(u64, Result<RecordingDestination, String>, Option<String>),
+    /// `UpdateSipMediaApplicationCall`'s arguments.
+    UpdateRequested(serde_json::Map<String, Value>),
+}
+
+/// Calls in progress by TransactionId, so the management API can reach them.
+#[derive(Default)]
+pub struct CallRegistry {
+    calls:
+        std::sync::Mutex<std::collections::HashMap<String, (String, mpsc::UnboundedSender<Msg>)>>,
+}
+
+impl CallRegistry {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, (String, mpsc::UnboundedSender<Msg>)>,
+    > {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Delivers `CALL_UPDATE_REQUESTED` to the call `transaction_id` of application
+    /// `sip_media_application_id`.
+    pub fn update(
+        &self,
+        sip_media_application_id: &str,
+        transaction_id: &str,
+        arguments: serde_json::Map<String, Value>,
+    ) -> Result<(), sma_api::voice::CallUpdateError> {
+        let calls = self.lock();
+        let no_call = || sma_api::voice::CallUpdateError::NoSuchCall(transaction_id.to_owned());
+        let (application, tx) = calls.get(transaction_id).ok_or_else(no_call)?;
+        if application != sip_media_application_id {
+            return Err(no_call());
+        }
+        tx.send(Msg::UpdateRequested(arguments))
+            .map_err(|_| no_call())
+    }
 }
 
 /// A running action's media state.
@@ -210,6 +249,11 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
         .unwrap_or_default();
     let mut record = CallRecord::inbound(&setup.details, &setup.rule_id);
     record.trigger(setup.hostname_rule, setup.voice_connector.clone());
+    let transaction_id = setup.details.transaction_id.clone();
+    ctx.calls.lock().insert(
+        transaction_id.clone(),
+        (setup.details.sip_media_application_id.clone(), tx.clone()),
+    );
     let engine = CallEngine::inbound(ctx.engine.clone(), setup.details, now);
     let mut actor = Actor {
         ctx,
@@ -248,7 +292,9 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
         }
         actor.drain_engine();
     }
+    let ctx = actor.ctx.clone();
     actor.finish();
+    ctx.calls.lock().remove(&transaction_id);
 }
 
 impl Actor {
@@ -405,6 +451,10 @@ impl Actor {
             Msg::Played(id) => self.on_played(id, now),
             Msg::Prompts(id, result) => self.on_prompts(id, result, now),
             Msg::Leg(event) => self.on_leg_event(event, now),
+            Msg::UpdateRequested(arguments) => {
+                info!("call update requested through the API");
+                self.engine.on_update_requested(arguments);
+            }
             Msg::Outgoing(samples) => {
                 if let Some(r) = self.recording.as_mut().filter(|r| !r.stopped) {
                     let s = if r.paused {

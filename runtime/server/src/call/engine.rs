@@ -557,9 +557,7 @@ impl CallEngine {
         self.advance();
     }
 
-    /// `UpdateSipMediaApplicationCall`: `CALL_UPDATE_REQUESTED` with the arguments. (The
-    /// control-plane API that calls this is the next issue; the rule is tested here.)
-    #[allow(dead_code)]
+    /// `UpdateSipMediaApplicationCall`: `CALL_UPDATE_REQUESTED` with the arguments.
     pub fn on_update_requested(&mut self, arguments: Map<String, Value>) {
         let mut parameters = Map::new();
         parameters.insert("Arguments".into(), Value::Object(arguments));

@@ -7,7 +7,7 @@
 use super::transport::{Inbound, Transports};
 use crate::call::actor::{self, CallContext, CallSetup, LegMedia, SipCommand, SipSignal};
 use crate::routing::{self, admit_termination, RateLimiter, Refusal, Route};
-use crate::store::{Store, VoiceConnector};
+use crate::routing_table::{RoutingTable, VoiceConnector};
 use sma_actions::{CallDetails, Direction as LegDirection, Participant, ParticipantTag, Status};
 use sma_media::codec::AudioCodec;
 use sma_media::leg::PortPool;
@@ -54,7 +54,7 @@ pub struct Endpoint {
     ua: UserAgent,
     transports: Transports,
     media: MediaSettings,
-    store: Arc<Store>,
+    store: Arc<RoutingTable>,
     ctx: Arc<CallContext>,
     account_id: String,
     admission: Admission,
@@ -125,7 +125,7 @@ impl Endpoint {
         ua: UserAgent,
         transports: Transports,
         media: MediaSettings,
-        store: Arc<Store>,
+        store: Arc<RoutingTable>,
         ctx: Arc<CallContext>,
         account_id: String,
         admission: Admission,
@@ -471,6 +471,8 @@ impl Endpoint {
                 return Err(());
             }
         }
+        // The PBX reached us from an allowed source: what termination health reports.
+        self.store.termination_seen(&vc.id, source.to_string());
         if !vc.credentials.is_empty() {
             let mut digest = self.digest.clone();
             digest.realm = vc.host.clone();

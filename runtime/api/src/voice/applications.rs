@@ -1,0 +1,195 @@
+//! SIP media applications: Create, Get, List, Update, Delete, and
+//! `UpdateSipMediaApplicationCall`.
+
+use super::{list_reply, paginate, validate, wrap, Ctx, OpRequest, Reply};
+use crate::error::ApiError;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sma_store::records::{public, SipMediaApplication, SipMediaApplicationEndpoint, SipRule, Tag};
+use sma_store::time::{iso8601, now_ms};
+use sma_store::Tx;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointInput {
+    #[serde(rename = "LambdaArn")]
+    lambda_arn: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct CreateInput {
+    aws_region: String,
+    name: String,
+    endpoints: Vec<EndpointInput>,
+    #[serde(default)]
+    tags: Option<Vec<Tag>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct UpdateInput {
+    name: Option<String>,
+    endpoints: Option<Vec<EndpointInput>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct UpdateCallInput {
+    arguments: Map<String, Value>,
+}
+
+fn endpoints(
+    ctx: &Ctx<'_>,
+    input: Vec<EndpointInput>,
+) -> Result<Vec<SipMediaApplicationEndpoint>, ApiError> {
+    validate::count("Endpoints", input.len(), 1, 1)?;
+    let mut out = Vec::new();
+    for (i, e) in input.into_iter().enumerate() {
+        let arn = e
+            .lambda_arn
+            .filter(|a| !a.trim().is_empty())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("Endpoints[{i}].LambdaArn is required"))
+            })?;
+        if arn.len() > 10_000 {
+            return Err(ApiError::bad_request(format!(
+                "Endpoints[{i}].LambdaArn is over 10000 characters"
+            )));
+        }
+        ctx.runtime.check_endpoint(&arn).map_err(|why| {
+            ApiError::bad_request(format!("Endpoints[{i}].LambdaArn `{arn}`: {why}"))
+        })?;
+        out.push(SipMediaApplicationEndpoint { lambda_arn: arn });
+    }
+    Ok(out)
+}
+
+/// The application `id`, or NotFound naming it.
+pub(crate) fn load(tx: &mut dyn Tx, id: &str) -> Result<SipMediaApplication, ApiError> {
+    tx.get::<SipMediaApplication>(id)?
+        .ok_or_else(|| ApiError::not_found(format!("SIP media application `{id}` does not exist")))
+}
+
+pub fn create(ctx: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result<Reply, ApiError> {
+    let input: CreateInput = request.body()?;
+    validate::resource_name("Name", &input.name)?;
+    ctx.check_region("AwsRegion", &input.aws_region)?;
+    let tags = input.tags.unwrap_or_default();
+    validate::tags(&tags)?;
+    if tags.len() > ctx.deployment.limits.tags_per_resource {
+        return Err(ApiError::limit_exceeded(format!(
+            "Tags: {} tags is over the limit of {}",
+            tags.len(),
+            ctx.deployment.limits.tags_per_resource
+        )));
+    }
+    let endpoints = endpoints(ctx, input.endpoints)?;
+    let id = validate::new_guid();
+    let now = iso8601(now_ms());
+    let app = SipMediaApplication {
+        sip_media_application_arn: ctx.arn(&input.aws_region, "sma", &id),
+        sip_media_application_id: id,
+        aws_region: input.aws_region,
+        name: input.name,
+        endpoints,
+        created_timestamp: now.clone(),
+        updated_timestamp: now,
+        tags,
+        handler: Default::default(),
+        declared: false,
+    };
+    tx.put(&app)?;
+    Ok(wrap("SipMediaApplication", public(&app)))
+}
+
+pub fn get(_: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result<Reply, ApiError> {
+    let app = load(tx, request.label("sipMediaApplicationId")?)?;
+    Ok(wrap("SipMediaApplication", public(&app)))
+}
+
+pub fn list(_: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result<Reply, ApiError> {
+    let apps = tx.list::<SipMediaApplication>()?;
+    let (page, next) = paginate(apps, request, |a| a.sip_media_application_id.as_str())?;
+    Ok(list_reply(
+        "SipMediaApplications",
+        page.iter().map(public).collect(),
+        next,
+    ))
+}
+
+pub fn update(ctx: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result<Reply, ApiError> {
+    if request.body_object()?.contains_key("AwsRegion") {
+        return Err(ApiError::bad_request(
+            "AwsRegion cannot be changed: a SIP media application stays in the region it was created in",
+        ));
+    }
+    let input: UpdateInput = request.body()?;
+    let mut app = load(tx, request.label("sipMediaApplicationId")?)?;
+    if let Some(name) = input.name {
+        validate::resource_name("Name", &name)?;
+        app.name = name;
+    }
+    if let Some(list) = input.endpoints {
+        app.endpoints = endpoints(ctx, list)?;
+    }
+    app.updated_timestamp = iso8601(now_ms());
+    tx.put(&app)?;
+    Ok(wrap("SipMediaApplication", public(&app)))
+}
+
+pub fn delete(_: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result<Reply, ApiError> {
+    let app = load(tx, request.label("sipMediaApplicationId")?)?;
+    let targeting: Vec<String> = tx
+        .list::<SipRule>()?
+        .into_iter()
+        .filter(|r| {
+            !r.disabled
+                && r.target_applications
+                    .iter()
+                    .any(|t| t.sip_media_application_id == app.sip_media_application_id)
+        })
+        .map(|r| r.sip_rule_id)
+        .collect();
+    if !targeting.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "SIP media application `{}` is a target of enabled SIP rule(s) {}; disable or update them first",
+            app.sip_media_application_id,
+            targeting.join(", ")
+        )));
+    }
+    tx.delete::<SipMediaApplication>(&app.sip_media_application_id)?;
+    Ok(None)
+}
+
+pub fn update_call(
+    ctx: &Ctx<'_>,
+    tx: &mut dyn Tx,
+    request: &OpRequest<'_>,
+) -> Result<Reply, ApiError> {
+    let app = load(tx, request.label("sipMediaApplicationId")?)?;
+    let transaction_id = request.label("transactionId")?;
+    let input: UpdateCallInput = request.body()?;
+    if input.arguments.len() > 20 {
+        return Err(ApiError::bad_request(format!(
+            "Arguments has {} entries; at most 20 are allowed",
+            input.arguments.len()
+        )));
+    }
+    if let Some((k, _)) = input.arguments.iter().find(|(_, v)| !v.is_string()) {
+        return Err(ApiError::bad_request(format!(
+            "Arguments.{k} must be a string"
+        )));
+    }
+    ctx.runtime
+        .update_call(
+            &app.sip_media_application_id,
+            transaction_id,
+            input.arguments,
+        )
+        .map_err(|e| ApiError::not_found(e.to_string()))?;
+    Ok(wrap(
+        "SipMediaApplicationCall",
+        serde_json::json!({"TransactionId": transaction_id}),
+    ))
+}

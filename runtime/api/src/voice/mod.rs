@@ -1,0 +1,550 @@
+//! The `chime-sdk-voice` operations on the store: request shapes, the service's rules, and
+//! response shapes. Each operation runs inside one store transaction that commits only when
+//! the operation succeeds, so a refused request leaves nothing behind and two conflicting
+//! requests are decided one after the other.
+
+mod applications;
+mod connectors;
+mod groups;
+mod numbers;
+mod rules;
+mod tags;
+pub mod validate;
+
+use crate::error::ApiError;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use sma_store::{Store, Tx};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Why a call could not be updated.
+#[derive(Debug, thiserror::Error)]
+pub enum CallUpdateError {
+    #[error(
+        "no call with TransactionId {0} is in progress on this node for this SIP media application"
+    )]
+    NoSuchCall(String),
+}
+
+/// What the API needs from the runtime around it.
+pub trait Runtime: Send + Sync {
+    /// The store changed: routing must reflect it before the response is sent.
+    fn store_changed(&self);
+    /// Whether an application endpoint (`LambdaArn`) can be hosted; the reason when not.
+    fn check_endpoint(&self, endpoint: &str) -> Result<(), String>;
+    /// `UpdateSipMediaApplicationCall`: deliver `CALL_UPDATE_REQUESTED` to the call.
+    fn update_call(
+        &self,
+        sip_media_application_id: &str,
+        transaction_id: &str,
+        arguments: Map<String, Value>,
+    ) -> Result<(), CallUpdateError>;
+    /// The last SIP request a voice connector's PBX sent: (epoch ms, source address).
+    fn termination_health(&self, voice_connector_id: &str) -> Option<(u64, String)>;
+}
+
+/// Limits the service enforces (documented in `examples/sma.toml`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub numbers_per_voice_connector: usize,
+    pub voice_connector_group_items: usize,
+    pub tags_per_resource: usize,
+    pub numbers_per_order: usize,
+    pub batch_items: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            numbers_per_voice_connector: 10_000,
+            voice_connector_group_items: 3,
+            tags_per_resource: 50,
+            numbers_per_order: 500,
+            batch_items: 500,
+        }
+    }
+}
+
+/// Who this deployment is.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub account_id: String,
+    /// The regions this deployment serves; the first is the default.
+    pub regions: Vec<String>,
+    /// API-created voice connectors get `<id>.<voice_connector_domain>` as their host.
+    pub voice_connector_domain: String,
+    pub limits: Limits,
+}
+
+/// One request, after routing: the URI labels (decoded), query pairs and body.
+pub struct OpRequest<'a> {
+    pub labels: &'a BTreeMap<String, String>,
+    pub query: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+impl OpRequest<'_> {
+    pub fn label(&self, name: &str) -> Result<&str, ApiError> {
+        self.labels
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| ApiError::bad_request(format!("the path has no {name}")))
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The JSON body as `T`; an empty body is `{}`. Unknown members, wrong types and
+    /// malformed JSON are refused naming where.
+    pub fn body<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let text: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            self.body
+        };
+        let de = &mut serde_json::Deserializer::from_slice(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let at = e.path().to_string();
+            if at == "." {
+                ApiError::bad_request(format!("Invalid request body: {}", e.inner()))
+            } else {
+                ApiError::bad_request(format!("Invalid request body at `{at}`: {}", e.inner()))
+            }
+        })
+    }
+
+    /// The body as a JSON object, for members that need a specific message.
+    pub fn body_object(&self) -> Result<Map<String, Value>, ApiError> {
+        self.body::<Map<String, Value>>()
+    }
+}
+
+/// What an operation answers: a body or none (the status is the model's for the operation).
+pub type Reply = Option<Value>;
+
+/// The operations on the store.
+pub struct Service {
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn Runtime>,
+    deployment: Deployment,
+}
+
+pub(crate) struct Ctx<'a> {
+    pub deployment: &'a Deployment,
+    pub runtime: &'a dyn Runtime,
+}
+
+impl Ctx<'_> {
+    pub fn arn(&self, region: &str, kind: &str, id: &str) -> String {
+        format!(
+            "arn:aws:chime:{region}:{}:{kind}/{id}",
+            self.deployment.account_id
+        )
+    }
+
+    pub fn default_region(&self) -> &str {
+        self.deployment
+            .regions
+            .first()
+            .map_or("us-east-1", String::as_str)
+    }
+
+    pub fn check_region(&self, field: &str, region: &str) -> Result<(), ApiError> {
+        if self.deployment.regions.iter().any(|r| r == region) {
+            Ok(())
+        } else {
+            Err(ApiError::bad_request(format!(
+                "{field} `{region}` is not a region this deployment serves ({})",
+                self.deployment.regions.join(", ")
+            )))
+        }
+    }
+}
+
+type Operation = fn(&Ctx<'_>, &mut dyn Tx, &OpRequest<'_>) -> Result<Reply, ApiError>;
+
+fn operation(name: &str) -> Option<Operation> {
+    Some(match name {
+        "CreateSipMediaApplication" => applications::create,
+        "GetSipMediaApplication" => applications::get,
+        "ListSipMediaApplications" => applications::list,
+        "UpdateSipMediaApplication" => applications::update,
+        "DeleteSipMediaApplication" => applications::delete,
+        "UpdateSipMediaApplicationCall" => applications::update_call,
+        "CreateSipRule" => rules::create,
+        "GetSipRule" => rules::get,
+        "ListSipRules" => rules::list,
+        "UpdateSipRule" => rules::update,
+        "DeleteSipRule" => rules::delete,
+        "CreatePhoneNumberOrder" => numbers::create_order,
+        "GetPhoneNumberOrder" => numbers::get_order,
+        "ListPhoneNumberOrders" => numbers::list_orders,
+        "GetPhoneNumber" => numbers::get,
+        "ListPhoneNumbers" => numbers::list,
+        "UpdatePhoneNumber" => numbers::update,
+        "DeletePhoneNumber" => numbers::delete,
+        "RestorePhoneNumber" => numbers::restore,
+        "BatchUpdatePhoneNumber" => numbers::batch_update,
+        "BatchDeletePhoneNumber" => numbers::batch_delete,
+        "CreateVoiceConnector" => connectors::create,
+        "GetVoiceConnector" => connectors::get,
+        "ListVoiceConnectors" => connectors::list,
+        "UpdateVoiceConnector" => connectors::update,
+        "DeleteVoiceConnector" => connectors::delete,
+        "PutVoiceConnectorTermination" => connectors::put_termination,
+        "GetVoiceConnectorTermination" => connectors::get_termination,
+        "DeleteVoiceConnectorTermination" => connectors::delete_termination,
+        "PutVoiceConnectorTerminationCredentials" => connectors::put_credentials,
+        "ListVoiceConnectorTerminationCredentials" => connectors::list_credentials,
+        "DeleteVoiceConnectorTerminationCredentials" => connectors::delete_credentials,
+        "PutVoiceConnectorOrigination" => connectors::put_origination,
+        "GetVoiceConnectorOrigination" => connectors::get_origination,
+        "DeleteVoiceConnectorOrigination" => connectors::delete_origination,
+        "PutVoiceConnectorLoggingConfiguration" => connectors::put_logging,
+        "GetVoiceConnectorLoggingConfiguration" => connectors::get_logging,
+        "PutVoiceConnectorStreamingConfiguration" => connectors::put_streaming,
+        "GetVoiceConnectorStreamingConfiguration" => connectors::get_streaming,
+        "DeleteVoiceConnectorStreamingConfiguration" => connectors::delete_streaming,
+        "GetVoiceConnectorTerminationHealth" => connectors::termination_health,
+        "AssociatePhoneNumbersWithVoiceConnector" => connectors::associate_numbers,
+        "DisassociatePhoneNumbersFromVoiceConnector" => connectors::disassociate_numbers,
+        "CreateVoiceConnectorGroup" => groups::create,
+        "GetVoiceConnectorGroup" => groups::get,
+        "ListVoiceConnectorGroups" => groups::list,
+        "UpdateVoiceConnectorGroup" => groups::update,
+        "DeleteVoiceConnectorGroup" => groups::delete,
+        "AssociatePhoneNumbersWithVoiceConnectorGroup" => groups::associate_numbers,
+        "DisassociatePhoneNumbersFromVoiceConnectorGroup" => groups::disassociate_numbers,
+        "TagResource" => tags::tag,
+        "UntagResource" => tags::untag,
+        "ListTagsForResource" => tags::list,
+        "ListAvailableVoiceConnectorRegions" => regions,
+        "GetGlobalSettings" => tags::get_global_settings,
+        "UpdateGlobalSettings" => tags::update_global_settings,
+        _ => return None,
+    })
+}
+
+/// `ListAvailableVoiceConnectorRegions`: the regions this deployment serves.
+fn regions(ctx: &Ctx<'_>, _: &mut dyn Tx, _: &OpRequest<'_>) -> Result<Reply, ApiError> {
+    Ok(wrap(
+        "VoiceConnectorRegions",
+        serde_json::json!(ctx.deployment.regions),
+    ))
+}
+
+impl Service {
+    pub fn new(
+        store: Arc<dyn Store>,
+        runtime: Arc<dyn Runtime>,
+        deployment: Deployment,
+    ) -> Service {
+        Service {
+            store,
+            runtime,
+            deployment,
+        }
+    }
+
+    /// Whether this runtime implements the operation.
+    pub fn supports(name: &str) -> bool {
+        operation(name).is_some()
+    }
+
+    /// Runs operation `name` in one transaction. `writes` says whether it may change the
+    /// store (anything but GET): the runtime is told after such a change commits.
+    pub fn call(
+        &self,
+        name: &str,
+        writes: bool,
+        request: &OpRequest<'_>,
+    ) -> Result<Reply, ApiError> {
+        let op = operation(name).ok_or_else(|| {
+            ApiError::bad_request(format!("{name} is not supported by this runtime"))
+        })?;
+        let ctx = Ctx {
+            deployment: &self.deployment,
+            runtime: self.runtime.as_ref(),
+        };
+        let mut tx = self.store.begin()?;
+        let reply = op(&ctx, tx.as_mut(), request)?;
+        if writes {
+            tx.commit()?;
+            self.runtime.store_changed();
+        }
+        Ok(reply)
+    }
+}
+
+/// Paginates `items` (already in a stable order by `key`): `max-results` (1-100, default
+/// 100) and an opaque `next-token` (the key of the first item of the next page).
+pub(crate) fn paginate<T>(
+    items: Vec<T>,
+    request: &OpRequest<'_>,
+    key: impl Fn(&T) -> &str,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let max = match request.query("max-results") {
+        None => 100,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "MaxResults `{v}` must be a number from 1 to 100"
+                )))
+            }
+        },
+    };
+    let start = match request.query("next-token").filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(token) => {
+            let after = decode_token(token).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "NextToken `{token}` is not a token this API issued"
+                ))
+            })?;
+            items
+                .iter()
+                .position(|i| key(i) >= after.as_str())
+                .unwrap_or(items.len())
+        }
+    };
+    let mut page: Vec<T> = items.into_iter().skip(start).collect();
+    let next = if page.len() > max {
+        let rest = page.split_off(max);
+        rest.first().map(|i| encode_token(key(i)))
+    } else {
+        None
+    };
+    Ok((page, next))
+}
+
+fn encode_token(key: &str) -> String {
+    format!("t1{}", hex::encode(key))
+}
+
+fn decode_token(token: &str) -> Option<String> {
+    let hex = token.strip_prefix("t1")?;
+    String::from_utf8(hex::decode(hex).ok()?).ok()
+}
+
+/// `{"<member>": value}` with optional `NextToken`.
+pub(crate) fn list_reply(member: &str, items: Vec<Value>, next: Option<String>) -> Reply {
+    let mut map = Map::new();
+    map.insert(member.into(), Value::Array(items));
+    if let Some(token) = next {
+        map.insert("NextToken".into(), Value::from(token));
+    }
+    Some(Value::Object(map))
+}
+
+/// `{"<member>": value}`.
+pub(crate) fn wrap(member: &str, value: Value) -> Reply {
+    let mut map = Map::new();
+    map.insert(member.into(), value);
+    Some(Value::Object(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use sma_store::SqliteStore;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The runtime side, counting store changes; every endpoint is hostable.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Runtime for Counting {
+        fn store_changed(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        fn check_endpoint(&self, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+        fn update_call(
+            &self,
+            _: &str,
+            tx: &str,
+            _: Map<String, Value>,
+        ) -> Result<(), CallUpdateError> {
+            Err(CallUpdateError::NoSuchCall(tx.into()))
+        }
+        fn termination_health(&self, _: &str) -> Option<(u64, String)> {
+            None
+        }
+    }
+
+    fn service(runtime: Arc<Counting>, limit: usize) -> Service {
+        Service::new(
+            Arc::new(SqliteStore::in_memory().expect("store")),
+            runtime,
+            Deployment {
+                account_id: "111122223333".into(),
+                regions: vec!["us-east-1".into()],
+                voice_connector_domain: "vc.test".into(),
+                limits: Limits {
+                    numbers_per_voice_connector: limit,
+                    ..Limits::default()
+                },
+            },
+        )
+    }
+
+    fn call(
+        s: &Service,
+        op: &str,
+        labels: &[(&str, &str)],
+        query: &[(&str, &str)],
+        body: Value,
+    ) -> Result<Reply, ApiError> {
+        let labels: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let query: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let body = body.to_string();
+        let writes = !op.starts_with("Get") && !op.starts_with("List");
+        s.call(
+            op,
+            writes,
+            &OpRequest {
+                labels: &labels,
+                query: &query,
+                body: body.as_bytes(),
+            },
+        )
+    }
+
+    #[test]
+    fn pages_follow_their_tokens_and_forged_tokens_are_refused() {
+        let s = service(Arc::default(), 10);
+        let numbers: Vec<String> = (0..5).map(|i| format!("+1206555010{i}")).collect();
+        call(
+            &s,
+            "CreatePhoneNumberOrder",
+            &[],
+            &[],
+            json!({"ProductType": "VoiceConnector", "E164PhoneNumbers": numbers}),
+        )
+        .expect("order");
+        let mut seen = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("max-results", "2")];
+            if let Some(t) = &token {
+                query.push(("next-token", t.as_str()));
+            }
+            let page = call(&s, "ListPhoneNumbers", &[], &query, json!({}))
+                .expect("list")
+                .expect("body");
+            for n in page["PhoneNumbers"].as_array().expect("array") {
+                seen.push(n["E164PhoneNumber"].as_str().expect("number").to_owned());
+            }
+            match page.get("NextToken").and_then(Value::as_str) {
+                Some(t) => token = Some(t.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, numbers);
+        let e = call(
+            &s,
+            "ListPhoneNumbers",
+            &[],
+            &[("next-token", "t1zz")],
+            json!({}),
+        )
+        .expect_err("forged");
+        assert_eq!(e.code, "BadRequestException");
+    }
+
+    #[test]
+    fn a_refused_change_writes_nothing_and_tells_the_runtime_nothing() {
+        let runtime = Arc::new(Counting::default());
+        let s = service(runtime.clone(), 1);
+        call(&s, "CreatePhoneNumberOrder", &[], &[], json!({"ProductType": "VoiceConnector", "E164PhoneNumbers": ["+12065550100", "+12065550101"]})).expect("order");
+        let vc = call(
+            &s,
+            "CreateVoiceConnector",
+            &[],
+            &[],
+            json!({"Name": "pbx", "RequireEncryption": false}),
+        )
+        .expect("vc")
+        .expect("body");
+        let id = vc["VoiceConnector"]["VoiceConnectorId"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        assert_eq!(runtime.0.load(Ordering::SeqCst), 2);
+        // Two numbers on a connector limited to one: the first was written inside the
+        // transaction, then the limit refused the request; the rollback removes it.
+        let e = call(
+            &s,
+            "AssociatePhoneNumbersWithVoiceConnector",
+            &[("voiceConnectorId", &id)],
+            &[],
+            json!({"E164PhoneNumbers": ["+12065550100", "+12065550101"]}),
+        )
+        .expect_err("limit");
+        assert_eq!(e.code, "ResourceLimitExceededException");
+        assert_eq!(runtime.0.load(Ordering::SeqCst), 2);
+        let listed = call(
+            &s,
+            "ListPhoneNumbers",
+            &[],
+            &[("filter-name", "VoiceConnectorId"), ("filter-value", &id)],
+            json!({}),
+        )
+        .expect("list")
+        .expect("body");
+        assert_eq!(listed["PhoneNumbers"], json!([]));
+        // Reads never tell the runtime anything.
+        call(
+            &s,
+            "GetVoiceConnector",
+            &[("voiceConnectorId", &id)],
+            &[],
+            json!({}),
+        )
+        .expect("get");
+        assert_eq!(runtime.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn unsupported_operations_and_unknown_members_are_named() {
+        let s = service(Arc::default(), 1);
+        let e = call(&s, "CreateProxySession", &[], &[], json!({})).expect_err("unsupported");
+        assert_eq!(
+            e.message,
+            "CreateProxySession is not supported by this runtime"
+        );
+        let e = call(
+            &s,
+            "CreateVoiceConnector",
+            &[],
+            &[],
+            json!({"Name": "x", "RequireEncryption": false, "Colour": "red"}),
+        )
+        .expect_err("unknown member");
+        assert!(e.message.contains("Colour"), "{}", e.message);
+        let e = call(
+            &s,
+            "CreateVoiceConnector",
+            &[],
+            &[],
+            json!({"Name": "x", "RequireEncryption": "yes"}),
+        )
+        .expect_err("wrong type");
+        assert!(e.message.contains("RequireEncryption"), "{}", e.message);
+    }
+}

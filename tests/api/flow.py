@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""The end-to-end steps tests/api.rs drives around a real call:
+
+    flow.py setup URL KEY SECRET ENDPOINT NUMBER   order NUMBER, create an application (its
+                                                   handler at ENDPOINT) and a rule; prints the
+                                                   application id
+    flow.py update URL KEY SECRET APP TXID         UpdateSipMediaApplicationCall on a live call
+    flow.py check URL KEY SECRET APP NUMBER        what setup created is still there
+"""
+
+import sys
+import uuid
+
+from voice import client, raises
+
+command, url, key, secret = sys.argv[1:5]
+voice = client(url, key, secret)
+
+if command == "setup":
+    endpoint, number = sys.argv[5:7]
+    voice.create_phone_number_order(ProductType="SipMediaApplicationDialIn",
+                                    E164PhoneNumbers=[number])
+    app = voice.create_sip_media_application(
+        AwsRegion="us-east-1", Name="flow", Endpoints=[{"LambdaArn": endpoint}],
+        Tags=[{"Key": "made-by", "Value": "boto3"}])["SipMediaApplication"]
+    voice.create_sip_rule(Name="flow", TriggerType="ToPhoneNumber", TriggerValue=number,
+                          TargetApplications=[{"SipMediaApplicationId":
+                                               app["SipMediaApplicationId"], "Priority": 1}])
+    print(app["SipMediaApplicationId"])
+elif command == "update":
+    app, transaction = sys.argv[5:7]
+    reply = voice.update_sip_media_application_call(
+        SipMediaApplicationId=app, TransactionId=transaction,
+        Arguments={"Reason": "escalate", "Queue": "tier-2"})
+    assert reply["SipMediaApplicationCall"]["TransactionId"] == transaction, reply
+    assert reply["ResponseMetadata"]["HTTPStatusCode"] == 202, reply
+    raises(voice, "NotFoundException", lambda: voice.update_sip_media_application_call(
+        SipMediaApplicationId=app, TransactionId=str(uuid.uuid4()), Arguments={}),
+        "no call with TransactionId")
+    print("ok")
+elif command == "check":
+    app, number = sys.argv[5:7]
+    found = voice.get_sip_media_application(SipMediaApplicationId=app)["SipMediaApplication"]
+    assert found["Name"] == "flow", found
+    arn = found["SipMediaApplicationArn"]
+    assert voice.list_tags_for_resource(ResourceARN=arn)["Tags"] == \
+        [{"Key": "made-by", "Value": "boto3"}]
+    rules = voice.list_sip_rules(SipMediaApplicationId=app)["SipRules"]
+    assert [r["TriggerValue"] for r in rules] == [number], rules
+    assert voice.get_phone_number(PhoneNumberId=number)["PhoneNumber"]["Status"] == "Assigned"
+    print("ok")
+else:
+    sys.exit(f"unknown command {command}")
