@@ -193,3 +193,48 @@ fn resources_survive_a_restart() {
     };
     assert_eq!(response.status, 486, "{}", response.text);
 }
+
+#[test]
+fn voice_connector_termination_set_through_the_api_applies_to_the_next_call() {
+    let webhook = ScriptedWebhook::start(|_| {
+        actions(json!([{"Type": "Hangup", "Parameters": {"SipResponseCode": "486"}}]))
+    });
+    let serve = Serve::start("", &["udp:127.0.0.1:0"], &[]);
+    let python = venv("python");
+    let created = run(
+        &python,
+        "flow.py",
+        &serve,
+        Some("connector"),
+        &[&webhook.url, "192.0.2.0/24"],
+    );
+    let (vc, host) = created.split_once(' ').expect("id and host");
+    let invite = || {
+        SipCaller::new(serve.addr("udp")).invite(
+            &format!("sip:+12065550180@{host}"),
+            &[],
+            Duration::from_secs(10),
+        )
+    };
+    // Loopback is not in the allowed network: refused, and the handler never hears of it.
+    let refused = invite();
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(webhook.events().is_empty());
+    run(
+        &python,
+        "flow.py",
+        &serve,
+        Some("termination"),
+        &[vc, "127.0.0.0/8"],
+    );
+    let admitted = invite();
+    assert_eq!(admitted.status, 486, "{}\n{}", admitted.text, serve.log());
+    assert_eq!(kind(&webhook.events()[0]), "NEW_INBOUND_CALL");
+    run(
+        &python,
+        "flow.py",
+        &serve,
+        Some("health"),
+        &[vc, "127.0.0.1"],
+    );
+}

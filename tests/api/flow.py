@@ -6,6 +6,11 @@
                                                    application id
     flow.py update URL KEY SECRET APP TXID         UpdateSipMediaApplicationCall on a live call
     flow.py check URL KEY SECRET APP NUMBER        what setup created is still there
+    flow.py connector URL KEY SECRET ENDPOINT CIDR a voice connector whose termination allows
+                                                   CIDR, and a RequestUriHostname rule on its
+                                                   host; prints the connector id and host
+    flow.py termination URL KEY SECRET VC CIDR     the connector's allowed sources become CIDR
+    flow.py health URL KEY SECRET VC SOURCE        termination health names SOURCE
 """
 
 import sys
@@ -48,6 +53,32 @@ elif command == "check":
     rules = voice.list_sip_rules(SipMediaApplicationId=app)["SipRules"]
     assert [r["TriggerValue"] for r in rules] == [number], rules
     assert voice.get_phone_number(PhoneNumberId=number)["PhoneNumber"]["Status"] == "Assigned"
+    print("ok")
+elif command == "connector":
+    endpoint, cidr = sys.argv[5:7]
+    app = voice.create_sip_media_application(
+        AwsRegion="us-east-1", Name="pbx-calls",
+        Endpoints=[{"LambdaArn": endpoint}])["SipMediaApplication"]
+    vc = voice.create_voice_connector(Name="pbx", RequireEncryption=False)["VoiceConnector"]
+    voice.put_voice_connector_termination(
+        VoiceConnectorId=vc["VoiceConnectorId"],
+        Termination={"CidrAllowedList": [cidr], "CallingRegions": ["US"], "CpsLimit": 10})
+    voice.create_sip_rule(Name="pbx", TriggerType="RequestUriHostname",
+                          TriggerValue=vc["OutboundHostName"],
+                          TargetApplications=[{"SipMediaApplicationId":
+                                               app["SipMediaApplicationId"], "Priority": 1}])
+    print(vc["VoiceConnectorId"], vc["OutboundHostName"])
+elif command == "termination":
+    vc, cidr = sys.argv[5:7]
+    voice.put_voice_connector_termination(
+        VoiceConnectorId=vc,
+        Termination={"CidrAllowedList": [cidr], "CallingRegions": ["US"], "CpsLimit": 10})
+    print("ok")
+elif command == "health":
+    vc, source = sys.argv[5:7]
+    health = voice.get_voice_connector_termination_health(VoiceConnectorId=vc)
+    assert health["TerminationHealth"]["Source"].startswith(source), health
+    assert health["TerminationHealth"]["Timestamp"].year >= 2024, health
     print("ok")
 else:
     sys.exit(f"unknown command {command}")
