@@ -123,6 +123,15 @@ fn a_call_reaches_an_application_boto3_created_and_the_api_updates_it() {
         .as_str()
         .expect("TransactionId")
         .to_owned();
+    // The rule goes away: new calls to the number find nothing, the call in progress keeps
+    // the configuration it started with.
+    run(&python, "flow.py", &serve, Some("unroute"), &[NUMBER]);
+    let unrouted = SipCaller::new(serve.addr("udp")).invite(
+        &format!("sip:{NUMBER}@{}", serve.addr("udp")),
+        &[],
+        Duration::from_secs(10),
+    );
+    assert_eq!(unrouted.status, 404, "{}", unrouted.text);
     run(
         &python,
         "flow.py",

@@ -6,6 +6,7 @@
                                                    application id
     flow.py update URL KEY SECRET APP TXID         UpdateSipMediaApplicationCall on a live call
     flow.py check URL KEY SECRET APP NUMBER        what setup created is still there
+    flow.py unroute URL KEY SECRET NUMBER          disable and delete the rule on NUMBER
     flow.py connector URL KEY SECRET ENDPOINT CIDR a voice connector whose termination allows
                                                    CIDR, and a RequestUriHostname rule on its
                                                    host; prints the connector id and host
@@ -53,6 +54,14 @@ elif command == "check":
     rules = voice.list_sip_rules(SipMediaApplicationId=app)["SipRules"]
     assert [r["TriggerValue"] for r in rules] == [number], rules
     assert voice.get_phone_number(PhoneNumberId=number)["PhoneNumber"]["Status"] == "Assigned"
+    print("ok")
+elif command == "unroute":
+    number = sys.argv[5]
+    for rule in voice.list_sip_rules()["SipRules"]:
+        if rule["TriggerValue"] == number:
+            voice.update_sip_rule(SipRuleId=rule["SipRuleId"], Name=rule["Name"], Disabled=True)
+            voice.delete_sip_rule(SipRuleId=rule["SipRuleId"])
+    assert voice.get_phone_number(PhoneNumberId=number)["PhoneNumber"]["Status"] == "Unassigned"
     print("ok")
 elif command == "connector":
     endpoint, cidr = sys.argv[5:7]

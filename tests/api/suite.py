@@ -422,6 +422,54 @@ assert len(voice.list_tags_for_resource(ResourceARN=arn)["Tags"]) == 41
 raises(voice, "NotFoundException", lambda: voice.list_tags_for_resource(
     ResourceARN="arn:aws:chime:us-east-1:000000000000:sma/nope"), "no resource")
 
+# --- The error paths of the remaining operations ---------------------------------------------
+NOBODY = "00000000-0000-0000-0000-000000000000"
+raises(voice, "NotFoundException", lambda: voice.update_sip_media_application(
+    SipMediaApplicationId=NOBODY, Name="x"), NOBODY)
+raises(voice, "NotFoundException", lambda: voice.update_sip_rule(SipRuleId=NOBODY, Name="x"),
+       NOBODY)
+raises(voice, "BadRequestException", lambda: voice.update_sip_rule(
+    SipRuleId=host_rule["SipRuleId"], Name="bad/name"), "Name")
+raises(loose, "BadRequestException",
+       lambda: loose.list_phone_number_orders(MaxResults=0), "MaxResults")
+raises(loose, "BadRequestException",
+       lambda: loose.list_voice_connectors(MaxResults=500), "MaxResults")
+raises(loose, "BadRequestException",
+       lambda: loose.list_voice_connector_groups(MaxResults=0), "MaxResults")
+raises(voice, "NotFoundException", lambda: voice.update_voice_connector(
+    VoiceConnectorId="nope", Name="x", RequireEncryption=False), "nope")
+raises(voice, "NotFoundException", lambda: voice.update_voice_connector_group(
+    VoiceConnectorGroupId=NOBODY, Name="x", VoiceConnectorItems=[]), NOBODY)
+raises(voice, "NotFoundException",
+       lambda: voice.list_voice_connector_termination_credentials(VoiceConnectorId="nope"))
+raises(loose, "BadRequestException", lambda: loose.put_voice_connector_termination_credentials(
+    VoiceConnectorId=vc_id, Credentials=[{"Username": "only-a-name"}]), "Credentials[0].Password")
+raises(voice, "NotFoundException", lambda: voice.put_voice_connector_logging_configuration(
+    VoiceConnectorId="nope", LoggingConfiguration={"EnableSIPLogs": True}))
+raises(loose, "BadRequestException", lambda: loose.put_voice_connector_streaming_configuration(
+    VoiceConnectorId=vc_id, StreamingConfiguration={
+        "DataRetentionInHours": 1, "Disabled": False,
+        "StreamingNotificationTargets": [{"NotificationTarget": "SQS"}] * 4}), "1 to 3")
+raises(voice, "NotFoundException",
+       lambda: voice.delete_voice_connector_origination(VoiceConnectorId=vc_id), "origination")
+voice.delete_voice_connector_termination(VoiceConnectorId=vc_id)
+raises(voice, "NotFoundException",
+       lambda: voice.get_voice_connector_termination(VoiceConnectorId=vc_id))
+raises(voice, "NotFoundException",
+       lambda: voice.delete_voice_connector_termination(VoiceConnectorId=vc_id))
+raises(voice, "NotFoundException", lambda: voice.associate_phone_numbers_with_voice_connector_group(
+    VoiceConnectorGroupId=NOBODY, E164PhoneNumbers=[TRUNK[2]]), NOBODY)
+raises(voice, "NotFoundException", lambda: voice.untag_resource(
+    ResourceARN="arn:aws:chime:us-east-1:000000000000:vc/nope", TagKeys=["site"]))
+# BatchDeletePhoneNumber: the unassigned numbers go to the deletion queue, the others are
+# reported one by one.
+errors = voice.batch_delete_phone_number(
+    PhoneNumberIds=[TRUNK[0], TRUNK[1], "+19995550100"])["PhoneNumberErrors"]
+assert sorted((e["PhoneNumberId"], e["ErrorCode"]) for e in errors) == \
+    [(TRUNK[1], "Conflict"), ("+19995550100", "NotFound")], errors
+assert voice.get_phone_number(PhoneNumberId=TRUNK[0])["PhoneNumber"]["Status"] == \
+    "DeleteInProgress"
+
 # --- Bad input -------------------------------------------------------------------------------
 status, code, body = raw(url, key, secret, "POST", "/sip-media-applications", b"{not json")
 assert (status, code) == (400, "BadRequestException") and "Invalid request body" in \
