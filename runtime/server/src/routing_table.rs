@@ -17,7 +17,7 @@ use sma_store::records::{
     VoiceConnector as ConnectorRecord,
 };
 use sma_store::{Store, StoreError};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -150,6 +150,14 @@ impl HandlerFactory {
         Ok(handler)
     }
 
+    /// Forgets built handlers except those for `keys` (endpoint, settings).
+    fn keep_only(&self, keys: HashSet<(String, HandlerSettings)>) {
+        self.built
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| keys.contains(key));
+    }
+
     fn build(&self, endpoint: &str, settings: &HandlerSettings) -> Result<HandlerEndpoint, String> {
         if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
             let handler = WebhookHandler::new(
@@ -223,6 +231,12 @@ pub fn build(
             snapshot.numbers.insert(digits);
         }
     }
+    // Handlers of applications that are gone are dropped from the factory's cache.
+    factory.keep_only(
+        apps.iter()
+            .map(|a| (a.endpoint().to_owned(), a.handler.clone()))
+            .collect(),
+    );
     for app in apps {
         match factory.handler(app.endpoint(), &app.handler) {
             Ok(handler) => {
