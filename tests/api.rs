@@ -3,7 +3,7 @@
 //! created (and updated mid-call through the API), and resources surviving a restart.
 
 use serde_json::json;
-use sma_e2e::calls::{actions, kind, ScriptedWebhook, SipCaller};
+use sma_e2e::calls::{actions, kind, ScriptedWebhook, SipCaller, SipResponse};
 use sma_e2e::{root, Serve};
 use std::process::Command;
 use std::time::Duration;
@@ -68,6 +68,21 @@ fn update_aware_webhook() -> ScriptedWebhook {
     })
 }
 
+/// The TransactionId of a handler event.
+fn transaction_of(event: &serde_json::Value) -> String {
+    event["CallDetails"]["TransactionId"]
+        .as_str()
+        .expect("TransactionId")
+        .to_owned()
+}
+
+/// Calls `number` on `serve` from another thread; the handle gives the final response.
+fn ring(serve: &Serve, number: &str) -> std::thread::JoinHandle<SipResponse> {
+    let target = format!("sip:{number}@{}", serve.addr("udp"));
+    let addr = serve.addr("udp");
+    std::thread::spawn(move || SipCaller::new(addr).invite(&target, &[], Duration::from_secs(20)))
+}
+
 #[test]
 fn boto3_exercises_every_operation() {
     let webhook = update_aware_webhook();
@@ -108,21 +123,14 @@ fn a_call_reaches_an_application_boto3_created_and_the_api_updates_it() {
         &[&webhook.url, NUMBER],
     );
     // Routing changed as the API answered: the call goes through at once.
-    let target = format!("sip:{NUMBER}@{}", serve.addr("udp"));
-    let addr = serve.addr("udp");
-    let call = std::thread::spawn(move || {
-        SipCaller::new(addr).invite(&target, &[], Duration::from_secs(20))
-    });
+    let call = ring(&serve, NUMBER);
     let events = webhook.wait_for(1, Duration::from_secs(10));
     assert_eq!(kind(&events[0]), "NEW_INBOUND_CALL");
     assert_eq!(
         events[0]["CallDetails"]["SipMediaApplicationId"],
         app.as_str()
     );
-    let transaction = events[0]["CallDetails"]["TransactionId"]
-        .as_str()
-        .expect("TransactionId")
-        .to_owned();
+    let transaction = transaction_of(&events[0]);
     // The rule goes away: new calls to the number find nothing, the call in progress keeps
     // the configuration it started with.
     run(&python, "flow.py", &serve, Some("unroute"), &[NUMBER]);
@@ -177,20 +185,13 @@ fn resources_survive_a_restart() {
     );
     // And the restarted node routes by them.
     let response = {
-        let target = format!("sip:{NUMBER}@{}", serve.addr("udp"));
-        let addr = serve.addr("udp");
-        let call = std::thread::spawn(move || {
-            SipCaller::new(addr).invite(&target, &[], Duration::from_secs(20))
-        });
+        let call = ring(&serve, NUMBER);
         let events = webhook.wait_for(1, Duration::from_secs(10));
         assert_eq!(
             events[0]["CallDetails"]["SipMediaApplicationId"],
             app.as_str()
         );
-        let transaction = events[0]["CallDetails"]["TransactionId"]
-            .as_str()
-            .expect("TransactionId")
-            .to_owned();
+        let transaction = transaction_of(&events[0]);
         run(
             &python,
             "flow.py",

@@ -96,36 +96,10 @@ pub fn declare(file: &File) -> Result<Declared, ConfigError> {
             )));
         }
         let e164 = format!("+{digits}");
-        declared.numbers.push(PhoneNumber {
-            phone_number_arn: arn(file, &file.node.region, "phone-number", &e164),
-            phone_number_id: e164.clone(),
-            e164_phone_number: e164,
-            country: sma_store::numbering::country_of(&digits)
-                .unwrap_or("US")
-                .into(),
-            r#type: if sma_store::numbering::is_toll_free(&digits) {
-                "TollFree".into()
-            } else {
-                "Local".into()
-            },
-            product_type: entry.product_type.clone(),
-            status: "Unassigned".into(),
-            capabilities: sma_store::records::PhoneNumberCapabilities {
-                inbound_call: true,
-                outbound_call: true,
-                ..Default::default()
-            },
-            associations: Vec::new(),
-            calling_name: None,
-            calling_name_status: "Unassigned".into(),
-            created_timestamp: now.clone(),
-            updated_timestamp: now.clone(),
-            deletion_timestamp: None,
-            order_id: None,
-            name: None,
-            tags: Vec::new(),
-            declared: true,
-        });
+        let arn = arn(file, &file.node.region, "phone-number", &e164);
+        let mut number = PhoneNumber::new_in_inventory(&e164, &entry.product_type, arn, &now);
+        number.declared = true;
+        declared.numbers.push(number);
     }
     for entry in &file.applications {
         check_name("application", &entry.name)?;

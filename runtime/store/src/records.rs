@@ -173,6 +173,42 @@ pub struct PhoneNumber {
     pub declared: bool,
 }
 
+impl PhoneNumber {
+    /// A number entering the inventory (`e164`: `+` and digits), unassigned, voice-capable,
+    /// with its country and type derived from the number.
+    pub fn new_in_inventory(e164: &str, product_type: &str, arn: String, now: &str) -> PhoneNumber {
+        let digits = e164.trim_start_matches('+');
+        PhoneNumber {
+            phone_number_id: e164.into(),
+            e164_phone_number: e164.into(),
+            phone_number_arn: arn,
+            country: crate::numbering::country_of(digits).unwrap_or("US").into(),
+            r#type: if crate::numbering::is_toll_free(digits) {
+                "TollFree".into()
+            } else {
+                "Local".into()
+            },
+            product_type: product_type.into(),
+            status: "Unassigned".into(),
+            capabilities: PhoneNumberCapabilities {
+                inbound_call: true,
+                outbound_call: true,
+                ..Default::default()
+            },
+            associations: Vec::new(),
+            calling_name: None,
+            calling_name_status: "Unassigned".into(),
+            created_timestamp: now.into(),
+            updated_timestamp: now.into(),
+            deletion_timestamp: None,
+            order_id: None,
+            name: None,
+            tags: Vec::new(),
+            declared: false,
+        }
+    }
+}
+
 impl Resource for PhoneNumber {
     const KIND: &'static str = "phone-number";
     fn id(&self) -> &str {

@@ -75,15 +75,7 @@ pub fn create(ctx: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result
     let input: CreateInput = request.body()?;
     validate::resource_name("Name", &input.name)?;
     ctx.check_region("AwsRegion", &input.aws_region)?;
-    let tags = input.tags.unwrap_or_default();
-    validate::tags(&tags)?;
-    if tags.len() > ctx.deployment.limits.tags_per_resource {
-        return Err(ApiError::limit_exceeded(format!(
-            "Tags: {} tags is over the limit of {}",
-            tags.len(),
-            ctx.deployment.limits.tags_per_resource
-        )));
-    }
+    let tags = validate::new_tags(input.tags, ctx.deployment.limits.tags_per_resource)?;
     let endpoints = endpoints(ctx, input.endpoints)?;
     let id = validate::new_guid();
     let now = iso8601(now_ms());

@@ -184,15 +184,7 @@ pub fn create(ctx: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result
     if let Some(t) = &input.network_type {
         validate::one_of("NetworkType", t, &["IPV4_ONLY", "DUAL_STACK"])?;
     }
-    let tags = input.tags.unwrap_or_default();
-    validate::tags(&tags)?;
-    if tags.len() > ctx.deployment.limits.tags_per_resource {
-        return Err(ApiError::limit_exceeded(format!(
-            "Tags: {} tags is over the limit of {}",
-            tags.len(),
-            ctx.deployment.limits.tags_per_resource
-        )));
-    }
+    let tags = validate::new_tags(input.tags, ctx.deployment.limits.tags_per_resource)?;
     let id = validate::new_voice_connector_id();
     let now = iso8601(now_ms());
     let vc = VoiceConnector {
@@ -331,10 +323,7 @@ pub fn put_termination(
     };
     vc.termination = Some(termination.clone());
     save(tx, vc)?;
-    Ok(wrap(
-        "Termination",
-        serde_json::to_value(&termination).unwrap_or_default(),
-    ))
+    Ok(wrap("Termination", json(&termination)))
 }
 
 /// `address/prefix` with an IPv4 or IPv6 address and a prefix the family allows.
@@ -352,22 +341,54 @@ fn valid_cidr(text: &str) -> bool {
     }
 }
 
+/// NotFound for a sub-configuration `what` the connector `id` does not have.
+fn absent(id: &str, what: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "voice connector `{id}` has no {what} configuration"
+    ))
+}
+
+/// A Get of a sub-configuration: `{member: what pick finds}`, NotFound when it is unset.
+fn get_part(
+    tx: &mut dyn Tx,
+    request: &OpRequest<'_>,
+    member: &str,
+    what: &str,
+    pick: impl FnOnce(VoiceConnector) -> Option<Value>,
+) -> Result<Reply, ApiError> {
+    let vc = load(tx, request.label("voiceConnectorId")?)?;
+    let id = vc.voice_connector_id.clone();
+    let value = pick(vc).ok_or_else(|| absent(&id, what))?;
+    Ok(wrap(member, value))
+}
+
+/// A Delete of a sub-configuration: `clear` removes it and says whether there was one.
+fn delete_part(
+    tx: &mut dyn Tx,
+    request: &OpRequest<'_>,
+    what: &str,
+    clear: impl FnOnce(&mut VoiceConnector) -> bool,
+) -> Result<Reply, ApiError> {
+    let mut vc = load(tx, request.label("voiceConnectorId")?)?;
+    if !clear(&mut vc) {
+        return Err(absent(&vc.voice_connector_id, what));
+    }
+    save(tx, vc)?;
+    Ok(None)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
 pub fn get_termination(
     _: &Ctx<'_>,
     tx: &mut dyn Tx,
     request: &OpRequest<'_>,
 ) -> Result<Reply, ApiError> {
-    let vc = load(tx, request.label("voiceConnectorId")?)?;
-    let t = vc.termination.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "voice connector `{}` has no termination configuration",
-            vc.voice_connector_id
-        ))
-    })?;
-    Ok(wrap(
-        "Termination",
-        serde_json::to_value(&t).unwrap_or_default(),
-    ))
+    get_part(tx, request, "Termination", "termination", |vc| {
+        vc.termination.as_ref().map(json)
+    })
 }
 
 pub fn delete_termination(
@@ -375,16 +396,11 @@ pub fn delete_termination(
     tx: &mut dyn Tx,
     request: &OpRequest<'_>,
 ) -> Result<Reply, ApiError> {
-    let mut vc = load(tx, request.label("voiceConnectorId")?)?;
-    if vc.termination.take().is_none() {
-        return Err(ApiError::not_found(format!(
-            "voice connector `{}` has no termination configuration",
-            vc.voice_connector_id
-        )));
-    }
-    vc.credentials.clear();
-    save(tx, vc)?;
-    Ok(None)
+    // The credentials belong to the termination: they go with it.
+    delete_part(tx, request, "termination", |vc| {
+        vc.credentials.clear();
+        vc.termination.take().is_some()
+    })
 }
 
 pub fn put_credentials(
@@ -494,10 +510,7 @@ pub fn put_origination(
     };
     vc.origination = Some(origination.clone());
     save(tx, vc)?;
-    Ok(wrap(
-        "Origination",
-        serde_json::to_value(&origination).unwrap_or_default(),
-    ))
+    Ok(wrap("Origination", json(&origination)))
 }
 
 pub fn get_origination(
@@ -505,17 +518,9 @@ pub fn get_origination(
     tx: &mut dyn Tx,
     request: &OpRequest<'_>,
 ) -> Result<Reply, ApiError> {
-    let vc = load(tx, request.label("voiceConnectorId")?)?;
-    let o = vc.origination.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "voice connector `{}` has no origination configuration",
-            vc.voice_connector_id
-        ))
-    })?;
-    Ok(wrap(
-        "Origination",
-        serde_json::to_value(&o).unwrap_or_default(),
-    ))
+    get_part(tx, request, "Origination", "origination", |vc| {
+        vc.origination.as_ref().map(json)
+    })
 }
 
 pub fn delete_origination(
@@ -523,15 +528,9 @@ pub fn delete_origination(
     tx: &mut dyn Tx,
     request: &OpRequest<'_>,
 ) -> Result<Reply, ApiError> {
-    let mut vc = load(tx, request.label("voiceConnectorId")?)?;
-    if vc.origination.take().is_none() {
-        return Err(ApiError::not_found(format!(
-            "voice connector `{}` has no origination configuration",
-            vc.voice_connector_id
-        )));
-    }
-    save(tx, vc)?;
-    Ok(None)
+    delete_part(tx, request, "origination", |vc| {
+        vc.origination.take().is_some()
+    })
 }
 
 pub fn put_logging(
@@ -545,7 +544,7 @@ pub fn put_logging(
     save(tx, vc)?;
     Ok(wrap(
         "LoggingConfiguration",
-        serde_json::to_value(&input.logging_configuration).unwrap_or_default(),
+        json(&input.logging_configuration),
     ))
 }
 
@@ -556,10 +555,7 @@ pub fn get_logging(
 ) -> Result<Reply, ApiError> {
     let vc = load(tx, request.label("voiceConnectorId")?)?;
     let logging = vc.logging.unwrap_or_default();
-    Ok(wrap(
-        "LoggingConfiguration",
-        serde_json::to_value(&logging).unwrap_or_default(),
-    ))
+    Ok(wrap("LoggingConfiguration", json(&logging)))
 }
 
 pub fn put_streaming(
@@ -628,14 +624,9 @@ pub fn get_streaming(
     tx: &mut dyn Tx,
     request: &OpRequest<'_>,
 ) -> Result<Reply, ApiError> {
-    let vc = load(tx, request.label("voiceConnectorId")?)?;
-    let s = vc.streaming.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "voice connector `{}` has no streaming configuration",
-            vc.voice_connector_id
-        ))
-    })?;
-    Ok(wrap("StreamingConfiguration", s))
+    get_part(tx, request, "StreamingConfiguration", "streaming", |vc| {
+        vc.streaming
+    })
 }
 
 pub fn delete_streaming(
@@ -643,15 +634,7 @@ pub fn delete_streaming(
     tx: &mut dyn Tx,
     request: &OpRequest<'_>,
 ) -> Result<Reply, ApiError> {
-    let mut vc = load(tx, request.label("voiceConnectorId")?)?;
-    if vc.streaming.take().is_none() {
-        return Err(ApiError::not_found(format!(
-            "voice connector `{}` has no streaming configuration",
-            vc.voice_connector_id
-        )));
-    }
-    save(tx, vc)?;
-    Ok(None)
+    delete_part(tx, request, "streaming", |vc| vc.streaming.take().is_some())
 }
 
 pub fn termination_health(

@@ -8,10 +8,8 @@ use super::{list_reply, paginate, validate, wrap, Ctx, OpRequest, Reply};
 use crate::error::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sma_store::numbering;
 use sma_store::records::{
-    public, OrderedPhoneNumber, PhoneNumber, PhoneNumberAssociation, PhoneNumberCapabilities,
-    PhoneNumberOrder, SipRule,
+    public, OrderedPhoneNumber, PhoneNumber, PhoneNumberAssociation, PhoneNumberOrder, SipRule,
 };
 use sma_store::time::{iso8601, now_ms};
 use sma_store::Tx;
@@ -96,43 +94,18 @@ fn rules_of(rules: &[SipRule], number: &str) -> Vec<String> {
 }
 
 /// A new inventory entry for a number the operator owns.
-pub(crate) fn new_number(
+fn new_number(
     ctx: &Ctx<'_>,
     e164: &str,
     product_type: &str,
     order_id: Option<String>,
     name: Option<String>,
 ) -> PhoneNumber {
-    let digits = &e164[1..];
-    let now = iso8601(now_ms());
-    PhoneNumber {
-        phone_number_id: e164.into(),
-        e164_phone_number: e164.into(),
-        phone_number_arn: ctx.arn(ctx.default_region(), "phone-number", e164),
-        country: numbering::country_of(digits).unwrap_or("US").into(),
-        r#type: if numbering::is_toll_free(digits) {
-            "TollFree".into()
-        } else {
-            "Local".into()
-        },
-        product_type: product_type.into(),
-        status: "Unassigned".into(),
-        capabilities: PhoneNumberCapabilities {
-            inbound_call: true,
-            outbound_call: true,
-            ..Default::default()
-        },
-        associations: Vec::new(),
-        calling_name: None,
-        calling_name_status: "Unassigned".into(),
-        created_timestamp: now.clone(),
-        updated_timestamp: now,
-        deletion_timestamp: None,
-        order_id,
-        name,
-        tags: Vec::new(),
-        declared: false,
-    }
+    let arn = ctx.arn(ctx.default_region(), "phone-number", e164);
+    let mut number = PhoneNumber::new_in_inventory(e164, product_type, arn, &iso8601(now_ms()));
+    number.order_id = order_id;
+    number.name = name;
+    number
 }
 
 pub fn create_order(

@@ -140,6 +140,19 @@ pub fn tags(tags: &[Tag]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The `Tags` of a Create: valid, and no more than `limit`.
+pub fn new_tags(tags: Option<Vec<Tag>>, limit: usize) -> Result<Vec<Tag>, ApiError> {
+    let tags = tags.unwrap_or_default();
+    self::tags(&tags)?;
+    if tags.len() > limit {
+        return Err(ApiError::limit_exceeded(format!(
+            "Tags: {} tags is over the limit of {limit}",
+            tags.len()
+        )));
+    }
+    Ok(tags)
+}
+
 /// A list's length in `min..=max`.
 pub fn count(field: &str, len: usize, min: usize, max: usize) -> Result<(), ApiError> {
     if (min..=max).contains(&len) {
