@@ -3,9 +3,9 @@
 //! For each N: N legs (one socket each) play 20 ms PCMU packets through one [`Pacer`] to
 //! loopback receivers that record every packet's kernel arrival time. A run passes when the
 //! p99 send-time error (late or early) is ≤ 1 ms and no packet arrives more than 5 ms later
-//! than its stream's cadence says. Next to it, in the same run, a raw-UDP baseline sends the same packet rate
-//! from a minimal loop (prebuilt packets, no RTP state, no sources), so CPU use can be read as
-//! a ratio. Prints a table; `SMA_BENCH_QUICK=1` runs two small sizes only (CI).
+//! than its stream's cadence says. Next to it, in the same run, a raw-UDP baseline sends the
+//! same packet rate from a minimal loop (prebuilt packets, no RTP state, no sources), so CPU
+//! use can be read as a ratio. Prints a table; `SMA_BENCH_QUICK=1` runs two small sizes only (CI).
 
 use sma_media::codec::AudioCodec;
 use sma_media::pacer::Pacer;
