@@ -571,7 +571,9 @@ impl ScenarioRun {
 
     /// Checks whether the current step has passed, failed or timed out.
     fn evaluate(&mut self, now: Instant) {
-        let step = self.scenario.steps.get(self.index).cloned();
+        // The scenario is shared: hold the step by reference, not by a copy per audio frame.
+        let scenario = self.scenario.clone();
+        let step = scenario.steps.get(self.index);
         let needed = self.silence_needed();
         // A call that ended fails any step still waiting on it (except the ones about the
         // end itself, and waits).
