@@ -69,6 +69,11 @@ pub struct PromptMatcher {
     needle: Vec<f32>,
     needle_envelope: Vec<f32>,
     heard: Vec<f32>,
+    /// The envelope of `heard`, extended as whole blocks arrive.
+    heard_envelope: Vec<f32>,
+    /// The first envelope lag not yet scored: each lag is scored once, when its window is
+    /// complete, so a long call costs no more per search than a short one.
+    next_lag: usize,
     factor: usize,
     unchecked: usize,
     best: f32,
@@ -85,6 +90,8 @@ impl PromptMatcher {
             needle,
             needle_envelope,
             heard: Vec::new(),
+            heard_envelope: Vec::new(),
+            next_lag: 0,
             factor,
             unchecked: 0,
             best: 0.0,
@@ -101,6 +108,12 @@ impl PromptMatcher {
         let before = self.heard.len();
         self.heard.extend(decimate(samples, self.factor));
         self.unchecked += self.heard.len() - before;
+        let done = self.heard_envelope.len() * BLOCK;
+        let whole = self.heard.len() / BLOCK * BLOCK;
+        if whole > done {
+            let more = envelope(&self.heard[done..whole]);
+            self.heard_envelope.extend(more);
+        }
     }
 
     /// The best score so far and where it was found (ms into the audio heard). Searches
@@ -114,19 +127,32 @@ impl PromptMatcher {
     }
 
     fn search(&mut self) {
-        let heard_envelope = envelope(&self.heard);
         let n = self.needle_envelope.len();
-        if n == 0 || heard_envelope.len() < n {
+        if n == 0 || self.heard_envelope.len() < n {
             return;
         }
-        let mut candidates: Vec<(f32, usize)> = (0..=heard_envelope.len() - n)
+        let last_lag = self.heard_envelope.len() - n;
+        if self.next_lag > last_lag {
+            return;
+        }
+        // Lags whose waveform refinement (one block either side) still lacks audio are scored
+        // again by the next search; every earlier lag is final.
+        let complete = self
+            .heard
+            .len()
+            .checked_sub(self.needle.len() + BLOCK)
+            .map(|room| (room / BLOCK).min(last_lag));
+        let mut candidates: Vec<(f32, usize)> = (self.next_lag..=last_lag)
             .map(|lag| {
                 (
-                    ncc(&heard_envelope[lag..lag + n], &self.needle_envelope),
+                    ncc(&self.heard_envelope[lag..lag + n], &self.needle_envelope),
                     lag,
                 )
             })
             .collect();
+        if let Some(complete) = complete {
+            self.next_lag = self.next_lag.max(complete + 1);
+        }
         candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
         for (_, lag) in candidates.into_iter().take(3) {
             let centre = lag * BLOCK;
@@ -205,6 +231,29 @@ mod tests {
             "unrelated audio scored {}",
             other.best().0
         );
+    }
+
+    /// Audio arriving frame by frame, with a search every 200 ms as a call does: the prompt
+    /// is found where it starts, late in a long stream, each lag scored once.
+    #[test]
+    fn finds_a_prompt_late_in_audio_that_arrives_frame_by_frame() {
+        let prompt = babble(5, 8000);
+        let mut heard = babble(11, 8000 * 6 + 123);
+        let at = heard.len();
+        heard.extend(round_trip(AudioCodec::Pcmu, &prompt));
+        heard.extend(babble(12, 4000));
+        let mut m = PromptMatcher::new(&prompt, 8000);
+        for frame in heard.chunks(160) {
+            m.push(frame);
+            m.best();
+        }
+        let (score, ms) = m.best();
+        assert!(score > 0.95, "score {score}");
+        assert_eq!(ms, at as u64 / 8);
+        // Searches moved forward through the stream: only the lags of the last search period
+        // (20 blocks) and the refinement margin are left for the next one.
+        let last_lag = m.heard_envelope.len() - m.needle_envelope.len();
+        assert!(m.next_lag + 23 >= last_lag, "{} of {last_lag}", m.next_lag);
     }
 
     #[test]
