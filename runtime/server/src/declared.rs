@@ -37,18 +37,10 @@ fn id_from_name(kind: &str, name: &str) -> String {
     format!("{kind}-{slug}")
 }
 
+/// The model's resource-name rule, as the API applies it.
 fn check_name(what: &str, name: &str) -> Result<(), ConfigError> {
-    let ok = (1..=256).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || " _.-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(bad(format!(
-            "{what} name `{name}` must be 1-256 characters of letters, digits, space, `_`, `.` or `-`"
-        )))
-    }
+    sma_api::voice::validate::resource_name(&format!("{what} name"), name)
+        .map_err(|e| bad(e.message))
 }
 
 /// The resources a configuration declares, as store records.

@@ -14,6 +14,12 @@ pub trait Resource {
     fn id(&self) -> &str;
 }
 
+/// The ARN of a resource: `arn:aws:chime:<region>:<account>:<kind>/<id>` (`kind`: `sma`,
+/// `vc`, `vcg`, `phone-number`).
+pub fn arn(region: &str, account: &str, kind: &str, id: &str) -> String {
+    format!("arn:aws:chime:{region}:{account}:{kind}/{id}")
+}
+
 /// `value` as a client sees it: `sma:` members removed.
 pub fn public<T: Serialize>(value: &T) -> Value {
     let mut v = serde_json::to_value(value).unwrap_or(Value::Null);

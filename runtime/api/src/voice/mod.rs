@@ -142,10 +142,7 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn arn(&self, region: &str, kind: &str, id: &str) -> String {
-        format!(
-            "arn:aws:chime:{region}:{}:{kind}/{id}",
-            self.deployment.account_id
-        )
+        sma_store::records::arn(region, &self.deployment.account_id, kind, id)
     }
 
     pub fn default_region(&self) -> &str {
