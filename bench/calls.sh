@@ -20,6 +20,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 RATES=("$@")
 [ ${#RATES[@]} -gt 0 ] || RATES=(100 200 400 600 800 1000 1200)
 SECONDS_PER_RATE=${SECONDS_PER_RATE:-5}
+# PACER_PRIORITY: [media] pacer_realtime_priority for the runtime (default 0, time-shared).
 CONCURRENT=${CONCURRENT:-2000}
 
 . bench/lib.sh
@@ -69,6 +70,7 @@ config() { # listen-port max_cps
 listen = ["udp:127.0.0.1:$1"]
 [media]
 port_range = [20000, 60000]
+pacer_realtime_priority = ${PACER_PRIORITY:-0}
 [node]
 cdr_path = "$WORK/cdr.jsonl"
 [storage]

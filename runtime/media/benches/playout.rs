@@ -8,7 +8,7 @@
 //! use can be read as a ratio. Prints a table; `SMA_BENCH_QUICK=1` runs two small sizes only (CI).
 
 use sma_media::codec::AudioCodec;
-use sma_media::pacer::Pacer;
+use sma_media::pacer::{set_realtime_priority, set_time_shared, Pacer, PacerSettings};
 use sma_media::rtp::RtpSender;
 use sma_media::source::PcmSource;
 use std::collections::HashMap;
@@ -18,6 +18,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const PERIOD: Duration = Duration::from_millis(20);
+
+/// The pacer's scheduling: `sma serve`'s default (`[media] pacer_realtime_priority = 0`,
+/// time-shared), or the priority in `SMA_PACER_PRIORITY`. The raw sender gets the same.
+fn realtime() -> Option<u8> {
+    std::env::var("SMA_PACER_PRIORITY")
+        .ok()
+        .and_then(|v| v.parse::<u8>().ok())
+        .filter(|p| *p > 0)
+}
 
 fn quick() -> bool {
     std::env::var_os("SMA_BENCH_QUICK").is_some()
@@ -167,12 +176,21 @@ fn run(n: usize, seconds: u64, raw: bool) -> Outcome {
                 p
             })
             .collect();
-        let mut due: Vec<Instant> = (0..n).map(|i| phase(i) + warmup).collect();
+        // The pacer's phase plan puts streams at the starts of COALESCE-wide slots, spread
+        // evenly over the period, so each wake-up finds its share of packets due together.
+        let coalesce = sma_media::pacer::COALESCE;
+        let slots = (PERIOD.as_nanos() / coalesce.as_nanos()).max(1) as usize;
+        let slot_phase = |i: usize| first + coalesce * ((i * slots / n) as u32);
+        let mut due: Vec<Instant> = (0..n).map(|i| slot_phase(i) + warmup).collect();
         let mut seq = vec![0u16; n];
         let end = first + warmup + Duration::from_secs(seconds);
         std::thread::sleep(first + warmup - Instant::now().min(first + warmup));
         cpu_before = cpu_seconds();
         measured_from = Instant::now();
+        // The same scheduling as the pacer gets: its thread asks for SCHED_FIFO.
+        if let Some(e) = realtime().and_then(|p| set_realtime_priority(p).err()) {
+            eprintln!("raw sender runs time-shared: {e}");
+        }
         let mut packet = vec![0u8; 172];
         let mut late = Vec::new();
         while Instant::now() < end {
@@ -203,8 +221,13 @@ fn run(n: usize, seconds: u64, raw: bool) -> Outcome {
         }
         late.sort_unstable();
         lateness_p99 = late.get(late.len() * 99 / 100).copied().unwrap_or(0);
+        if realtime().is_some() {
+            let _ = set_time_shared();
+        }
     } else {
-        let pacer = Pacer::start();
+        let pacer = Pacer::with_settings(PacerSettings {
+            realtime_priority: realtime(),
+        });
         for (i, socket) in senders.iter().enumerate() {
             pacer.add(
                 socket.clone(),

@@ -12,6 +12,19 @@
 //! `COALESCE` early, far inside what any jitter buffer absorbs, and that earliness counts as
 //! send-time error in the statistics like lateness does.
 //!
+//! Streams are spread over the phases of their period ([`PhasePlan`]): a stream starts at the
+//! least-loaded phase within one period of the time it asked for. Calls answered at a regular
+//! rate otherwise share a handful of phases (200 calls a second, one every 5 ms, give every
+//! 20 ms stream one of four phases), and each of those wake-ups then has a quarter of all the
+//! packets to send: with 2,000 calls the last packet of such a burst left 2.6 ms late. Spread,
+//! a wake-up carries its share and no more. The first packet of a stream leaves at most one
+//! period after the requested start, which a listener cannot tell from call set-up time.
+//!
+//! The thread can ask the OS for real-time scheduling ([`PacerSettings::realtime_priority`]):
+//! a woken pacer then runs at once instead of waiting for a time-sharing thread's slice to end.
+//! That trims the rarest send delays, but every wake-up then preempts whatever runs, call
+//! set-up included, so it is off unless configured.
+//!
 //! Each stream sends from its call leg's own socket (symmetric RTP: the far end expects our
 //! packets from the port in our SDP), so `sendmmsg` batching applies only within one socket;
 //! one `send_to` per packet is what the kernel allows across legs.
@@ -115,7 +128,110 @@ impl PacerStats {
     }
 }
 
+/// Spreads streams over the phases of their period, in slots [`COALESCE`] wide (what one
+/// wake-up sends). Pure bookkeeping, no clock of its own: tested with made-up instants.
+#[derive(Debug)]
+pub struct PhasePlan {
+    origin: Instant,
+    slot: Duration,
+    /// Per period (in ns): streams per slot.
+    counts: HashMap<u128, Vec<u32>>,
+}
+
+/// Where a stream was placed: what [`PhasePlan::release`] needs back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    period_ns: u128,
+    slot: usize,
+}
+
+impl PhasePlan {
+    /// Phases are measured from `origin`; `slot` is their granularity.
+    pub fn new(origin: Instant, slot: Duration) -> PhasePlan {
+        PhasePlan {
+            origin,
+            slot: slot.max(Duration::from_micros(1)),
+            counts: HashMap::new(),
+        }
+    }
+
+    /// The first send time of a stream of `period` that asks to start at `start`: the earliest
+    /// time within one period whose slot holds no more than its share of this period's streams.
+    pub fn place(&mut self, start: Instant, period: Duration) -> (Instant, Placement) {
+        let period_ns = period.as_nanos().max(1);
+        let slot_ns = self.slot.as_nanos();
+        let slots = period_ns.div_ceil(slot_ns).max(1) as usize;
+        let phase = self.phase_ns(start, period_ns);
+        let counts = self
+            .counts
+            .entry(period_ns)
+            .or_insert_with(|| vec![0; slots]);
+        let total: u64 = counts.iter().map(|c| u64::from(*c)).sum();
+        let share = total / slots as u64;
+        let first = (phase / slot_ns) as usize;
+        // Candidate k starts k slots later (the first candidate is `start` itself). There is
+        // always a slot at or below the floor of the average, so the search ends.
+        let k = (0..slots)
+            .find(|k| u64::from(counts[(first + k) % slots]) <= share)
+            .unwrap_or(0);
+        let index = (first + k) % slots;
+        counts[index] = counts[index].saturating_add(1);
+        let delay = if k == 0 {
+            Duration::ZERO
+        } else {
+            // To the start of the chosen slot, within one period.
+            let target = index as u128 * slot_ns;
+            Duration::from_nanos(((target + period_ns - phase) % period_ns) as u64)
+        };
+        (
+            start + delay,
+            Placement {
+                period_ns,
+                slot: index,
+            },
+        )
+    }
+
+    /// A stream placed at `placement` has ended.
+    pub fn release(&mut self, placement: Placement) {
+        if let Some(count) = self
+            .counts
+            .get_mut(&placement.period_ns)
+            .and_then(|c| c.get_mut(placement.slot))
+        {
+            *count = count.saturating_sub(1);
+        }
+    }
+
+    /// Streams in each slot of `period`.
+    pub fn load(&self, period: Duration) -> Vec<u32> {
+        self.counts
+            .get(&period.as_nanos().max(1))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn phase_ns(&self, at: Instant, period_ns: u128) -> u128 {
+        match at.checked_duration_since(self.origin) {
+            Some(since) => since.as_nanos() % period_ns,
+            None => {
+                let before = (self.origin - at).as_nanos() % period_ns;
+                (period_ns - before) % period_ns
+            }
+        }
+    }
+}
+
+/// How the pacing thread runs.
+#[derive(Debug, Clone, Default)]
+pub struct PacerSettings {
+    /// Ask for `SCHED_FIFO` at this priority (1–99). When the OS refuses (no
+    /// `CAP_SYS_NICE`, or not Linux), the pacer logs why and runs time-shared.
+    pub realtime_priority: Option<u8>,
+}
+
 struct Stream {
+    placement: Placement,
     socket: Arc<UdpSocket>,
     destination: SocketAddr,
     sender: RtpSender,
@@ -164,7 +280,12 @@ pub struct Pacer {
 }
 
 impl Pacer {
+    /// A pacer at normal (time-shared) priority.
     pub fn start() -> Pacer {
+        Pacer::with_settings(PacerSettings::default())
+    }
+
+    pub fn with_settings(settings: PacerSettings) -> Pacer {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(PacerStats::default());
         let shutdown = Arc::new(AtomicBool::new(false));
@@ -173,7 +294,12 @@ impl Pacer {
             let shutdown = shutdown.clone();
             std::thread::Builder::new()
                 .name("sma-pacer".into())
-                .spawn(move || run(rx, stats, shutdown))
+                .spawn(move || {
+                    if let Some(priority) = settings.realtime_priority {
+                        request_realtime(priority);
+                    }
+                    run(rx, stats, shutdown)
+                })
                 .ok()
         };
         Pacer {
@@ -185,7 +311,8 @@ impl Pacer {
         }
     }
 
-    /// Starts a stream: its first frame is sent at `start`, then one every `period`.
+    /// Starts a stream: its first frame is sent at the least-loaded phase within one `period`
+    /// of `start` (see [`PhasePlan`]), then one every `period`.
     pub fn add(
         &self,
         socket: Arc<UdpSocket>,
@@ -198,6 +325,10 @@ impl Pacer {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let stopped = Arc::new(AtomicBool::new(false));
         let stream = Stream {
+            placement: Placement {
+                period_ns: 0,
+                slot: 0,
+            },
             socket,
             destination,
             sender,
@@ -226,7 +357,65 @@ impl Drop for Pacer {
     }
 }
 
+/// Switches the calling thread to `SCHED_FIFO` at `priority` (clamped to 1–99).
+pub fn set_realtime_priority(priority: u8) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param {
+            sched_priority: i32::from(priority.clamp(1, 99)),
+        };
+        // SAFETY: `param` is a valid sched_param that outlives the call; pid 0 names the
+        // calling thread, and the call only changes its scheduling policy.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = priority;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "real-time scheduling is only supported on Linux",
+        ))
+    }
+}
+
+/// Switches the calling thread back to time-shared (`SCHED_OTHER`) scheduling.
+pub fn set_time_shared() -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: as in `set_realtime_priority`; SCHED_OTHER takes priority 0.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    Ok(())
+}
+
+/// The pacing thread's request for real-time priority, logged either way.
+fn request_realtime(priority: u8) {
+    match set_realtime_priority(priority) {
+        Ok(()) => tracing::info!(priority, "pacer runs with real-time priority (SCHED_FIFO)"),
+        // Info, not a warning: unprivileged is the usual way to try sma out.
+        Err(error) => tracing::info!(
+            priority,
+            %error,
+            "pacer cannot get real-time priority; it runs time-shared, and send times may \
+             wander under load (grant CAP_SYS_NICE, or set [media] pacer_realtime_priority = 0)"
+        ),
+    }
+}
+
 fn run(commands: mpsc::Receiver<Command>, stats: Arc<PacerStats>, shutdown: Arc<AtomicBool>) {
+    let mut plan = PhasePlan::new(Instant::now(), COALESCE);
     let mut streams: HashMap<u64, Stream> = HashMap::new();
     let mut heap: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
     let mut payload = Vec::with_capacity(1500);
@@ -234,7 +423,10 @@ fn run(commands: mpsc::Receiver<Command>, stats: Arc<PacerStats>, shutdown: Arc<
     while !shutdown.load(Ordering::Relaxed) {
         while let Ok(cmd) = commands.try_recv() {
             match cmd {
-                Command::Add(id, s) => {
+                Command::Add(id, mut s) => {
+                    let (due, placement) = plan.place(s.due, s.period);
+                    s.due = due;
+                    s.placement = placement;
                     heap.push(Reverse((s.due, id)));
                     streams.insert(id, *s);
                 }
@@ -255,6 +447,7 @@ fn run(commands: mpsc::Receiver<Command>, stats: Arc<PacerStats>, shutdown: Arc<
                 continue;
             };
             if stream.stopped.load(Ordering::Relaxed) {
+                plan.release(stream.placement);
                 streams.remove(&id);
                 continue;
             }
@@ -294,6 +487,7 @@ fn run(commands: mpsc::Receiver<Command>, stats: Arc<PacerStats>, shutdown: Arc<
                 }
                 Frame::End => {
                     stream.stopped.store(true, Ordering::Relaxed);
+                    plan.release(stream.placement);
                     streams.remove(&id);
                     continue;
                 }
@@ -324,6 +518,131 @@ fn run(commands: mpsc::Receiver<Command>, stats: Arc<PacerStats>, shutdown: Arc<
         let wait = wait.min(Duration::from_millis(5));
         if !wait.is_zero() {
             std::thread::sleep(wait);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PERIOD: Duration = Duration::from_millis(20);
+
+    fn slots() -> usize {
+        (PERIOD.as_nanos() / COALESCE.as_nanos()) as usize
+    }
+
+    #[test]
+    fn streams_asking_for_one_instant_are_spread_over_the_period() {
+        let origin = Instant::now();
+        let mut plan = PhasePlan::new(origin, COALESCE);
+        let start = origin + Duration::from_secs(1);
+        let mut firsts = Vec::new();
+        for _ in 0..2 * slots() {
+            let (first, _) = plan.place(start, PERIOD);
+            assert!(first >= start && first < start + PERIOD, "{first:?}");
+            firsts.push(first);
+        }
+        // Two streams in every slot, none anywhere else.
+        assert_eq!(plan.load(PERIOD), vec![2; slots()]);
+        // The first stream of each slot starts at the slot's own beginning.
+        firsts.sort();
+        firsts.dedup();
+        assert_eq!(firsts.len(), slots());
+    }
+
+    #[test]
+    fn calls_answered_at_a_regular_rate_do_not_share_a_few_phases() {
+        // 200 calls a second: one every 5 ms, so without a plan every 20 ms stream would
+        // have one of four phases, 500 streams each.
+        let origin = Instant::now();
+        let mut plan = PhasePlan::new(origin, COALESCE);
+        for call in 0..2000u32 {
+            let answered = origin + Duration::from_millis(5) * call;
+            let (first, _) = plan.place(answered, PERIOD);
+            assert!(first - answered < PERIOD);
+        }
+        let load = plan.load(PERIOD);
+        let most = load.iter().copied().max().unwrap_or(0);
+        let fewest = load.iter().copied().min().unwrap_or(0);
+        assert_eq!(load.iter().sum::<u32>(), 2000);
+        assert!(
+            most - fewest <= 1,
+            "slots hold {fewest}..{most} streams: {load:?}"
+        );
+    }
+
+    #[test]
+    fn a_balanced_plan_keeps_the_asked_start() {
+        let origin = Instant::now();
+        let mut plan = PhasePlan::new(origin, COALESCE);
+        // One stream per slot, each asking for its own slot: nobody moves.
+        for i in 0..slots() as u32 {
+            let start = origin + COALESCE * i + Duration::from_micros(10);
+            let (first, _) = plan.place(start, PERIOD);
+            assert_eq!(first, start);
+        }
+    }
+
+    #[test]
+    fn released_slots_are_reused_and_periods_are_planned_apart() {
+        let origin = Instant::now();
+        let mut plan = PhasePlan::new(origin, COALESCE);
+        let start = origin + Duration::from_millis(3);
+        let (_, a) = plan.place(start, PERIOD);
+        let (second, _) = plan.place(start, PERIOD);
+        assert_eq!(second, origin + Duration::from_micros(3250), "next slot");
+        plan.release(a);
+        let (third, _) = plan.place(start, PERIOD);
+        assert_eq!(third, start, "the released slot is free again");
+        // A 30 ms stream has a plan of its own, empty so far.
+        let (other, _) = plan.place(start, Duration::from_millis(30));
+        assert_eq!(other, start);
+        assert_eq!(plan.load(Duration::from_millis(30)).iter().sum::<u32>(), 1);
+    }
+
+    #[test]
+    fn odd_inputs_do_not_panic() {
+        let origin = Instant::now();
+        let mut plan = PhasePlan::new(origin, Duration::ZERO);
+        let before = origin
+            .checked_sub(Duration::from_millis(7))
+            .unwrap_or(origin);
+        for period in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_millis(7),
+        ] {
+            let (first, p) = plan.place(before, period);
+            assert!(first >= before);
+            plan.release(p);
+            plan.release(p);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn realtime_priority_is_granted_or_refused_with_the_reason() {
+        let outcome = std::thread::spawn(|| {
+            // SAFETY: sched_getscheduler only reads the calling thread's policy.
+            let policy = || unsafe { libc::sched_getscheduler(0) };
+            match set_realtime_priority(1) {
+                Ok(()) => {
+                    assert_eq!(policy(), libc::SCHED_FIFO);
+                    set_time_shared().expect("back to time-shared");
+                    assert_eq!(policy(), libc::SCHED_OTHER);
+                    None
+                }
+                Err(e) => {
+                    assert_eq!(policy(), libc::SCHED_OTHER, "a refusal changes nothing");
+                    Some(e.kind())
+                }
+            }
+        })
+        .join()
+        .expect("thread");
+        if let Some(kind) = outcome {
+            assert_eq!(kind, std::io::ErrorKind::PermissionDenied);
         }
     }
 }

@@ -528,6 +528,12 @@ pub struct MediaSection {
     pub codecs: Vec<String>,
     #[serde(default = "default_ptime")]
     pub ptime: u32,
+    /// `SCHED_FIFO` priority of the RTP pacing thread (1–99); 0, the default, is time-shared.
+    /// A real-time pacer runs at once when woken, which trims the rarest send delays, but it
+    /// then preempts call set-up too (see the README's figures): for machines that mostly carry
+    /// media. Refused without `CAP_SYS_NICE`: the pacer then runs time-shared and logs why.
+    #[serde(default = "default_pacer_priority")]
+    pub pacer_realtime_priority: u8,
 }
 
 impl Default for MediaSection {
@@ -537,6 +543,7 @@ impl Default for MediaSection {
             port_range: default_ports(),
             codecs: default_codecs(),
             ptime: default_ptime(),
+            pacer_realtime_priority: default_pacer_priority(),
         }
     }
 }
@@ -551,6 +558,10 @@ fn default_codecs() -> Vec<String> {
 
 fn default_ptime() -> u32 {
     20
+}
+
+fn default_pacer_priority() -> u8 {
+    0
 }
 
 impl File {
@@ -675,5 +686,15 @@ mod tests {
         assert_eq!(f.sip.listen.len(), 2);
         let f: File = toml::from_str("[media]\ncodecs = [\"G729\"]\n").unwrap();
         assert!(f.check().unwrap_err().to_string().contains("G729"));
+    }
+
+    #[test]
+    fn the_pacer_is_time_shared_unless_a_priority_is_set() {
+        let f: File = toml::from_str("").unwrap();
+        assert_eq!(f.media.pacer_realtime_priority, 0);
+        let f: File = toml::from_str("[media]\npacer_realtime_priority = 20\n").unwrap();
+        assert_eq!(f.media.pacer_realtime_priority, 20);
+        let err = toml::from_str::<File>("[media]\npacer_realtime_priority = 300\n").unwrap_err();
+        assert!(err.to_string().contains("pacer_realtime_priority"), "{err}");
     }
 }

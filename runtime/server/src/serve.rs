@@ -17,7 +17,7 @@ use crate::sip::transport::Transports;
 use clap::Args;
 use sma_api::voice::{Deployment, Limits};
 use sma_handler::{EngineSettings, WasmEngine, WebhookClient};
-use sma_media::pacer::Pacer;
+use sma_media::pacer::{Pacer, PacerSettings};
 use sma_media::prompt::PromptCache;
 use sma_media::tts::{espeak::Espeak, http::HttpTts, http::HttpTtsConfig, Synthesizer};
 use sma_sip::message::ParseLimits;
@@ -265,7 +265,12 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         AttributeProfile::Legacy => sma_actions::Limits::legacy(),
     };
     let ctx = Arc::new(CallContext {
-        pacer: Pacer::start(),
+        pacer: Pacer::with_settings(PacerSettings {
+            realtime_priority: match file.media.pacer_realtime_priority {
+                0 => None,
+                priority => Some(priority.min(99)),
+            },
+        }),
         prompts: PromptCache::new(1000, file.media.ptime),
         tts,
         buckets: Buckets::new(file.storage.root.clone(), file.storage.buckets.clone()),
@@ -430,7 +435,9 @@ async fn media_stats(ctx: Arc<CallContext>) {
             streams = active,
             packets_per_sec = sent / period.as_secs(),
             lateness_p50_us = stats.lateness_quantile_us(0.5),
+            lateness_p90_us = stats.lateness_quantile_us(0.9),
             lateness_p99_us = stats.lateness_quantile_us(0.99),
+            lateness_p999_us = stats.lateness_quantile_us(0.999),
             send_errors = stats.send_errors.load(std::sync::atomic::Ordering::Relaxed),
             "media stats"
         );
