@@ -8,7 +8,9 @@
 //! use can be read as a ratio. Prints a table; `SMA_BENCH_QUICK=1` runs two small sizes only (CI).
 
 use sma_media::codec::AudioCodec;
-use sma_media::pacer::{set_realtime_priority, set_time_shared, Pacer, PacerSettings};
+use sma_media::pacer::{
+    set_realtime_priority, set_time_shared, set_time_slice, Pacer, PacerSettings, PACER_TIME_SLICE,
+};
 use sma_media::rtp::RtpSender;
 use sma_media::source::PcmSource;
 use std::collections::HashMap;
@@ -187,9 +189,17 @@ fn run(n: usize, seconds: u64, raw: bool) -> Outcome {
         std::thread::sleep(first + warmup - Instant::now().min(first + warmup));
         cpu_before = cpu_seconds();
         measured_from = Instant::now();
-        // The same scheduling as the pacer gets: its thread asks for SCHED_FIFO.
-        if let Some(e) = realtime().and_then(|p| set_realtime_priority(p).err()) {
-            eprintln!("raw sender runs time-shared: {e}");
+        // The same scheduling as the pacer gets: SCHED_FIFO when asked for, else the
+        // pacer's short time slice (kept by this thread afterwards; it only sleeps then).
+        match realtime() {
+            Some(p) => {
+                if let Err(e) = set_realtime_priority(p) {
+                    eprintln!("raw sender runs time-shared: {e}");
+                }
+            }
+            None => {
+                let _ = set_time_slice(PACER_TIME_SLICE);
+            }
         }
         let mut packet = vec![0u8; 172];
         let mut late = Vec::new();
@@ -227,6 +237,7 @@ fn run(n: usize, seconds: u64, raw: bool) -> Outcome {
     } else {
         let pacer = Pacer::with_settings(PacerSettings {
             realtime_priority: realtime(),
+            ..PacerSettings::default()
         });
         for (i, socket) in senders.iter().enumerate() {
             pacer.add(

@@ -270,6 +270,7 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
                 0 => None,
                 priority => Some(priority.min(99)),
             },
+            ..PacerSettings::default()
         }),
         prompts: PromptCache::new(1000, file.media.ptime),
         tts,
