@@ -146,6 +146,7 @@ struct Outcome {
 
 /// Runs N streams for `seconds`; `raw` selects the baseline sender.
 fn run(n: usize, seconds: u64, raw: bool) -> Outcome {
+    let priority = realtime();
     let receivers: Vec<UdpSocket> = (0..2).map(|_| receiver_socket()).collect();
     let targets: Vec<SocketAddr> = receivers.iter().map(|r| r.local_addr().unwrap()).collect();
     let senders: Vec<Arc<UdpSocket>> = (0..n)
@@ -191,7 +192,7 @@ fn run(n: usize, seconds: u64, raw: bool) -> Outcome {
         measured_from = Instant::now();
         // The same scheduling as the pacer gets: SCHED_FIFO when asked for, else the
         // pacer's short time slice (kept by this thread afterwards; it only sleeps then).
-        match realtime() {
+        match priority {
             Some(p) => {
                 if let Err(e) = set_realtime_priority(p) {
                     eprintln!("raw sender runs time-shared: {e}");
@@ -231,12 +232,12 @@ fn run(n: usize, seconds: u64, raw: bool) -> Outcome {
         }
         late.sort_unstable();
         lateness_p99 = late.get(late.len() * 99 / 100).copied().unwrap_or(0);
-        if realtime().is_some() {
+        if priority.is_some() {
             let _ = set_time_shared();
         }
     } else {
         let pacer = Pacer::with_settings(PacerSettings {
-            realtime_priority: realtime(),
+            realtime_priority: priority,
             ..PacerSettings::default()
         });
         for (i, socket) in senders.iter().enumerate() {

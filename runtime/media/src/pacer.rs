@@ -385,17 +385,7 @@ impl Drop for Pacer {
 pub fn set_realtime_priority(priority: u8) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        let param = libc::sched_param {
-            sched_priority: i32::from(priority.clamp(1, 99)),
-        };
-        // SAFETY: `param` is a valid sched_param that outlives the call; pid 0 names the
-        // calling thread, and the call only changes its scheduling policy.
-        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+        set_scheduler(libc::SCHED_FIFO, i32::from(priority.clamp(1, 99)))
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -411,17 +401,32 @@ pub fn set_realtime_priority(priority: u8) -> std::io::Result<()> {
 pub fn set_time_shared() -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: as in `set_realtime_priority`; SCHED_OTHER takes priority 0.
-        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+        set_scheduler(libc::SCHED_OTHER, 0)
     }
     #[cfg(not(target_os = "linux"))]
     Ok(())
+}
+
+/// `sched_setscheduler` for the calling thread.
+#[cfg(target_os = "linux")]
+fn set_scheduler(policy: i32, priority: i32) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a valid sched_param that outlives the call; pid 0 names the calling
+    // thread, and the call only changes its scheduling policy.
+    let rc = unsafe { libc::sched_setscheduler(0, policy, &param) };
+    os_result(rc == 0)
+}
+
+/// A system call's outcome as a result: on failure the call left the reason in errno.
+#[cfg(target_os = "linux")]
+fn os_result(succeeded: bool) -> std::io::Result<()> {
+    if succeeded {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Asks for a `slice` time slice for the calling time-shared thread (`sched_setattr` with
@@ -439,11 +444,7 @@ pub fn set_time_slice(slice: Duration) -> std::io::Result<()> {
         // outlives the call; pid 0 is the calling thread and flags are 0. The call only sets
         // the thread's scheduling attributes.
         let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+        os_result(rc == 0)
     }
     #[cfg(not(target_os = "linux"))]
     {
