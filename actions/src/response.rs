@@ -224,8 +224,19 @@ fn read_attributes(value: Value, limits: &Limits) -> Result<TransactionAttribute
     Ok(out)
 }
 
+/// Length of `s` as a JSON string literal, quotes included, escaped the way serde_json writes
+/// it (two-character escapes, `\u00XX` for other control characters, UTF-8 kept as is),
+/// counted without building the literal.
 fn json_len(s: &str) -> usize {
-    serde_json::to_string(s).map_or(s.len() + 2, |q| q.len())
+    let escaped: usize = s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0x00..=0x1f => 6,
+            _ => 1,
+        })
+        .sum();
+    escaped + 2
 }
 
 fn read_actions(list: Vec<Value>, limits: &Limits) -> Result<Vec<ValidatedAction>, ResponseError> {
@@ -293,4 +304,24 @@ fn read_action(
         Ok(ValidatedAction { action, parameters })
     });
     (Some(name), result)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_len_counts_what_serde_json_writes() {
+        for s in [
+            "",
+            "plain",
+            "quote \" and backslash \\",
+            "\n\r\t\u{8}\u{c}",
+            "\u{0}\u{1}\u{1f} control",
+            "\u{7f} del",
+            "ünïcödé ☎ 𝄞",
+            "</script>",
+        ] {
+            let written = serde_json::to_string(s).unwrap();
+            assert_eq!(super::json_len(s), written.len(), "{s:?} -> {written}");
+        }
+    }
 }

@@ -22,6 +22,12 @@ fn err(field: impl Into<String>, rule: Rule) -> ActionError {
 }
 
 fn decode<T: DeserializeOwned>(params: &Value) -> Result<T, ActionError> {
+    // Valid parameters are the common case: decode them without path tracking, and only
+    // when that fails decode again with it, to name the field. Both passes see the same
+    // value, so they fail alike.
+    if let Ok(typed) = T::deserialize(params) {
+        return Ok(typed);
+    }
     serde_path_to_error::deserialize(params).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();

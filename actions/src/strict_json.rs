@@ -60,11 +60,15 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
-            if map.contains_key(&key) {
-                return Err(de::Error::custom(format!("duplicate key `{key}`")));
+            match map.entry(key) {
+                serde_json::map::Entry::Occupied(seen) => {
+                    return Err(de::Error::custom(format!("duplicate key `{}`", seen.key())));
+                }
+                serde_json::map::Entry::Vacant(slot) => {
+                    let StrictValue(value) = access.next_value()?;
+                    slot.insert(value);
+                }
             }
-            let StrictValue(value) = access.next_value()?;
-            map.insert(key, value);
         }
         Ok(Value::Object(map))
     }
