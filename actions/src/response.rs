@@ -224,19 +224,25 @@ fn read_attributes(value: Value, limits: &Limits) -> Result<TransactionAttribute
     Ok(out)
 }
 
-/// Length of `s` as a JSON string literal, quotes included, escaped the way serde_json writes
-/// it (two-character escapes, `\u00XX` for other control characters, UTF-8 kept as is),
-/// counted without building the literal.
+/// Length of `s` as a JSON string literal, quotes and escapes included: serde_json writes it
+/// into a byte counter, so the escaping rules stay serde_json's and no string is built.
 fn json_len(s: &str) -> usize {
-    let escaped: usize = s
-        .bytes()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-            0x00..=0x1f => 6,
-            _ => 1,
-        })
-        .sum();
-    escaped + 2
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing a `str` into a writer that never fails cannot fail.
+    match serde_json::to_writer(&mut counter, s) {
+        Ok(()) => counter.0,
+        Err(_) => s.len() + 2,
+    }
 }
 
 fn read_actions(list: Vec<Value>, limits: &Limits) -> Result<Vec<ValidatedAction>, ResponseError> {
