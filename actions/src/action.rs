@@ -8,8 +8,9 @@ use crate::common::{
     SipHeaders, SpeechParameters, TextType,
 };
 use crate::lenient::{Flag, Int};
+use crate::prelude::*;
+use alloc::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// One action: `{"Type": "<name>", "Parameters": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

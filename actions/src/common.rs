@@ -1,7 +1,8 @@
 //! Value types shared by several actions and events.
 
+use crate::prelude::*;
+use alloc::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// SIP headers carried on a leg or sent on an outgoing INVITE, by header name as received.
 pub type SipHeaders = BTreeMap<String, String>;

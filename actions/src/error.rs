@@ -1,6 +1,7 @@
 //! Error classes of the contract and the typed errors of response validation.
 
-use std::fmt;
+use crate::prelude::*;
+use core::fmt;
 use thiserror::Error;
 
 /// `ErrorType` values of `ACTION_FAILED` events (§3.0 and per action).

@@ -3,9 +3,10 @@
 use crate::common::{
     CallRecordingDestination, Direction, ParticipantTag, RecordingDestination, SipHeaders, Status,
 };
+use crate::prelude::*;
+use alloc::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 /// The only schema version the contract knows; a response must echo it.
 pub const SCHEMA_VERSION: &str = "1.0";

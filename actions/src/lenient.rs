@@ -5,9 +5,10 @@
 //! runtime to accept both and to echo back exactly what it received, so these types remember
 //! the representation they were read from.
 
+use crate::prelude::*;
+use core::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
-use std::fmt;
 
 /// An integer parameter that may arrive as a JSON number or a decimal string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +73,8 @@ impl<'de> Deserialize<'de> for Int {
                     .map_err(|_| E::custom(format!("integer {v} is too large")))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Int, E> {
-                if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                // A whole number: the round trip through i64 is exact below 2^53 (`fract` is std-only).
+                if v.abs() < 9.0e15 && (v as i64) as f64 == v {
                     Ok(Int::new(v as i64))
                 } else {
                     Err(E::invalid_type(de::Unexpected::Float(v), &self))

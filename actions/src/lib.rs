@@ -9,6 +9,24 @@
 //! rule broken, and says what the call engine does with it ([`Disposition`]).
 
 #![deny(missing_docs)]
+// `no_std` + `alloc` so that a guest can build its handler without the standard library: on
+// `wasm32-wasip2`, linking `std` pulls in WASI imports (stdio, environment, exit) that every
+// fresh instance then pays to instantiate (see `guest-sdk`). The host enables `std`.
+#![no_std]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+/// The `alloc` names every module uses, in place of the `std` prelude.
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::boxed::Box;
+    pub(crate) use alloc::format;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec;
+    pub(crate) use alloc::vec::Vec;
+}
 
 mod action;
 mod common;

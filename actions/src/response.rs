@@ -4,6 +4,7 @@ use crate::action::{Action, ACTION_NAMES};
 use crate::error::{json_type, ActionError, ResponseError, Rule};
 use crate::event::{TransactionAttributes, SCHEMA_VERSION};
 use crate::limits::Limits;
+use crate::prelude::*;
 use crate::rules;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -122,7 +123,7 @@ pub fn parse_json(body: &[u8], limits: &Limits) -> Result<Value, ResponseError> 
             limit: limits.max_response_bytes,
         });
     }
-    let text = std::str::from_utf8(body).map_err(|e| ResponseError::InvalidUtf8 {
+    let text = core::str::from_utf8(body).map_err(|e| ResponseError::InvalidUtf8 {
         offset: e.valid_up_to(),
     })?;
     if text.trim().is_empty() {
@@ -226,6 +227,7 @@ fn read_attributes(value: Value, limits: &Limits) -> Result<TransactionAttribute
 
 /// Length of `s` as a JSON string literal, quotes and escapes included: serde_json writes it
 /// into a byte counter, so the escaping rules stay serde_json's and no string is built.
+#[cfg(feature = "std")]
 fn json_len(s: &str) -> usize {
     struct Counter(usize);
     impl std::io::Write for Counter {
@@ -243,6 +245,12 @@ fn json_len(s: &str) -> usize {
         Ok(()) => counter.0,
         Err(_) => s.len() + 2,
     }
+}
+
+/// Without `std`, serde_json has no writer to count into: build the literal and measure it.
+#[cfg(not(feature = "std"))]
+fn json_len(s: &str) -> usize {
+    serde_json::to_string(s).map_or(s.len() + 2, |literal| literal.len())
 }
 
 fn read_actions(list: Vec<Value>, limits: &Limits) -> Result<Vec<ValidatedAction>, ResponseError> {

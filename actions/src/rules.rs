@@ -8,6 +8,7 @@ use crate::common::{AudioSource, ParticipantTag, SipHeaders, SpeechParameters, T
 use crate::error::{ActionError, Rule};
 use crate::lenient::Int;
 use crate::limits::Limits;
+use crate::prelude::*;
 use crate::response::ValidatedAction;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -154,6 +155,7 @@ fn regex(field: &str, pattern: Option<&str>) -> Checked {
 /// are remembered (a bounded set, emptied when full; invalid ones are never stored).
 #[cfg(feature = "regex")]
 mod known_valid_regex {
+    use crate::prelude::*;
     use std::collections::HashSet;
     use std::sync::{Mutex, OnceLock};
 

@@ -4,10 +4,11 @@
 //! would silently become a hang-up. A handler response is hostile input: reject the ambiguity
 //! and name the key instead.
 
+use crate::prelude::*;
+use core::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::fmt;
 
 /// A parsed JSON document in which no object had a repeated key.
 pub struct StrictValue(pub Value);
@@ -81,6 +82,8 @@ pub fn parse(text: &str) -> Result<Value, serde_json::Error> {
 
 #[cfg(test)]
 mod tests {
+    use crate::prelude::*;
+
     #[test]
     fn rejects_duplicate_keys_at_any_depth() {
         let err = super::parse(r#"{"a":{"Type":"x","Type":"y"}}"#).unwrap_err();
