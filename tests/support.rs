@@ -66,6 +66,8 @@ pub fn rust_component(file: &str) -> PathBuf {
             "ivr-menu-rust",
             "-p",
             "chaos-guest",
+            "-p",
+            "chaos-nostd-guest",
         ])
     });
     target_dir().join("wasm32-wasip2/guest").join(file)

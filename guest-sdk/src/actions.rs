@@ -2,6 +2,7 @@
 //! (fields are public for anything not covered) and converts into an
 //! [`Action`](crate::Action) with `.into()`.
 
+use crate::prelude::*;
 use sma_actions::*;
 
 /// `Speak` plain text on a leg.

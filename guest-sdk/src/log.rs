@@ -8,7 +8,7 @@ fn write(level: Level, message: &str) {
     #[cfg(target_arch = "wasm32")]
     crate::bindings::sma::handler::log::log(level, message);
     #[cfg(not(target_arch = "wasm32"))]
-    eprintln!("[{level:?}] {message}");
+    std::eprintln!("[{level:?}] {message}");
 }
 
 /// Logs at debug level.

@@ -232,6 +232,18 @@ impl WasmHandler {
         &self.inner.limits
     }
 
+    /// The names of the interfaces the component imports (`wasi:cli/stderr@0.2.6`, ...).
+    /// Every import is instantiated for every fresh instance, so this is what a handler
+    /// costs beyond its own code.
+    pub fn imports(&self) -> Vec<String> {
+        let component = self.inner.pre.instance_pre().component();
+        component
+            .component_type()
+            .imports(&self.inner.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
     /// Invokes the handler in a fresh instance.
     ///
     /// Blocks for at most the deadline; call it from a blocking-capable thread.
@@ -266,6 +278,7 @@ impl WasmHandler {
                 handler: self.inner.name.clone(),
                 transaction_id: transaction_id.into(),
                 lines: 0,
+                last_error: None,
             },
             stderr: CapturedOutput::default(),
         };
@@ -316,6 +329,9 @@ impl WasmHandler {
                 if !stderr.is_empty() {
                     message.push_str("; guest stderr: ");
                     message.push_str(stderr.trim());
+                } else if let Some(line) = &state.log.last_error {
+                    message.push_str("; last error the guest logged: ");
+                    message.push_str(line);
                 }
                 InvokeError::Trap(message)
             }
@@ -346,6 +362,7 @@ impl WasmSession {
         };
         store.set_epoch_deadline(self.handler.inner.deadline_ticks);
         store.data_mut().log.lines = 0;
+        store.data_mut().log.last_error = None;
         let result = app.call_handle_event(&mut store, event_json);
         let failed = !matches!(result, Ok(Ok(_)));
         let out = self.handler.finish(&mut store, result);
@@ -423,15 +440,15 @@ struct LogContext {
     handler: Arc<str>,
     transaction_id: Box<str>,
     lines: u32,
+    /// The last line logged at error level: a `no_std` guest's panic message arrives this
+    /// way (it has no stderr), and a trap report includes it.
+    last_error: Option<String>,
 }
 
 impl wit_log::Host for HostState {
     fn log(&mut self, level: Level, mut message: String) {
         let ctx = &mut self.log;
         ctx.lines += 1;
-        if ctx.lines > MAX_LOG_LINES {
-            return;
-        }
         if message.len() > MAX_LOG_LINE {
             let mut end = MAX_LOG_LINE;
             while !message.is_char_boundary(end) {
@@ -439,6 +456,12 @@ impl wit_log::Host for HostState {
             }
             message.truncate(end);
             message.push('…');
+        }
+        if matches!(level, Level::Error) {
+            ctx.last_error = Some(message.clone());
+        }
+        if ctx.lines > MAX_LOG_LINES {
+            return;
         }
         let (handler, tx) = (&*ctx.handler, &*ctx.transaction_id);
         match level {

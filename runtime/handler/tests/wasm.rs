@@ -33,6 +33,84 @@ fn rust_example_answers_and_validates() {
     assert_eq!(actions[0].action.name(), "SpeakAndGetDigits");
 }
 
+fn chaos_nostd(limits: WasmLimits) -> sma_handler::WasmHandler {
+    engine()
+        .load_file(&rust_component("chaos_nostd_guest.wasm"), limits)
+        .expect("load no_std chaos guest")
+}
+
+#[test]
+fn no_std_handlers_import_nothing_but_the_log() {
+    // The IVR example is `no_std` on wasm: the component must not import the WASI that
+    // `std` drags in, or every fresh instance pays to instantiate it again.
+    let ivr = engine()
+        .load_file(&rust_component("ivr_menu_rust.wasm"), WasmLimits::default())
+        .unwrap();
+    assert_eq!(ivr.imports(), ["sma:handler/log@0.1.0"]);
+    assert_eq!(
+        chaos_nostd(WasmLimits::default()).imports(),
+        ["sma:handler/log@0.1.0"]
+    );
+    // The same SDK used from a crate with `std` still builds, and imports WASI.
+    let std_imports = chaos(WasmLimits::default()).imports();
+    assert!(
+        std_imports.iter().any(|i| i.starts_with("wasi:cli/stderr")),
+        "{std_imports:?}"
+    );
+}
+
+#[test]
+fn no_std_panic_is_reported_with_its_message() {
+    let err = chaos_nostd(short_deadline())
+        .invoke(&json(&chaos_event("trap")), "tx")
+        .unwrap_err();
+    match err {
+        InvokeError::Trap(message) => assert!(
+            message.contains("no_std chaos guest asked to trap") && message.contains("lib.rs"),
+            "{message}"
+        ),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[test]
+fn no_std_allocator_stops_at_the_memory_cap_and_reuses_what_is_freed() {
+    let limits = WasmLimits {
+        memory_bytes: 16 << 20,
+        ..short_deadline()
+    };
+    let handler = chaos_nostd(limits);
+    let err = handler
+        .invoke(&json(&chaos_event("oom")), "tx")
+        .unwrap_err();
+    assert_eq!(
+        err,
+        InvokeError::OutOfMemory {
+            limit_bytes: 16 << 20
+        }
+    );
+    // 256 MiB allocated and freed 1 MiB at a time: fits 16 MiB only because blocks are
+    // reused. Writing it all takes a while on a loaded machine: a generous deadline.
+    let value = chaos_nostd(WasmLimits {
+        memory_bytes: 16 << 20,
+        deadline: Duration::from_secs(20),
+        ..WasmLimits::default()
+    })
+    .invoke(&json(&chaos_event("churn")), "tx")
+    .unwrap();
+    assert_eq!(value["TransactionAttributes"]["churned"], "268435456");
+    let err = handler
+        .invoke(&json(&chaos_event("loop")), "tx")
+        .unwrap_err();
+    assert_eq!(
+        err,
+        InvokeError::DeadlineExceeded(Duration::from_millis(200))
+    );
+    // The instance after all that is as good as new.
+    let value = handler.invoke(&json(&chaos_event("ok")), "tx").unwrap();
+    assert_eq!(value["Actions"][0]["Type"], "Hangup");
+}
+
 #[test]
 fn trap_is_reported_with_the_panic_message() {
     let err = chaos(short_deadline())
