@@ -126,6 +126,17 @@ pub fn parse_json(body: &[u8], limits: &Limits) -> Result<Value, ResponseError> 
     let text = core::str::from_utf8(body).map_err(|e| ResponseError::InvalidUtf8 {
         offset: e.valid_up_to(),
     })?;
+    parse_json_text(text, limits)
+}
+
+/// [`parse_json`] of text already known to be UTF-8 (a component's response string).
+pub fn parse_json_text(text: &str, limits: &Limits) -> Result<Value, ResponseError> {
+    if text.len() > limits.max_response_bytes {
+        return Err(ResponseError::TooLarge {
+            size: text.len(),
+            limit: limits.max_response_bytes,
+        });
+    }
     if text.trim().is_empty() {
         return Err(ResponseError::Empty);
     }

@@ -237,13 +237,13 @@ pub fn is_allowed_sip_header(name: &str) -> bool {
 
 fn sip_headers(headers: Option<&SipHeaders>) -> Checked {
     for (name, value) in headers.into_iter().flatten() {
-        let field = format!("Parameters.SipHeaders.{name}");
+        let field = || format!("Parameters.SipHeaders.{name}");
         if !is_allowed_sip_header(name) {
-            return Err(err(field, Rule::SipHeaderName(name.clone())));
+            return Err(err(field(), Rule::SipHeaderName(name.clone())));
         }
         if value.chars().count() > 2048 {
             return Err(err(
-                field,
+                field(),
                 Rule::TooLong {
                     len: value.chars().count(),
                     max: 2048,
@@ -252,7 +252,7 @@ fn sip_headers(headers: Option<&SipHeaders>) -> Checked {
         }
         if value.contains(['\r', '\n']) {
             return Err(err(
-                field,
+                field(),
                 Rule::WrongType("header values cannot contain line breaks".into()),
             ));
         }
@@ -261,13 +261,13 @@ fn sip_headers(headers: Option<&SipHeaders>) -> Checked {
 }
 
 fn speech(field: &str, params: &SpeechParameters, limits: &Limits) -> Checked {
-    text(
-        &format!("{field}.Text"),
-        &params.text,
-        params.text_type,
-        limits,
-    )?;
-    non_empty(&format!("{field}.VoiceId"), params.voice_id.as_deref())
+    // Every speech action comes through here: name the full field only for an error.
+    text("Text", &params.text, params.text_type, limits)
+        .and_then(|()| non_empty("VoiceId", params.voice_id.as_deref()))
+        .map_err(|mut e| {
+            e.field = format!("{field}.{}", e.field);
+            e
+        })
 }
 
 fn text(field: &str, text: &str, text_type: Option<TextType>, limits: &Limits) -> Checked {

@@ -8,7 +8,7 @@
 
 use criterion::Criterion;
 use serde_json::Value;
-use sma_actions::{validate_response_value, Limits};
+use sma_actions::{validate_response_value, InvocationEvent, Limits};
 use sma_e2e::{built_example, root, rust_component, target_dir, PythonWebhook};
 use sma_handler::{
     EngineSettings, WasmEngine, WasmHandler, WasmLimits, WebhookClient, WebhookHandler,
@@ -104,9 +104,13 @@ fn timed(f: &mut dyn FnMut(), n: usize, pause: Duration) -> Vec<Duration> {
 }
 
 fn main() {
-    let event =
+    // The event as the call engine sends it: the fixture typed, then serialized compactly
+    // (the fixture file itself is indented for reading; no handler ever receives that).
+    let fixture =
         std::fs::read_to_string(root().join("actions/tests/fixtures/events/new_inbound_call.json"))
             .unwrap();
+    let event: InvocationEvent = serde_json::from_str(&fixture).unwrap();
+    let event = serde_json::to_string(&event).unwrap();
     let engine = WasmEngine::new(EngineSettings {
         max_instances: 64,
         cache_dir: target_dir().join("sma-bench-component-cache"),

@@ -300,7 +300,7 @@ impl WasmHandler {
                     // with INVALID_LAMBDA_RESPONSE (EmptyResponse), not with failover.
                     return Ok(Value::Null);
                 }
-                sma_actions::parse_json(body.as_bytes(), &self.inner.limits.response)
+                sma_actions::parse_json_text(&body, &self.inner.limits.response)
                     .map_err(InvokeError::InvalidResponse)
             }
             Ok(Err(message)) => Err(InvokeError::HandlerError(message)),
