@@ -117,12 +117,8 @@ impl ValidatedResponse {
 
 /// Reads untrusted bytes as JSON: size limit, UTF-8, blankness, duplicate keys.
 pub fn parse_json(body: &[u8], limits: &Limits) -> Result<Value, ResponseError> {
-    if body.len() > limits.max_response_bytes {
-        return Err(ResponseError::TooLarge {
-            size: body.len(),
-            limit: limits.max_response_bytes,
-        });
-    }
+    // Before the UTF-8 check, which would otherwise read all of an oversize body.
+    within_size(body.len(), limits)?;
     let text = core::str::from_utf8(body).map_err(|e| ResponseError::InvalidUtf8 {
         offset: e.valid_up_to(),
     })?;
@@ -131,16 +127,21 @@ pub fn parse_json(body: &[u8], limits: &Limits) -> Result<Value, ResponseError> 
 
 /// [`parse_json`] of text already known to be UTF-8 (a component's response string).
 pub fn parse_json_text(text: &str, limits: &Limits) -> Result<Value, ResponseError> {
-    if text.len() > limits.max_response_bytes {
-        return Err(ResponseError::TooLarge {
-            size: text.len(),
-            limit: limits.max_response_bytes,
-        });
-    }
+    within_size(text.len(), limits)?;
     if text.trim().is_empty() {
         return Err(ResponseError::Empty);
     }
     crate::strict_json::parse(text).map_err(|e| ResponseError::NotJson(e.to_string()))
+}
+
+fn within_size(size: usize, limits: &Limits) -> Result<(), ResponseError> {
+    if size > limits.max_response_bytes {
+        return Err(ResponseError::TooLarge {
+            size,
+            limit: limits.max_response_bytes,
+        });
+    }
+    Ok(())
 }
 
 /// Validates a response body against the event's schema version and the limits.

@@ -95,18 +95,18 @@ impl Heap {
             (self.next, self.end) = memory.initial();
         }
         loop {
-            let fits = align_up(self.next, align)
-                .and_then(|start| Some((start, start.checked_add(block)?)))
-                .filter(|&(_, stop)| stop <= self.end);
-            if let Some((start, stop)) = fits {
-                self.next = stop;
-                return start as *mut u8;
+            let stop = align_up(self.next, align).and_then(|start| start.checked_add(block));
+            match stop {
+                Some(stop) if stop <= self.end => {
+                    let start = stop - block;
+                    self.next = stop;
+                    return start as *mut u8;
+                }
+                _ => {}
             }
             // Ask for what this block lacks at the end of the heap; if the memory comes back
             // elsewhere and is too short, the next round asks again from there.
-            let lacking = align_up(self.next, align)
-                .and_then(|start| start.checked_add(block))
-                .map_or(usize::MAX, |stop| stop.saturating_sub(self.end));
+            let lacking = stop.map_or(usize::MAX, |stop| stop - self.end);
             let Some((start, end)) = memory.grow(lacking) else {
                 return ptr::null_mut();
             };
@@ -180,70 +180,73 @@ fn align_up(address: usize, align: usize) -> Option<usize> {
     Some(address.checked_add(align - 1)? & !(align - 1))
 }
 
-/// The heap over this instance's linear memory, as the global allocator of `no_std`
-/// handlers.
 #[cfg(target_arch = "wasm32")]
-pub struct WasmHeap(core::cell::UnsafeCell<Heap>);
+pub use linear::WasmHeap;
 
-// SAFETY: a wasm32-wasip2 instance runs one thread, so the heap is never shared.
+/// The allocator over an instance's linear memory: only exists on wasm.
 #[cfg(target_arch = "wasm32")]
-unsafe impl Sync for WasmHeap {}
+mod linear {
+    use super::{Heap, Memory};
+    use core::alloc::Layout;
+    use core::ptr;
 
-#[cfg(target_arch = "wasm32")]
-impl WasmHeap {
-    /// An unused heap.
-    pub const fn new() -> Self {
-        Self(core::cell::UnsafeCell::new(Heap::new()))
-    }
-}
+    /// The heap over this instance's linear memory, as the global allocator of `no_std`
+    /// handlers.
+    pub struct WasmHeap(core::cell::UnsafeCell<Heap>);
 
-#[cfg(target_arch = "wasm32")]
-impl Default for WasmHeap {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+    // SAFETY: a wasm32-wasip2 instance runs one thread, so the heap is never shared.
+    unsafe impl Sync for WasmHeap {}
 
-/// Linear memory 0: the linker's `__heap_base` up to the current size, grown by pages.
-#[cfg(target_arch = "wasm32")]
-struct LinearMemory;
-
-#[cfg(target_arch = "wasm32")]
-const WASM_PAGE: usize = 65536;
-
-#[cfg(target_arch = "wasm32")]
-impl Memory for LinearMemory {
-    fn initial(&mut self) -> (usize, usize) {
-        unsafe extern "C" {
-            /// Set by `wasm-ld`: the first address after the stack and static data.
-            static __heap_base: u8;
+    impl WasmHeap {
+        /// An unused heap.
+        pub const fn new() -> Self {
+            Self(core::cell::UnsafeCell::new(Heap::new()))
         }
-        let base = ptr::addr_of!(__heap_base) as usize;
-        (base, core::arch::wasm32::memory_size(0) * WASM_PAGE)
     }
 
-    fn grow(&mut self, bytes: usize) -> Option<(usize, usize)> {
-        let pages = bytes.div_ceil(WASM_PAGE);
-        let old = core::arch::wasm32::memory_grow(0, pages);
-        (old != usize::MAX).then(|| (old * WASM_PAGE, (old + pages) * WASM_PAGE))
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-// SAFETY: `LinearMemory` hands out memory only this allocator uses (a `no_std` handler has no
-// other allocator), and every call goes through the one `Heap` inside.
-unsafe impl core::alloc::GlobalAlloc for WasmHeap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: single-threaded, and the heap is not re-entered while borrowed.
-        unsafe { (*self.0.get()).alloc(layout, &mut LinearMemory) }
+    impl Default for WasmHeap {
+        fn default() -> Self {
+            Self::new()
+        }
     }
 
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { (*self.0.get()).dealloc(ptr, layout) }
+    /// Linear memory 0: the linker's `__heap_base` up to the current size, grown by pages.
+    struct LinearMemory;
+
+    const WASM_PAGE: usize = 65536;
+
+    impl Memory for LinearMemory {
+        fn initial(&mut self) -> (usize, usize) {
+            unsafe extern "C" {
+                /// Set by `wasm-ld`: the first address after the stack and static data.
+                static __heap_base: u8;
+            }
+            let base = ptr::addr_of!(__heap_base) as usize;
+            (base, core::arch::wasm32::memory_size(0) * WASM_PAGE)
+        }
+
+        fn grow(&mut self, bytes: usize) -> Option<(usize, usize)> {
+            let pages = bytes.div_ceil(WASM_PAGE);
+            let old = core::arch::wasm32::memory_grow(0, pages);
+            (old != usize::MAX).then(|| (old * WASM_PAGE, (old + pages) * WASM_PAGE))
+        }
     }
 
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        unsafe { (*self.0.get()).realloc(ptr, layout, new_size, &mut LinearMemory) }
+    // SAFETY: `LinearMemory` hands out memory only this allocator uses (a `no_std` handler
+    // has no other allocator), and every call goes through the one `Heap` inside.
+    unsafe impl core::alloc::GlobalAlloc for WasmHeap {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: single-threaded, and the heap is not re-entered while borrowed.
+            unsafe { (*self.0.get()).alloc(layout, &mut LinearMemory) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            unsafe { (*self.0.get()).dealloc(ptr, layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            unsafe { (*self.0.get()).realloc(ptr, layout, new_size, &mut LinearMemory) }
+        }
     }
 }
 

@@ -214,51 +214,57 @@ pub unsafe fn __memcmp(a: *const u8, b: *const u8, len: usize) -> i32 {
     0
 }
 
-/// The panic handler of `no_std` handlers: the message goes to the runtime's log at error
-/// level (the runtime adds the last such line to the trap it reports), then the instance traps.
 #[doc(hidden)]
 #[cfg(target_arch = "wasm32")]
-pub fn __panic(info: &core::panic::PanicInfo) -> ! {
-    use core::fmt::Write;
-    use core::sync::atomic::{AtomicBool, Ordering};
-    static PANICKING: AtomicBool = AtomicBool::new(false);
-    // A panic while reporting one (say, out of memory) traps at once. The message is built
-    // in a fixed buffer, since the panic may be an allocation failure.
-    if !PANICKING.swap(true, Ordering::Relaxed) {
-        let mut line = PanicLine {
-            buf: [0; 512],
-            len: 0,
-        };
-        let _ = write!(line, "panicked: {info}");
-        log::error(line.as_str());
-    }
-    core::arch::wasm32::unreachable()
-}
+pub use panic::__panic;
 
-/// A panic message truncated to a fixed buffer at a character boundary.
+/// The panic path of `no_std` handlers: only exists on wasm.
 #[cfg(target_arch = "wasm32")]
-struct PanicLine {
-    buf: [u8; 512],
-    len: usize,
-}
+mod panic {
+    use crate::log;
 
-#[cfg(target_arch = "wasm32")]
-impl PanicLine {
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("panicked")
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-impl core::fmt::Write for PanicLine {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let room = self.buf.len() - self.len;
-        let mut take = s.len().min(room);
-        while !s.is_char_boundary(take) {
-            take -= 1;
+    /// The panic handler of `no_std` handlers: the message goes to the runtime's log at
+    /// error level (the runtime adds the last such line to the trap it reports), then the
+    /// instance traps.
+    pub fn __panic(info: &core::panic::PanicInfo) -> ! {
+        use core::fmt::Write;
+        use core::sync::atomic::{AtomicBool, Ordering};
+        static PANICKING: AtomicBool = AtomicBool::new(false);
+        // A panic while reporting one (say, out of memory) traps at once. The message is built
+        // in a fixed buffer, since the panic may be an allocation failure.
+        if !PANICKING.swap(true, Ordering::Relaxed) {
+            let mut line = PanicLine {
+                buf: [0; 512],
+                len: 0,
+            };
+            let _ = write!(line, "panicked: {info}");
+            log::error(line.as_str());
         }
-        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
-        self.len += take;
-        Ok(())
+        core::arch::wasm32::unreachable()
+    }
+
+    /// A panic message truncated to a fixed buffer at a character boundary.
+    struct PanicLine {
+        buf: [u8; 512],
+        len: usize,
+    }
+
+    impl PanicLine {
+        fn as_str(&self) -> &str {
+            core::str::from_utf8(&self.buf[..self.len]).unwrap_or("panicked")
+        }
+    }
+
+    impl core::fmt::Write for PanicLine {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let room = self.buf.len() - self.len;
+            let mut take = s.len().min(room);
+            while !s.is_char_boundary(take) {
+                take -= 1;
+            }
+            self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+            self.len += take;
+            Ok(())
+        }
     }
 }

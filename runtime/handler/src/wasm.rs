@@ -280,7 +280,6 @@ impl WasmHandler {
                 lines: 0,
                 last_error: None,
             },
-            stderr: CapturedOutput::default(),
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.memory);
@@ -376,28 +375,31 @@ impl WasmSession {
 /// Per-store state: WASI (empty: no env, args, preopens or sockets), the memory cap, and the
 /// log context.
 pub(crate) struct HostState {
-    /// Built on the guest's first WASI call. Handlers rarely make one (the SDKs log through
-    /// `sma:handler/log`), and building a context seeds random generators and allocates its
-    /// streams: about 0.6 µs of every fresh instance otherwise.
-    wasi: Option<WasiCtx>,
+    /// Built on the guest's first WASI call, with the stderr it writes to. Handlers rarely
+    /// make one (the SDKs log through `sma:handler/log`), and building a context seeds random
+    /// generators and allocates its streams: about 0.6 µs of every fresh instance otherwise.
+    wasi: Option<(WasiCtx, CapturedOutput)>,
     table: ResourceTable,
     memory: MemoryCap,
     log: LogContext,
-    stderr: CapturedOutput,
 }
 
 impl HostState {
+    /// What the guest wrote to stderr; empty when it never touched WASI.
     fn wasi_stderr(&self) -> String {
-        self.stderr.text()
+        self.wasi
+            .as_ref()
+            .map(|(_, stderr)| stderr.text())
+            .unwrap_or_default()
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        let stderr = &self.stderr;
-        let ctx = self
-            .wasi
-            .get_or_insert_with(|| WasiCtx::builder().stderr(stderr.clone()).build());
+        let (ctx, _) = self.wasi.get_or_insert_with(|| {
+            let stderr = CapturedOutput::default();
+            (WasiCtx::builder().stderr(stderr.clone()).build(), stderr)
+        });
         WasiCtxView {
             ctx,
             table: &mut self.table,
@@ -449,6 +451,11 @@ impl wit_log::Host for HostState {
     fn log(&mut self, level: Level, mut message: String) {
         let ctx = &mut self.log;
         ctx.lines += 1;
+        let is_error = matches!(level, Level::Error);
+        let over_cap = ctx.lines > MAX_LOG_LINES;
+        if over_cap && !is_error {
+            return;
+        }
         if message.len() > MAX_LOG_LINE {
             let mut end = MAX_LOG_LINE;
             while !message.is_char_boundary(end) {
@@ -457,29 +464,34 @@ impl wit_log::Host for HostState {
             message.truncate(end);
             message.push('…');
         }
-        if matches!(level, Level::Error) {
-            ctx.last_error = Some(message.clone());
+        if !over_cap {
+            emit(ctx, level, &message);
         }
-        if ctx.lines > MAX_LOG_LINES {
-            return;
+        if is_error {
+            // Kept past the line cap too: a panic report is usually the last thing logged.
+            ctx.last_error = Some(message);
         }
-        let (handler, tx) = (&*ctx.handler, &*ctx.transaction_id);
-        match level {
-            Level::Trace => {
-                tracing::trace!(target: "sma::handler", handler, transaction_id = tx, "{message}")
-            }
-            Level::Debug => {
-                tracing::debug!(target: "sma::handler", handler, transaction_id = tx, "{message}")
-            }
-            Level::Info => {
-                tracing::info!(target: "sma::handler", handler, transaction_id = tx, "{message}")
-            }
-            Level::Warn => {
-                tracing::warn!(target: "sma::handler", handler, transaction_id = tx, "{message}")
-            }
-            Level::Error => {
-                tracing::error!(target: "sma::handler", handler, transaction_id = tx, "{message}")
-            }
+    }
+}
+
+/// One guest log line into the runtime's log, tagged with the handler and TransactionId.
+fn emit(ctx: &LogContext, level: Level, message: &str) {
+    let (handler, tx) = (&*ctx.handler, &*ctx.transaction_id);
+    match level {
+        Level::Trace => {
+            tracing::trace!(target: "sma::handler", handler, transaction_id = tx, "{message}")
+        }
+        Level::Debug => {
+            tracing::debug!(target: "sma::handler", handler, transaction_id = tx, "{message}")
+        }
+        Level::Info => {
+            tracing::info!(target: "sma::handler", handler, transaction_id = tx, "{message}")
+        }
+        Level::Warn => {
+            tracing::warn!(target: "sma::handler", handler, transaction_id = tx, "{message}")
+        }
+        Level::Error => {
+            tracing::error!(target: "sma::handler", handler, transaction_id = tx, "{message}")
         }
     }
 }
