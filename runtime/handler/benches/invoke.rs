@@ -16,6 +16,11 @@ use sma_handler::{
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// The allocator the `sma` binary runs with (see `runtime/server/src/main.rs`): the figures
+/// are the runtime's, allocations included.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn quick() -> bool {
     std::env::var_os("SMA_BENCH_QUICK").is_some()
 }
