@@ -47,7 +47,7 @@ pub use event::*;
 pub use lenient::{Flag, Int};
 pub use limits::Limits;
 pub use response::{
-    parse_json, parse_json_text, validate_response, validate_response_value, Response,
-    ValidatedAction, ValidatedResponse,
+    parse_json, parse_json_text, validate_response, validate_response_keeping_prefix,
+    validate_response_value, Rejection, Response, ValidatedAction, ValidatedResponse,
 };
 pub use rules::{is_allowed_sip_header, is_e164};

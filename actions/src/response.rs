@@ -160,35 +160,83 @@ pub fn validate_response_value(
     expected_schema: &str,
     limits: &Limits,
 ) -> Result<ValidatedResponse, ResponseError> {
+    validate_response_keeping_prefix(value, expected_schema, limits).map_err(|r| r.error)
+}
+
+/// Why a response was refused, with what the call engine needs when the refusal fails one
+/// action rather than the whole response (§6: the actions before it still run, and it fails
+/// in its turn with its parameters echoed). Kept from the same pass, so the engine does not
+/// have to copy every response in case it is refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// What was wrong.
+    pub error: ResponseError,
+    /// For [`ResponseError::Action`]: the actions before the refused one, validated.
+    pub valid_prefix: Vec<ValidatedAction>,
+    /// For [`ResponseError::Action`]: the response's attributes, validated (they are read
+    /// before the actions).
+    pub transaction_attributes: Option<TransactionAttributes>,
+    /// For [`ResponseError::Action`]: the refused action's `Parameters` object as received;
+    /// empty when it had none or it was not an object.
+    pub refused_parameters: Map<String, Value>,
+}
+
+impl Rejection {
+    fn of(error: ResponseError) -> Box<Self> {
+        Box::new(Self {
+            error,
+            valid_prefix: Vec::new(),
+            transaction_attributes: None,
+            refused_parameters: Map::new(),
+        })
+    }
+}
+
+/// [`validate_response_value`], keeping what a partly valid response's valid part is.
+pub fn validate_response_keeping_prefix(
+    value: Value,
+    expected_schema: &str,
+    limits: &Limits,
+) -> Result<ValidatedResponse, Box<Rejection>> {
     let mut obj = match value {
         Value::Object(obj) => obj,
-        Value::Null => return Err(ResponseError::Empty),
-        other => return Err(ResponseError::NotAnObject(json_type(&other))),
+        Value::Null => return Err(Rejection::of(ResponseError::Empty)),
+        other => return Err(Rejection::of(ResponseError::NotAnObject(json_type(&other)))),
     };
     if obj.is_empty() {
-        return Err(ResponseError::Empty);
+        return Err(Rejection::of(ResponseError::Empty));
     }
     let schema_version = match obj.remove("SchemaVersion") {
         Some(Value::String(s)) => s,
         _ if obj.contains_key("statusCode") && obj.contains_key("body") => {
-            return Err(ResponseError::ProxyEnvelope)
+            return Err(Rejection::of(ResponseError::ProxyEnvelope))
         }
-        _ => return Err(ResponseError::MissingSchemaVersion),
+        _ => return Err(Rejection::of(ResponseError::MissingSchemaVersion)),
     };
     if schema_version != expected_schema {
-        return Err(ResponseError::SchemaVersionMismatch {
+        return Err(Rejection::of(ResponseError::SchemaVersionMismatch {
             expected: expected_schema.to_owned(),
             found: schema_version,
-        });
+        }));
     }
     let transaction_attributes = match obj.remove("TransactionAttributes") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(read_attributes(v, limits)?),
+        Some(v) => Some(read_attributes(v, limits).map_err(Rejection::of)?),
     };
     let actions = match obj.remove("Actions") {
         None | Some(Value::Null) => None,
-        Some(Value::Array(list)) => Some(read_actions(list, limits)?),
-        Some(other) => return Err(ResponseError::ActionsNotArray(json_type(&other))),
+        Some(Value::Array(list)) => match read_actions(list, limits) {
+            Ok(actions) => Some(actions),
+            Err(mut rejection) => {
+                rejection.transaction_attributes = transaction_attributes;
+                return Err(rejection);
+            }
+        },
+        Some(other) => {
+            return Err(Rejection::of(ResponseError::ActionsNotArray(json_type(
+                &other,
+            ))))
+        }
     };
     Ok(ValidatedResponse {
         schema_version,
@@ -265,71 +313,101 @@ fn json_len(s: &str) -> usize {
     serde_json::to_string(s).map_or(s.len() + 2, |literal| literal.len())
 }
 
-fn read_actions(list: Vec<Value>, limits: &Limits) -> Result<Vec<ValidatedAction>, ResponseError> {
+fn read_actions(list: Vec<Value>, limits: &Limits) -> Result<Vec<ValidatedAction>, Box<Rejection>> {
     if list.len() > limits.max_actions {
-        return Err(ResponseError::TooManyActions {
+        return Err(Rejection::of(ResponseError::TooManyActions {
             count: list.len(),
             limit: limits.max_actions,
-        });
+        }));
     }
     let mut out: Vec<ValidatedAction> = Vec::with_capacity(list.len());
     for (index, value) in list.into_iter().enumerate() {
-        let (action_type, result) = read_action(value, limits);
-        let checked = result.and_then(|action| {
-            rules::check_against_list(&action.action, &out)?;
-            Ok(action)
-        });
-        match checked {
-            Ok(action) => out.push(action),
-            Err(error) => {
-                return Err(ResponseError::Action {
-                    index,
-                    action_type,
-                    error,
-                })
-            }
-        }
+        let read = read_action(value, limits);
+        // An action valid on its own may still clash with an earlier one in the list; its
+        // parameters are then the ones to echo.
+        let refused = match read.result {
+            Ok(action) => match rules::check_against_list(&action.action, &out) {
+                Ok(()) => {
+                    out.push(action);
+                    continue;
+                }
+                Err(error) => (error, action.parameters),
+            },
+            Err(error) => (error, read.refused_parameters),
+        };
+        let (error, refused_parameters) = refused;
+        return Err(Box::new(Rejection {
+            error: ResponseError::Action {
+                index,
+                action_type: read.action_type,
+                error,
+            },
+            valid_prefix: out,
+            transaction_attributes: None,
+            refused_parameters,
+        }));
     }
     Ok(out)
 }
 
-fn read_action(
-    value: Value,
-    limits: &Limits,
-) -> (Option<String>, Result<ValidatedAction, ActionError>) {
+/// One action read: its type when it had one, and the action or why it was refused (with
+/// its parameters, which the refusal echoes).
+struct ReadAction {
+    action_type: Option<String>,
+    result: Result<ValidatedAction, ActionError>,
+    refused_parameters: Map<String, Value>,
+}
+
+fn read_action(value: Value, limits: &Limits) -> ReadAction {
     let at = |field: &str, rule| ActionError {
         field: field.to_owned(),
         rule,
     };
+    let refused = |action_type, error, parameters| ReadAction {
+        action_type,
+        result: Err(error),
+        refused_parameters: parameters,
+    };
     let Value::Object(mut obj) = value else {
-        return (None, Err(at("", Rule::NotAnObject)));
+        return refused(None, at("", Rule::NotAnObject), Map::new());
+    };
+    let parameters = match obj.remove("Parameters") {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) => Ok(map),
+        Some(other) => Err(other),
     };
     let name = match obj.remove("Type") {
         Some(Value::String(name)) => name,
-        _ => return (None, Err(at("Type", Rule::MissingType))),
+        _ => {
+            let echo = parameters.unwrap_or_default();
+            return refused(None, at("Type", Rule::MissingType), echo);
+        }
     };
     if !ACTION_NAMES.contains(&name.as_str()) {
-        return (
-            Some(name.clone()),
-            Err(at("Type", Rule::UnsupportedAction(name))),
-        );
+        let rule = Rule::UnsupportedAction(name.clone());
+        return refused(Some(name), at("Type", rule), parameters.unwrap_or_default());
     }
-    let parameters = match obj.remove("Parameters") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(map)) => map,
-        Some(other) => {
+    let parameters = match parameters {
+        Ok(map) => map,
+        Err(other) => {
             let rule = Rule::WrongType(format!(
                 "`Parameters` must be an object, got {}",
                 json_type(&other)
             ));
-            return (Some(name), Err(at("Parameters", rule)));
+            return refused(Some(name), at("Parameters", rule), Map::new());
         }
     };
-    let result = rules::typed(&name, parameters).and_then(|(action, parameters)| {
-        rules::check(&action, limits)?;
-        Ok(ValidatedAction { action, parameters })
-    });
-    (Some(name), result)
+    match rules::typed(&name, parameters) {
+        Ok((action, parameters)) => match rules::check(&action, limits) {
+            Ok(()) => ReadAction {
+                action_type: Some(name),
+                result: Ok(ValidatedAction { action, parameters }),
+                refused_parameters: Map::new(),
+            },
+            Err(error) => refused(Some(name), error, parameters),
+        },
+        Err((error, parameters)) => refused(Some(name), error, parameters),
+    }
 }
 
 #[cfg(test)]

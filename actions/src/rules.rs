@@ -55,37 +55,46 @@ fn decode<T: DeserializeOwned>(params: &Value) -> Result<T, ActionError> {
     })
 }
 
+/// An action typed from its parameters, or why it could not be, with the parameters either way.
+pub(crate) type Typed = Result<(Action, Map<String, Value>), (ActionError, Map<String, Value>)>;
+
 /// Types `parameters` as the action `name` (already known to be a contract action name).
-pub(crate) fn typed(
-    name: &str,
-    parameters: Map<String, Value>,
-) -> Result<(Action, Map<String, Value>), ActionError> {
+/// The parameters come back either way: a valid action keeps them for its echo, a refused
+/// one echoes them in its `ACTION_FAILED`.
+pub(crate) fn typed(name: &str, parameters: Map<String, Value>) -> Typed {
     let value = Value::Object(parameters);
-    let action = match name {
-        "CallAndBridge" => Action::CallAndBridge(decode(&value)?),
-        "Hangup" => Action::Hangup(decode(&value)?),
-        "JoinChimeMeeting" => Action::JoinChimeMeeting(decode(&value)?),
-        "ModifyChimeMeetingAttendees" => Action::ModifyChimeMeetingAttendees(decode(&value)?),
-        "Pause" => Action::Pause(decode(&value)?),
-        "PlayAudio" => Action::PlayAudio(decode(&value)?),
-        "PlayAudioAndGetDigits" => Action::PlayAudioAndGetDigits(decode(&value)?),
-        "ReceiveDigits" => Action::ReceiveDigits(decode(&value)?),
-        "RecordAudio" => Action::RecordAudio(decode(&value)?),
-        "SendDigits" => Action::SendDigits(decode(&value)?),
-        "Speak" => Action::Speak(decode(&value)?),
-        "SpeakAndGetDigits" => Action::SpeakAndGetDigits(decode(&value)?),
-        "StartBotConversation" => Action::StartBotConversation(decode(&value)?),
-        "VoiceFocus" => Action::VoiceFocus(decode(&value)?),
-        "StartCallRecording" => Action::StartCallRecording(decode(&value)?),
-        "StopCallRecording" => Action::StopCallRecording(decode(&value)?),
-        "PauseCallRecording" => Action::PauseCallRecording(decode(&value)?),
-        "ResumeCallRecording" => Action::ResumeCallRecording(decode(&value)?),
-        other => return Err(err("Type", Rule::UnsupportedAction(other.to_owned()))),
-    };
+    let action = typed_value(name, &value);
     let Value::Object(parameters) = value else {
         unreachable!("constructed as an object above")
     };
-    Ok((action, parameters))
+    match action {
+        Ok(action) => Ok((action, parameters)),
+        Err(error) => Err((error, parameters)),
+    }
+}
+
+fn typed_value(name: &str, value: &Value) -> Result<Action, ActionError> {
+    Ok(match name {
+        "CallAndBridge" => Action::CallAndBridge(decode(value)?),
+        "Hangup" => Action::Hangup(decode(value)?),
+        "JoinChimeMeeting" => Action::JoinChimeMeeting(decode(value)?),
+        "ModifyChimeMeetingAttendees" => Action::ModifyChimeMeetingAttendees(decode(value)?),
+        "Pause" => Action::Pause(decode(value)?),
+        "PlayAudio" => Action::PlayAudio(decode(value)?),
+        "PlayAudioAndGetDigits" => Action::PlayAudioAndGetDigits(decode(value)?),
+        "ReceiveDigits" => Action::ReceiveDigits(decode(value)?),
+        "RecordAudio" => Action::RecordAudio(decode(value)?),
+        "SendDigits" => Action::SendDigits(decode(value)?),
+        "Speak" => Action::Speak(decode(value)?),
+        "SpeakAndGetDigits" => Action::SpeakAndGetDigits(decode(value)?),
+        "StartBotConversation" => Action::StartBotConversation(decode(value)?),
+        "VoiceFocus" => Action::VoiceFocus(decode(value)?),
+        "StartCallRecording" => Action::StartCallRecording(decode(value)?),
+        "StopCallRecording" => Action::StopCallRecording(decode(value)?),
+        "PauseCallRecording" => Action::PauseCallRecording(decode(value)?),
+        "ResumeCallRecording" => Action::ResumeCallRecording(decode(value)?),
+        other => return Err(err("Type", Rule::UnsupportedAction(other.to_owned()))),
+    })
 }
 
 fn range(field: &str, value: Option<Int>, min: i64, max: i64) -> Checked {

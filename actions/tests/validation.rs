@@ -763,3 +763,80 @@ fn hostile_bytes_never_panic() {
         assert!(check(&body).is_err());
     }
 }
+
+// ---- what a refusal keeps ------------------------------------------------------------------
+
+#[test]
+fn a_refused_action_keeps_the_valid_prefix_its_parameters_and_the_attributes() {
+    let bad_pause =
+        json!({"Type": "Pause", "Parameters": {"DurationInMilliseconds": -5, "X-Extra": [1]}});
+    let response = json!({
+        "SchemaVersion": "1.0",
+        "Actions": [speak("one"), speak("two"), bad_pause, speak("never")],
+        "TransactionAttributes": {"menu": "main"}
+    });
+    let rejection =
+        sma_actions::validate_response_keeping_prefix(response, "1.0", &Limits::default())
+            .expect_err("the pause is out of range");
+    assert!(
+        matches!(rejection.error, ResponseError::Action { index: 2, .. }),
+        "{}",
+        rejection.error
+    );
+    let texts: Vec<_> = rejection
+        .valid_prefix
+        .iter()
+        .map(|a| a.parameters["Text"].clone())
+        .collect();
+    assert_eq!(texts, [json!("one"), json!("two")]);
+    assert_eq!(
+        Value::Object(rejection.refused_parameters),
+        json!({"DurationInMilliseconds": -5, "X-Extra": [1]})
+    );
+    assert_eq!(rejection.transaction_attributes.unwrap()["menu"], "main");
+}
+
+#[test]
+fn a_refusal_before_the_actions_keeps_nothing() {
+    let response = json!({"SchemaVersion": "2.0", "Actions": [speak("one")]});
+    let rejection =
+        sma_actions::validate_response_keeping_prefix(response, "1.0", &Limits::default())
+            .expect_err("wrong schema");
+    assert!(matches!(
+        rejection.error,
+        ResponseError::SchemaVersionMismatch { .. }
+    ));
+    assert!(rejection.valid_prefix.is_empty());
+    assert!(rejection.refused_parameters.is_empty());
+    assert!(rejection.transaction_attributes.is_none());
+}
+
+#[test]
+fn an_unsupported_action_echoes_the_parameters_it_came_with() {
+    let odd = json!({"Type": "Teleport", "Parameters": {"To": "Mars"}});
+    let response = json!({"SchemaVersion": "1.0", "Actions": [speak("one"), odd]});
+    let rejection =
+        sma_actions::validate_response_keeping_prefix(response, "1.0", &Limits::default())
+            .expect_err("no such action");
+    assert_eq!(rejection.valid_prefix.len(), 1);
+    assert_eq!(
+        Value::Object(rejection.refused_parameters),
+        json!({"To": "Mars"})
+    );
+}
+
+#[test]
+fn an_action_clashing_with_an_earlier_one_echoes_its_own_parameters() {
+    let hangup = json!({"Type": "Hangup", "Parameters": {"CallId": CALL, "SipResponseCode": "0"}});
+    let response = json!({"SchemaVersion": "1.0", "Actions": [hangup, speak("too late")]});
+    let rejection =
+        sma_actions::validate_response_keeping_prefix(response, "1.0", &Limits::default())
+            .expect_err("nothing can follow a hang-up on the same leg");
+    assert!(
+        matches!(rejection.error, ResponseError::Action { index: 1, .. }),
+        "{}",
+        rejection.error
+    );
+    assert_eq!(rejection.valid_prefix.len(), 1);
+    assert_eq!(rejection.refused_parameters["Text"], "too late");
+}

@@ -22,9 +22,9 @@
 
 use serde_json::{Map, Value};
 use sma_actions::{
-    validate_response_value, Action, ActionData, CallDetails, CallRecordingDestination,
+    validate_response_keeping_prefix, Action, ActionData, CallDetails, CallRecordingDestination,
     Disposition, EventType, InvocationEvent, LegRef, Limits, Participant, ParticipantTag,
-    RecordingDestination, ResponseError, Status, TransactionAttributes, ValidatedAction,
+    RecordingDestination, Rejection, ResponseError, Status, TransactionAttributes, ValidatedAction,
     SCHEMA_VERSION,
 };
 use std::collections::VecDeque;
@@ -320,7 +320,7 @@ impl CallEngine {
 
     fn apply_response(&mut self, kind: EventType, response: Value, leg: &str) {
         let validated =
-            validate_response_value(response.clone(), SCHEMA_VERSION, &self.config.limits);
+            validate_response_keeping_prefix(response, SCHEMA_VERSION, &self.config.limits);
         let (actions, attributes) = match validated {
             Ok(r) => {
                 self.consecutive_invalid = 0;
@@ -333,17 +333,17 @@ impl CallEngine {
                     r.transaction_attributes,
                 )
             }
-            Err(error) => match error.disposition() {
+            Err(rejection) => match rejection.error.disposition() {
                 Disposition::ActionFailed(t) => {
                     self.consecutive_invalid = 0;
-                    self.partially_valid(response, &error, t.as_str())
+                    self.partially_valid(*rejection, t.as_str())
                 }
                 Disposition::InvalidResponse(t) => {
                     self.consecutive_invalid += 1;
                     tracing::warn!(
                         transaction_id = %self.details.transaction_id,
                         error_type = t.as_str(),
-                        %error,
+                        error = %rejection.error,
                         "invalid handler response"
                     );
                     if self.consecutive_invalid >= self.config.max_consecutive_invalid {
@@ -352,7 +352,7 @@ impl CallEngine {
                         self.events.push_front(PendingEvent {
                             kind: EventType::InvalidLambdaResponse,
                             data: None,
-                            error: Some((t.as_str().to_owned(), error.to_string())),
+                            error: Some((t.as_str().to_owned(), rejection.error.to_string())),
                             leg: leg.to_owned(),
                         });
                     }
@@ -395,52 +395,32 @@ impl CallEngine {
     /// the actions before it run, it fails in its turn.
     fn partially_valid(
         &mut self,
-        mut response: Value,
-        error: &ResponseError,
+        rejection: Rejection,
         error_type: &str,
     ) -> (Option<Vec<Queued>>, Option<TransactionAttributes>) {
+        let Rejection {
+            error,
+            valid_prefix,
+            transaction_attributes,
+            refused_parameters,
+        } = rejection;
         let ResponseError::Action {
-            index, action_type, ..
+            action_type, error, ..
         } = error
         else {
             return (None, None);
         };
-        let raw = response
-            .get("Actions")
-            .and_then(Value::as_array)
-            .and_then(|a| a.get(*index))
-            .cloned()
-            .unwrap_or(Value::Null);
-        if let Some(list) = response.get_mut("Actions").and_then(Value::as_array_mut) {
-            list.truncate(*index);
-        }
-        let prefix = validate_response_value(response, SCHEMA_VERSION, &self.config.limits);
-        let (mut actions, attributes) = match prefix {
-            Ok(r) => (
-                r.actions
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|a| Queued::Valid(Box::new(a)))
-                    .collect::<Vec<_>>(),
-                r.transaction_attributes,
-            ),
-            Err(_) => (Vec::new(), None),
-        };
-        let message = match error {
-            ResponseError::Action { error, .. } => error.to_string(),
-            other => other.to_string(),
-        };
+        let mut actions: Vec<Queued> = valid_prefix
+            .into_iter()
+            .map(|a| Queued::Valid(Box::new(a)))
+            .collect();
         actions.push(Queued::Invalid {
-            action_type: action_type.clone().unwrap_or_default(),
-            parameters: raw
-                .get("Parameters")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default(),
+            action_type: action_type.unwrap_or_default(),
+            parameters: refused_parameters,
             error_type: error_type.to_owned(),
-            message,
+            message: error.to_string(),
         });
-        (Some(actions), attributes)
+        (Some(actions), transaction_attributes)
     }
 
     /// The invocation failed (after failover on the first event). A failure that can be

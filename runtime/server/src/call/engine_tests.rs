@@ -196,6 +196,10 @@ fn a_rule_broken_by_one_action_fails_it_in_its_turn() {
     assert_eq!(event.invocation_event_type, EventType::ActionFailed);
     let data = event.action_data.unwrap();
     assert_eq!(data.r#type, "Pause");
+    assert_eq!(
+        data.parameters["DurationInMilliseconds"], -5,
+        "echoed as received"
+    );
     assert_eq!(data.error_type.as_deref(), Some("InvalidActionParameter"));
     assert!(data
         .error_message
