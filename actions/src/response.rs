@@ -325,7 +325,7 @@ fn read_actions(list: Vec<Value>, limits: &Limits) -> Result<Vec<ValidatedAction
         let read = read_action(value, limits);
         // An action valid on its own may still clash with an earlier one in the list; its
         // parameters are then the ones to echo.
-        let refused = match read.result {
+        let (error, refused_parameters) = match read.result {
             Ok(action) => match rules::check_against_list(&action.action, &out) {
                 Ok(()) => {
                     out.push(action);
@@ -333,9 +333,8 @@ fn read_actions(list: Vec<Value>, limits: &Limits) -> Result<Vec<ValidatedAction
                 }
                 Err(error) => (error, action.parameters),
             },
-            Err(error) => (error, read.refused_parameters),
+            Err(refused) => refused,
         };
-        let (error, refused_parameters) = refused;
         return Err(Box::new(Rejection {
             error: ResponseError::Action {
                 index,
@@ -354,8 +353,7 @@ fn read_actions(list: Vec<Value>, limits: &Limits) -> Result<Vec<ValidatedAction
 /// its parameters, which the refusal echoes).
 struct ReadAction {
     action_type: Option<String>,
-    result: Result<ValidatedAction, ActionError>,
-    refused_parameters: Map<String, Value>,
+    result: Result<ValidatedAction, (ActionError, Map<String, Value>)>,
 }
 
 fn read_action(value: Value, limits: &Limits) -> ReadAction {
@@ -365,8 +363,7 @@ fn read_action(value: Value, limits: &Limits) -> ReadAction {
     };
     let refused = |action_type, error, parameters| ReadAction {
         action_type,
-        result: Err(error),
-        refused_parameters: parameters,
+        result: Err((error, parameters)),
     };
     let Value::Object(mut obj) = value else {
         return refused(None, at("", Rule::NotAnObject), Map::new());
@@ -397,16 +394,16 @@ fn read_action(value: Value, limits: &Limits) -> ReadAction {
             return refused(Some(name), at("Parameters", rule), Map::new());
         }
     };
-    match rules::typed(&name, parameters) {
-        Ok((action, parameters)) => match rules::check(&action, limits) {
-            Ok(()) => ReadAction {
-                action_type: Some(name),
-                result: Ok(ValidatedAction { action, parameters }),
-                refused_parameters: Map::new(),
-            },
-            Err(error) => refused(Some(name), error, parameters),
-        },
-        Err((error, parameters)) => refused(Some(name), error, parameters),
+    let result =
+        rules::typed(&name, parameters).and_then(|(action, parameters)| {
+            match rules::check(&action, limits) {
+                Ok(()) => Ok(ValidatedAction { action, parameters }),
+                Err(error) => Err((error, parameters)),
+            }
+        });
+    ReadAction {
+        action_type: Some(name),
+        result,
     }
 }
 

@@ -766,6 +766,11 @@ fn hostile_bytes_never_panic() {
 
 // ---- what a refusal keeps ------------------------------------------------------------------
 
+fn rejection(response: Value, why: &str) -> sma_actions::Rejection {
+    *sma_actions::validate_response_keeping_prefix(response, "1.0", &Limits::default())
+        .expect_err(why)
+}
+
 #[test]
 fn a_refused_action_keeps_the_valid_prefix_its_parameters_and_the_attributes() {
     let bad_pause =
@@ -775,9 +780,7 @@ fn a_refused_action_keeps_the_valid_prefix_its_parameters_and_the_attributes() {
         "Actions": [speak("one"), speak("two"), bad_pause, speak("never")],
         "TransactionAttributes": {"menu": "main"}
     });
-    let rejection =
-        sma_actions::validate_response_keeping_prefix(response, "1.0", &Limits::default())
-            .expect_err("the pause is out of range");
+    let rejection = rejection(response, "the pause is out of range");
     assert!(
         matches!(rejection.error, ResponseError::Action { index: 2, .. }),
         "{}",
@@ -799,9 +802,7 @@ fn a_refused_action_keeps_the_valid_prefix_its_parameters_and_the_attributes() {
 #[test]
 fn a_refusal_before_the_actions_keeps_nothing() {
     let response = json!({"SchemaVersion": "2.0", "Actions": [speak("one")]});
-    let rejection =
-        sma_actions::validate_response_keeping_prefix(response, "1.0", &Limits::default())
-            .expect_err("wrong schema");
+    let rejection = rejection(response, "wrong schema");
     assert!(matches!(
         rejection.error,
         ResponseError::SchemaVersionMismatch { .. }
@@ -815,9 +816,7 @@ fn a_refusal_before_the_actions_keeps_nothing() {
 fn an_unsupported_action_echoes_the_parameters_it_came_with() {
     let odd = json!({"Type": "Teleport", "Parameters": {"To": "Mars"}});
     let response = json!({"SchemaVersion": "1.0", "Actions": [speak("one"), odd]});
-    let rejection =
-        sma_actions::validate_response_keeping_prefix(response, "1.0", &Limits::default())
-            .expect_err("no such action");
+    let rejection = rejection(response, "no such action");
     assert_eq!(rejection.valid_prefix.len(), 1);
     assert_eq!(
         Value::Object(rejection.refused_parameters),
@@ -829,9 +828,7 @@ fn an_unsupported_action_echoes_the_parameters_it_came_with() {
 fn an_action_clashing_with_an_earlier_one_echoes_its_own_parameters() {
     let hangup = json!({"Type": "Hangup", "Parameters": {"CallId": CALL, "SipResponseCode": "0"}});
     let response = json!({"SchemaVersion": "1.0", "Actions": [hangup, speak("too late")]});
-    let rejection =
-        sma_actions::validate_response_keeping_prefix(response, "1.0", &Limits::default())
-            .expect_err("nothing can follow a hang-up on the same leg");
+    let rejection = rejection(response, "nothing can follow a hang-up on the same leg");
     assert!(
         matches!(rejection.error, ResponseError::Action { index: 1, .. }),
         "{}",
