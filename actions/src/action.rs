@@ -209,7 +209,11 @@ pub struct CallAndBridge {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ringback_tone: Option<AudioSource>,
     /// `X-`, `User-to-User` and `Diversion` headers for the new leg's INVITE.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::common::optional_unique_map"
+    )]
     pub sip_headers: Option<SipHeaders>,
 }
 
@@ -551,7 +555,11 @@ pub struct DialogAction {
 #[serde(rename_all = "PascalCase")]
 pub struct SessionState {
     /// Attributes handed to the bot.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::common::optional_unique_map"
+    )]
     pub session_attributes: Option<BTreeMap<String, String>>,
     /// How the conversation starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,10 +2,47 @@
 
 use crate::prelude::*;
 use alloc::collections::BTreeMap;
+use core::fmt;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// SIP headers carried on a leg or sent on an outgoing INVITE, by header name as received.
 pub type SipHeaders = BTreeMap<String, String>;
+
+/// A string map that refuses a repeated key. A map type keeps the last of two equal keys;
+/// a response is read straight from its text (see `parsed`), where nothing else would
+/// notice, and `{"X-A":"1","X-A":"2"}` is ambiguous input to refuse, not to guess at.
+pub(crate) struct UniqueStringMap(pub(crate) BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for UniqueStringMap {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor;
+        impl<'de> Visitor<'de> for MapVisitor {
+            type Value = UniqueStringMap;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+                let mut map = BTreeMap::new();
+                while let Some((key, value)) = access.next_entry::<String, String>()? {
+                    if let Some((key, _)) = map.remove_entry(&key) {
+                        return Err(de::Error::custom(format!("duplicate key `{key}`")));
+                    }
+                    map.insert(key, value);
+                }
+                Ok(UniqueStringMap(map))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor)
+    }
+}
+
+/// `deserialize_with` for an optional string map whose keys must not repeat.
+pub(crate) fn optional_unique_map<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    Option::<UniqueStringMap>::deserialize(deserializer).map(|map| map.map(|m| m.0))
+}
 
 /// Which leg of a transaction a participant or an action refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -34,6 +34,8 @@ mod error;
 mod event;
 mod lenient;
 mod limits;
+mod parameters;
+mod parsed;
 mod response;
 mod rules;
 mod strict_json;
@@ -46,6 +48,8 @@ pub use error::{
 pub use event::*;
 pub use lenient::{Flag, Int};
 pub use limits::Limits;
+pub use parameters::Parameters;
+pub use parsed::ParsedResponse;
 pub use response::{
     parse_json, parse_json_text, validate_response, validate_response_keeping_prefix,
     validate_response_value, Rejection, Response, ValidatedAction, ValidatedResponse,

@@ -4,6 +4,8 @@ use crate::action::{Action, ACTION_NAMES};
 use crate::error::{json_type, ActionError, ResponseError, Rule};
 use crate::event::{TransactionAttributes, SCHEMA_VERSION};
 use crate::limits::Limits;
+use crate::parameters::Parameters;
+use crate::parsed::ParsedResponse;
 use crate::prelude::*;
 use crate::rules;
 use serde::{Deserialize, Serialize};
@@ -72,8 +74,8 @@ impl Response {
 pub struct ValidatedAction {
     /// The typed action.
     pub action: Action,
-    /// The raw `Parameters` object.
-    pub parameters: Map<String, Value>,
+    /// The `Parameters` object as received.
+    pub parameters: Parameters,
 }
 
 /// A response that passed validation.
@@ -98,7 +100,7 @@ impl ValidatedResponse {
                 .map(|a| {
                     let mut obj = Map::new();
                     obj.insert("Type".into(), a.action.name().into());
-                    obj.insert("Parameters".into(), Value::Object(a.parameters.clone()));
+                    obj.insert("Parameters".into(), Value::Object(a.parameters.to_map()));
                     Value::Object(obj)
                 })
                 .collect();
@@ -134,7 +136,7 @@ pub fn parse_json_text(text: &str, limits: &Limits) -> Result<Value, ResponseErr
     crate::strict_json::parse(text).map_err(|e| ResponseError::NotJson(e.to_string()))
 }
 
-fn within_size(size: usize, limits: &Limits) -> Result<(), ResponseError> {
+pub(crate) fn within_size(size: usize, limits: &Limits) -> Result<(), ResponseError> {
     if size > limits.max_response_bytes {
         return Err(ResponseError::TooLarge {
             size,
@@ -150,8 +152,9 @@ pub fn validate_response(
     expected_schema: &str,
     limits: &Limits,
 ) -> Result<ValidatedResponse, ResponseError> {
-    let value = parse_json(body, limits)?;
-    validate_response_value(value, expected_schema, limits)
+    ParsedResponse::read_bytes(body, limits)?
+        .validate(expected_schema, limits)
+        .map_err(|r| r.error)
 }
 
 /// Validates an already-parsed response.
@@ -178,16 +181,16 @@ pub struct Rejection {
     pub transaction_attributes: Option<TransactionAttributes>,
     /// For [`ResponseError::Action`]: the refused action's `Parameters` object as received;
     /// empty when it had none or it was not an object.
-    pub refused_parameters: Map<String, Value>,
+    pub refused_parameters: Parameters,
 }
 
 impl Rejection {
-    fn of(error: ResponseError) -> Box<Self> {
+    pub(crate) fn of(error: ResponseError) -> Box<Self> {
         Box::new(Self {
             error,
             valid_prefix: Vec::new(),
             transaction_attributes: None,
-            refused_parameters: Map::new(),
+            refused_parameters: Parameters::empty(),
         })
     }
 }
@@ -225,13 +228,15 @@ pub fn validate_response_keeping_prefix(
     };
     let actions = match obj.remove("Actions") {
         None | Some(Value::Null) => None,
-        Some(Value::Array(list)) => match read_actions(list, limits) {
-            Ok(actions) => Some(actions),
-            Err(mut rejection) => {
-                rejection.transaction_attributes = transaction_attributes;
-                return Err(rejection);
+        Some(Value::Array(list)) => {
+            match collect_actions(list.into_iter().map(read_action), limits) {
+                Ok(actions) => Some(actions),
+                Err(mut rejection) => {
+                    rejection.transaction_attributes = transaction_attributes;
+                    return Err(rejection);
+                }
             }
-        },
+        }
         Some(other) => {
             return Err(Rejection::of(ResponseError::ActionsNotArray(json_type(
                 &other,
@@ -259,8 +264,7 @@ fn read_attributes(value: Value, limits: &Limits) -> Result<TransactionAttribute
         });
     }
     let mut out = TransactionAttributes::new();
-    // Serialized size: `{"k":"v",...}` measured with JSON escaping.
-    let mut size = 2usize;
+    let mut size = AttributesSize::new();
     for (key, value) in map {
         let Value::String(value) = value else {
             return Err(ResponseError::AttributesNotStrings {
@@ -268,21 +272,63 @@ fn read_attributes(value: Value, limits: &Limits) -> Result<TransactionAttribute
                 found: json_type(&value),
             });
         };
-        if let Some(max) = limits.max_attribute_entry_chars {
-            if key.chars().count() > max || value.chars().count() > max {
-                return Err(ResponseError::AttributeTooLong { key, limit: max });
-            }
-        }
-        size += json_len(&key) + json_len(&value) + 2;
+        size.add(&key, &value, limits)?;
         out.insert(key, value);
     }
-    if size > limits.max_attributes_bytes {
-        return Err(ResponseError::AttributesTooLarge {
-            size,
-            limit: limits.max_attributes_bytes,
+    size.check(limits)?;
+    Ok(out)
+}
+
+/// Checks attributes already typed as strings (by the reader of a response's text) exactly as
+/// [`read_attributes`] checks them.
+pub(crate) fn check_attributes(
+    attributes: &TransactionAttributes,
+    limits: &Limits,
+) -> Result<(), ResponseError> {
+    if attributes.len() > limits.max_attribute_pairs {
+        return Err(ResponseError::TooManyAttributes {
+            count: attributes.len(),
+            limit: limits.max_attribute_pairs,
         });
     }
-    Ok(out)
+    let mut size = AttributesSize::new();
+    for (key, value) in attributes {
+        size.add(key, value, limits)?;
+    }
+    size.check(limits)
+}
+
+/// The attributes' serialized size, `{"k":"v",...}` measured with JSON escaping, entry by
+/// entry, with the per-entry length limit.
+struct AttributesSize(usize);
+
+impl AttributesSize {
+    fn new() -> Self {
+        Self(2)
+    }
+
+    fn add(&mut self, key: &str, value: &str, limits: &Limits) -> Result<(), ResponseError> {
+        if let Some(max) = limits.max_attribute_entry_chars {
+            if key.chars().count() > max || value.chars().count() > max {
+                return Err(ResponseError::AttributeTooLong {
+                    key: key.to_owned(),
+                    limit: max,
+                });
+            }
+        }
+        self.0 += json_len(key) + json_len(value) + 2;
+        Ok(())
+    }
+
+    fn check(&self, limits: &Limits) -> Result<(), ResponseError> {
+        if self.0 > limits.max_attributes_bytes {
+            return Err(ResponseError::AttributesTooLarge {
+                size: self.0,
+                limit: limits.max_attributes_bytes,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Length of `s` as a JSON string literal, quotes and escapes included: serde_json writes it
@@ -313,7 +359,13 @@ fn json_len(s: &str) -> usize {
     serde_json::to_string(s).map_or(s.len() + 2, |literal| literal.len())
 }
 
-fn read_actions(list: Vec<Value>, limits: &Limits) -> Result<Vec<ValidatedAction>, Box<Rejection>> {
+/// Checks actions already typed, in order: the list's length, each action's rules, and each
+/// action against the ones before it. Shared by both readers of a response, so a refusal is
+/// the same whichever read it.
+pub(crate) fn collect_actions(
+    list: impl ExactSizeIterator<Item = ReadAction>,
+    limits: &Limits,
+) -> Result<Vec<ValidatedAction>, Box<Rejection>> {
     if list.len() > limits.max_actions {
         return Err(Rejection::of(ResponseError::TooManyActions {
             count: list.len(),
@@ -321,52 +373,64 @@ fn read_actions(list: Vec<Value>, limits: &Limits) -> Result<Vec<ValidatedAction
         }));
     }
     let mut out: Vec<ValidatedAction> = Vec::with_capacity(list.len());
-    for (index, value) in list.into_iter().enumerate() {
-        let read = read_action(value, limits);
+    for (index, read) in list.enumerate() {
         // An action valid on its own may still clash with an earlier one in the list; its
         // parameters are then the ones to echo.
-        let (error, refused_parameters) = match read.result {
-            Ok(action) => match rules::check_against_list(&action.action, &out) {
+        let refused = match read {
+            Ok(action) => match rules::check(&action.action, limits)
+                .and_then(|()| rules::check_against_list(&action.action, &out))
+            {
                 Ok(()) => {
                     out.push(action);
                     continue;
                 }
-                Err(error) => (error, action.parameters),
+                Err(error) => Refused {
+                    action_type: Some(action.action.name().to_owned()),
+                    error,
+                    parameters: action.parameters,
+                },
             },
             Err(refused) => refused,
         };
         return Err(Box::new(Rejection {
             error: ResponseError::Action {
                 index,
-                action_type: read.action_type,
-                error,
+                action_type: refused.action_type,
+                error: refused.error,
             },
             valid_prefix: out,
             transaction_attributes: None,
-            refused_parameters,
+            refused_parameters: refused.parameters,
         }));
     }
     Ok(out)
 }
 
-/// One action read: its type when it had one, and the action or why it was refused (with
-/// its parameters, which the refusal echoes).
-struct ReadAction {
+/// One action read and typed, its rules not yet checked.
+pub(crate) type ReadAction = Result<ValidatedAction, Refused>;
+
+/// An action refused while it was read: its type when it had one, why, and its parameters
+/// (which the refusal echoes).
+pub(crate) struct Refused {
     action_type: Option<String>,
-    result: Result<ValidatedAction, (ActionError, Map<String, Value>)>,
+    error: ActionError,
+    parameters: Parameters,
 }
 
-fn read_action(value: Value, limits: &Limits) -> ReadAction {
+fn read_action(value: Value) -> ReadAction {
     let at = |field: &str, rule| ActionError {
         field: field.to_owned(),
         rule,
     };
-    let refused = |action_type, error, parameters| ReadAction {
-        action_type,
-        result: Err((error, parameters)),
+    let refused = |action_type, error, parameters: Option<Map<String, Value>>| {
+        Err(Refused {
+            action_type,
+            error,
+            parameters: parameters.map_or_else(Parameters::empty, Parameters::from),
+        })
     };
     let Value::Object(mut obj) = value else {
-        return refused(None, at("", Rule::NotAnObject), Map::new());
+        return refused(None, at("", Rule::NotAnObject), None);
     };
     let parameters = match obj.remove("Parameters") {
         None | Some(Value::Null) => Ok(Map::new()),
@@ -375,14 +439,11 @@ fn read_action(value: Value, limits: &Limits) -> ReadAction {
     };
     let name = match obj.remove("Type") {
         Some(Value::String(name)) => name,
-        _ => {
-            let echo = parameters.unwrap_or_default();
-            return refused(None, at("Type", Rule::MissingType), echo);
-        }
+        _ => return refused(None, at("Type", Rule::MissingType), parameters.ok()),
     };
     if !ACTION_NAMES.contains(&name.as_str()) {
         let rule = Rule::UnsupportedAction(name.clone());
-        return refused(Some(name), at("Type", rule), parameters.unwrap_or_default());
+        return refused(Some(name), at("Type", rule), parameters.ok());
     }
     let parameters = match parameters {
         Ok(map) => map,
@@ -391,19 +452,15 @@ fn read_action(value: Value, limits: &Limits) -> ReadAction {
                 "`Parameters` must be an object, got {}",
                 json_type(&other)
             ));
-            return refused(Some(name), at("Parameters", rule), Map::new());
+            return refused(Some(name), at("Parameters", rule), None);
         }
     };
-    let result =
-        rules::typed(&name, parameters).and_then(|(action, parameters)| {
-            match rules::check(&action, limits) {
-                Ok(()) => Ok(ValidatedAction { action, parameters }),
-                Err(error) => Err((error, parameters)),
-            }
-        });
-    ReadAction {
-        action_type: Some(name),
-        result,
+    match rules::typed(&name, parameters) {
+        Ok((action, parameters)) => Ok(ValidatedAction {
+            action,
+            parameters: parameters.into(),
+        }),
+        Err((error, parameters)) => refused(Some(name), error, Some(parameters)),
     }
 }
 

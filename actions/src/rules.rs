@@ -74,26 +74,52 @@ pub(crate) fn typed(name: &str, parameters: Map<String, Value>) -> Typed {
 }
 
 fn typed_value(name: &str, value: &Value) -> Result<Action, ActionError> {
-    Ok(match name {
-        "CallAndBridge" => Action::CallAndBridge(decode(value)?),
-        "Hangup" => Action::Hangup(decode(value)?),
-        "JoinChimeMeeting" => Action::JoinChimeMeeting(decode(value)?),
-        "ModifyChimeMeetingAttendees" => Action::ModifyChimeMeetingAttendees(decode(value)?),
-        "Pause" => Action::Pause(decode(value)?),
-        "PlayAudio" => Action::PlayAudio(decode(value)?),
-        "PlayAudioAndGetDigits" => Action::PlayAudioAndGetDigits(decode(value)?),
-        "ReceiveDigits" => Action::ReceiveDigits(decode(value)?),
-        "RecordAudio" => Action::RecordAudio(decode(value)?),
-        "SendDigits" => Action::SendDigits(decode(value)?),
-        "Speak" => Action::Speak(decode(value)?),
-        "SpeakAndGetDigits" => Action::SpeakAndGetDigits(decode(value)?),
-        "StartBotConversation" => Action::StartBotConversation(decode(value)?),
-        "VoiceFocus" => Action::VoiceFocus(decode(value)?),
-        "StartCallRecording" => Action::StartCallRecording(decode(value)?),
-        "StopCallRecording" => Action::StopCallRecording(decode(value)?),
-        "PauseCallRecording" => Action::PauseCallRecording(decode(value)?),
-        "ResumeCallRecording" => Action::ResumeCallRecording(decode(value)?),
-        other => return Err(err("Type", Rule::UnsupportedAction(other.to_owned()))),
+    typed_with(name, FromValue(value))
+        .unwrap_or_else(|| Err(err("Type", Rule::UnsupportedAction(name.to_owned()))))
+}
+
+/// Decodes one action's parameter struct; the dispatch on the action name is shared by the
+/// two readers of a response (from a JSON tree, and straight from its text).
+pub(crate) trait ParameterDecoder {
+    type Error;
+    fn decode<T: DeserializeOwned>(self) -> Result<T, Self::Error>;
+}
+
+struct FromValue<'v>(&'v Value);
+
+impl ParameterDecoder for FromValue<'_> {
+    type Error = ActionError;
+    fn decode<T: DeserializeOwned>(self) -> Result<T, ActionError> {
+        decode(self.0)
+    }
+}
+
+/// The action `name` typed by `decoder`; `None` when `name` is not a contract action.
+pub(crate) fn typed_with<D: ParameterDecoder>(
+    name: &str,
+    decoder: D,
+) -> Option<Result<Action, D::Error>> {
+    let d = decoder;
+    Some(match name {
+        "CallAndBridge" => d.decode().map(Action::CallAndBridge),
+        "Hangup" => d.decode().map(Action::Hangup),
+        "JoinChimeMeeting" => d.decode().map(Action::JoinChimeMeeting),
+        "ModifyChimeMeetingAttendees" => d.decode().map(Action::ModifyChimeMeetingAttendees),
+        "Pause" => d.decode().map(Action::Pause),
+        "PlayAudio" => d.decode().map(Action::PlayAudio),
+        "PlayAudioAndGetDigits" => d.decode().map(Action::PlayAudioAndGetDigits),
+        "ReceiveDigits" => d.decode().map(Action::ReceiveDigits),
+        "RecordAudio" => d.decode().map(Action::RecordAudio),
+        "SendDigits" => d.decode().map(Action::SendDigits),
+        "Speak" => d.decode().map(Action::Speak),
+        "SpeakAndGetDigits" => d.decode().map(Action::SpeakAndGetDigits),
+        "StartBotConversation" => d.decode().map(Action::StartBotConversation),
+        "VoiceFocus" => d.decode().map(Action::VoiceFocus),
+        "StartCallRecording" => d.decode().map(Action::StartCallRecording),
+        "StopCallRecording" => d.decode().map(Action::StopCallRecording),
+        "PauseCallRecording" => d.decode().map(Action::PauseCallRecording),
+        "ResumeCallRecording" => d.decode().map(Action::ResumeCallRecording),
+        _ => return None,
     })
 }
 

@@ -3,14 +3,29 @@
 
 use serde_json::{json, Value};
 use sma_actions::{
-    validate_response, ActionErrorType, Disposition, InvalidResponseType, Limits, ResponseError,
-    Rule,
+    parse_json, validate_response, validate_response_value, ActionErrorType, Disposition,
+    InvalidResponseType, Limits, ParsedResponse, ResponseError, Rule, ValidatedResponse,
 };
 
 const CALL: &str = "bbff30c5-866a-41b0-8d53-3b3e9a4a2c01";
 
-fn check(body: &[u8]) -> Result<sma_actions::ValidatedResponse, ResponseError> {
-    validate_response(body, "1.0", &Limits::default())
+fn check(body: &[u8]) -> Result<ValidatedResponse, ResponseError> {
+    check_with(body, &Limits::default())
+}
+
+/// Validates `body` as the runtime does (typed straight from its text when it has the common
+/// shape) and as a JSON tree, and asserts that the two readings agree: every test here is also
+/// a test that the text reader accepts nothing the tree reader refuses.
+fn check_with(body: &[u8], limits: &Limits) -> Result<ValidatedResponse, ResponseError> {
+    let read = validate_response(body, "1.0", limits);
+    let tree = parse_json(body, limits).and_then(|v| validate_response_value(v, "1.0", limits));
+    assert_eq!(
+        read,
+        tree,
+        "the readers disagree on {}",
+        String::from_utf8_lossy(body)
+    );
+    read
 }
 
 fn with_actions(actions: Value) -> Vec<u8> {
@@ -193,7 +208,7 @@ fn too_many_attributes() {
     let attrs: serde_json::Map<String, Value> =
         (0..11).map(|i| (format!("k{i}"), json!("v"))).collect();
     let body = json!({"SchemaVersion": "1.0", "TransactionAttributes": attrs}).to_string();
-    let err = validate_response(body.as_bytes(), "1.0", &Limits::legacy()).unwrap_err();
+    let err = check_with(body.as_bytes(), &Limits::legacy()).unwrap_err();
     assert_eq!(
         err.to_string(),
         "Transaction Attributes has too many mappings (11). Maximum number of mappings is 10"
@@ -216,7 +231,7 @@ fn attributes_too_large() {
 fn legacy_attribute_entry_length() {
     let body = json!({"SchemaVersion": "1.0", "TransactionAttributes": {"k": "x".repeat(1025)}})
         .to_string();
-    let err = validate_response(body.as_bytes(), "1.0", &Limits::legacy()).unwrap_err();
+    let err = check_with(body.as_bytes(), &Limits::legacy()).unwrap_err();
     assert_eq!(
         err,
         ResponseError::AttributeTooLong {
@@ -766,9 +781,17 @@ fn hostile_bytes_never_panic() {
 
 // ---- what a refusal keeps ------------------------------------------------------------------
 
+/// The rejection of `response`, which both readers must agree on.
 fn rejection(response: Value, why: &str) -> sma_actions::Rejection {
-    *sma_actions::validate_response_keeping_prefix(response, "1.0", &Limits::default())
-        .expect_err(why)
+    let limits = Limits::default();
+    let read = ParsedResponse::read(&response.to_string(), &limits)
+        .expect("JSON")
+        .validate("1.0", &limits)
+        .expect_err(why);
+    let tree =
+        sma_actions::validate_response_keeping_prefix(response, "1.0", &limits).expect_err(why);
+    assert_eq!(read, tree, "the readers disagree");
+    *read
 }
 
 #[test]
@@ -789,11 +812,11 @@ fn a_refused_action_keeps_the_valid_prefix_its_parameters_and_the_attributes() {
     let texts: Vec<_> = rejection
         .valid_prefix
         .iter()
-        .map(|a| a.parameters["Text"].clone())
+        .map(|a| a.parameters.to_map()["Text"].clone())
         .collect();
     assert_eq!(texts, [json!("one"), json!("two")]);
     assert_eq!(
-        Value::Object(rejection.refused_parameters),
+        Value::Object(rejection.refused_parameters.to_map()),
         json!({"DurationInMilliseconds": -5, "X-Extra": [1]})
     );
     assert_eq!(rejection.transaction_attributes.unwrap()["menu"], "main");
@@ -808,7 +831,7 @@ fn a_refusal_before_the_actions_keeps_nothing() {
         ResponseError::SchemaVersionMismatch { .. }
     ));
     assert!(rejection.valid_prefix.is_empty());
-    assert!(rejection.refused_parameters.is_empty());
+    assert!(rejection.refused_parameters.to_map().is_empty());
     assert!(rejection.transaction_attributes.is_none());
 }
 
@@ -819,7 +842,7 @@ fn an_unsupported_action_echoes_the_parameters_it_came_with() {
     let rejection = rejection(response, "no such action");
     assert_eq!(rejection.valid_prefix.len(), 1);
     assert_eq!(
-        Value::Object(rejection.refused_parameters),
+        Value::Object(rejection.refused_parameters.to_map()),
         json!({"To": "Mars"})
     );
 }
@@ -835,5 +858,8 @@ fn an_action_clashing_with_an_earlier_one_echoes_its_own_parameters() {
         rejection.error
     );
     assert_eq!(rejection.valid_prefix.len(), 1);
-    assert_eq!(rejection.refused_parameters["Text"], "too late");
+    assert_eq!(
+        rejection.refused_parameters.get("Text"),
+        Some(json!("too late"))
+    );
 }

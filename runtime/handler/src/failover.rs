@@ -9,8 +9,8 @@
 
 use crate::error::InvokeError;
 use crate::HandlerEndpoint;
-use serde_json::Value;
 use sma_actions::InvocationEvent;
+use sma_actions::ParsedResponse;
 use std::sync::Mutex;
 use std::time::Duration;
 use thiserror::Error;
@@ -72,8 +72,8 @@ pub struct Answered {
     pub application_id: String,
     /// Its region.
     pub region: String,
-    /// The response JSON (not yet validated against the contract).
-    pub response: Value,
+    /// The response, read as JSON (not yet validated against the contract).
+    pub response: ParsedResponse,
     /// Earlier targets that failed or were skipped, in order.
     pub failures: Vec<Attempt>,
 }

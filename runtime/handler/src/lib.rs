@@ -1,9 +1,9 @@
 //! Handler invocation for sma: WebAssembly components ([`wasm`]), HTTP webhooks ([`webhook`]),
 //! and failover between a rule's target applications ([`failover`]).
 //!
-//! An invocation takes the event JSON and yields the handler's response as parsed JSON, or a
-//! typed [`InvokeError`]. Checking that response against the contract is the job of
-//! [`sma_actions::validate_response_value`]; a response that breaks the contract is still a
+//! An invocation takes the event JSON and yields the handler's response read as JSON
+//! ([`ParsedResponse`]), or a typed [`InvokeError`]. Checking that response against the
+//! contract is the job of [`ParsedResponse::validate`]; a response that breaks the contract is still a
 //! response (the call engine answers it with `INVALID_LAMBDA_RESPONSE`), whereas an
 //! `InvokeError` means the target could not be used and the next one is tried.
 
@@ -21,7 +21,7 @@ pub use failover::{AllFailed, Answered, Attempt, CoolDownPolicy, FailoverChain, 
 pub use wasm::{EngineSettings, InstanceMode, WasmEngine, WasmHandler, WasmLimits, WasmSession};
 pub use webhook::{WebhookClient, WebhookHandler};
 
-use serde_json::Value;
+use sma_actions::ParsedResponse;
 use std::time::Duration;
 
 /// The contract's handler deadline (§1.8): 20 s.
@@ -43,7 +43,7 @@ impl HandlerEndpoint {
         &self,
         event_json: &str,
         transaction_id: &str,
-    ) -> Result<Value, InvokeError> {
+    ) -> Result<ParsedResponse, InvokeError> {
         match self {
             Self::Wasm(handler) => {
                 let handler = handler.clone();
@@ -84,7 +84,7 @@ impl CallInvoker {
         &mut self,
         event_json: &str,
         transaction_id: &str,
-    ) -> Result<Value, InvokeError> {
+    ) -> Result<ParsedResponse, InvokeError> {
         match self {
             Self::Shared(endpoint) => endpoint.invoke(event_json, transaction_id).await,
             Self::Session(session) => {

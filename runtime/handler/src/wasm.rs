@@ -12,7 +12,7 @@
 use crate::cache::{CacheOutcome, ComponentCache};
 use crate::error::InvokeError;
 use serde_json::Value;
-use sma_actions::Limits;
+use sma_actions::{Limits, ParsedResponse};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -247,7 +247,11 @@ impl WasmHandler {
     /// Invokes the handler in a fresh instance.
     ///
     /// Blocks for at most the deadline; call it from a blocking-capable thread.
-    pub fn invoke(&self, event_json: &str, transaction_id: &str) -> Result<Value, InvokeError> {
+    pub fn invoke(
+        &self,
+        event_json: &str,
+        transaction_id: &str,
+    ) -> Result<ParsedResponse, InvokeError> {
         let mut store = self.new_store(transaction_id);
         let result = self
             .inner
@@ -291,15 +295,15 @@ impl WasmHandler {
         &self,
         store: &mut Store<HostState>,
         result: wasmtime::Result<Result<String, String>>,
-    ) -> Result<Value, InvokeError> {
+    ) -> Result<ParsedResponse, InvokeError> {
         match result {
             Ok(Ok(body)) => {
                 if body.trim().is_empty() {
                     // Blank is a response, just an invalid one: the call engine answers it
                     // with INVALID_LAMBDA_RESPONSE (EmptyResponse), not with failover.
-                    return Ok(Value::Null);
+                    return Ok(Value::Null.into());
                 }
-                sma_actions::parse_json_text(&body, &self.inner.limits.response)
+                ParsedResponse::read(&body, &self.inner.limits.response)
                     .map_err(InvokeError::InvalidResponse)
             }
             Ok(Err(message)) => Err(InvokeError::HandlerError(message)),
@@ -348,7 +352,11 @@ pub struct WasmSession {
 impl WasmSession {
     /// Invokes the call's instance, creating it on first use. After a failure the instance is
     /// discarded (its state may be inconsistent) and the next invocation starts a fresh one.
-    pub fn invoke(&mut self, event_json: &str, transaction_id: &str) -> Result<Value, InvokeError> {
+    pub fn invoke(
+        &mut self,
+        event_json: &str,
+        transaction_id: &str,
+    ) -> Result<ParsedResponse, InvokeError> {
         let (mut store, app) = match self.live.take() {
             Some(live) => live,
             None => {

@@ -3,6 +3,7 @@
 use crate::error::InvokeError;
 use crate::signature::{sign, SIGNATURE_HEADER};
 use serde_json::Value;
+use sma_actions::ParsedResponse;
 use sma_actions::{Limits, ResponseError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -82,7 +83,7 @@ impl WebhookHandler {
         &self,
         event_json: &str,
         transaction_id: &str,
-    ) -> Result<Value, InvokeError> {
+    ) -> Result<ParsedResponse, InvokeError> {
         let deadline = self.inner.deadline;
         match tokio::time::timeout(deadline, self.exchange(event_json, transaction_id)).await {
             Ok(result) => result,
@@ -90,7 +91,11 @@ impl WebhookHandler {
         }
     }
 
-    async fn exchange(&self, event_json: &str, transaction_id: &str) -> Result<Value, InvokeError> {
+    async fn exchange(
+        &self,
+        event_json: &str,
+        transaction_id: &str,
+    ) -> Result<ParsedResponse, InvokeError> {
         let this = &*self.inner;
         let body = event_json.as_bytes().to_vec();
         let mut request = this
@@ -141,9 +146,9 @@ impl WebhookHandler {
             });
         }
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Null);
+            return Ok(Value::Null.into());
         }
-        sma_actions::parse_json(&body, &this.limits).map_err(InvokeError::InvalidResponse)
+        ParsedResponse::read_bytes(&body, &this.limits).map_err(InvokeError::InvalidResponse)
     }
 
     fn transport(&self, e: reqwest::Error) -> InvokeError {

@@ -58,7 +58,10 @@ async fn fails_over(first: HandlerEndpoint, expected_kind: &str) {
     assert_eq!(answered.name, "healthy");
     assert_eq!(answered.target_index, 1);
     assert_eq!(answered.region, "us-west-2");
-    assert_eq!(answered.response["Actions"][0]["Type"], "SpeakAndGetDigits");
+    assert_eq!(
+        answered.response.to_value()["Actions"][0]["Type"],
+        "SpeakAndGetDigits"
+    );
     assert_eq!(answered.failures.len(), 1);
     let failure = &answered.failures[0];
     assert_eq!(failure.name, "failing");
@@ -240,10 +243,18 @@ async fn per_call_invoker_honours_the_instance_mode() {
         let mut call = endpoint.for_call();
         for want in expected {
             let v = call.invoke(&event, "tx").await.unwrap();
-            assert_eq!(v["TransactionAttributes"]["invocations"], want, "{mode:?}");
+            assert_eq!(
+                v.to_value()["TransactionAttributes"]["invocations"],
+                want,
+                "{mode:?}"
+            );
         }
         // The next call starts from a fresh instance whatever the mode.
         let v = endpoint.for_call().invoke(&event, "tx2").await.unwrap();
-        assert_eq!(v["TransactionAttributes"]["invocations"], "1", "{mode:?}");
+        assert_eq!(
+            v.to_value()["TransactionAttributes"]["invocations"],
+            "1",
+            "{mode:?}"
+        );
     }
 }

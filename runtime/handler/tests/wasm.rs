@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use sma_actions::{validate_response_value, Limits, ResponseError};
+use sma_actions::{Limits, ResponseError};
 use sma_handler::cache::CacheOutcome;
 use sma_handler::{InvokeError, WasmLimits};
 use std::time::{Duration, Instant};
@@ -28,7 +28,10 @@ fn rust_example_answers_and_validates() {
         .unwrap();
     let e = event("new_inbound_call.json");
     let response = handler.invoke(&json(&e), "tx").unwrap();
-    let valid = validate_response_value(response, "1.0", &Limits::default()).unwrap();
+    let valid = response
+        .validate("1.0", &Limits::default())
+        .map_err(|r| r.error)
+        .unwrap();
     let actions = valid.actions.unwrap();
     assert_eq!(actions[0].action.name(), "SpeakAndGetDigits");
 }
@@ -98,7 +101,10 @@ fn no_std_allocator_stops_at_the_memory_cap_and_reuses_what_is_freed() {
     })
     .invoke(&json(&chaos_event("churn")), "tx")
     .unwrap();
-    assert_eq!(value["TransactionAttributes"]["churned"], "268435456");
+    assert_eq!(
+        value.to_value()["TransactionAttributes"]["churned"],
+        "268435456"
+    );
     let err = handler
         .invoke(&json(&chaos_event("loop")), "tx")
         .unwrap_err();
@@ -108,7 +114,7 @@ fn no_std_allocator_stops_at_the_memory_cap_and_reuses_what_is_freed() {
     );
     // The instance after all that is as good as new.
     let value = handler.invoke(&json(&chaos_event("ok")), "tx").unwrap();
-    assert_eq!(value["Actions"][0]["Type"], "Hangup");
+    assert_eq!(value.to_value()["Actions"][0]["Type"], "Hangup");
 }
 
 #[test]
@@ -176,7 +182,10 @@ fn blank_response_reaches_validation_as_empty() {
     let value = chaos(short_deadline())
         .invoke(&json(&chaos_event("blank")), "tx")
         .unwrap();
-    let err = validate_response_value(value, "1.0", &Limits::default()).unwrap_err();
+    let err = value
+        .validate("1.0", &Limits::default())
+        .map_err(|r| r.error)
+        .unwrap_err();
     assert_eq!(err, ResponseError::Empty);
 }
 
@@ -193,7 +202,10 @@ fn contract_violations_are_responses_not_invocation_failures() {
     let value = chaos(short_deadline())
         .invoke(&json(&chaos_event("invalid")), "tx")
         .unwrap();
-    let err = validate_response_value(value, "1.0", &Limits::default()).unwrap_err();
+    let err = value
+        .validate("1.0", &Limits::default())
+        .map_err(|r| r.error)
+        .unwrap_err();
     assert_eq!(err.disposition().error_type(), "UnsupportedAction");
 }
 
@@ -204,7 +216,7 @@ fn every_invocation_gets_a_fresh_instance() {
         let v = handler
             .invoke(&json(&chaos_event("counter")), "tx")
             .unwrap();
-        assert_eq!(v["TransactionAttributes"]["invocations"], "1");
+        assert_eq!(v.to_value()["TransactionAttributes"]["invocations"], "1");
     }
 }
 
@@ -216,7 +228,10 @@ fn a_call_session_reuses_its_instance_and_recovers_after_a_failure() {
         let v = session
             .invoke(&json(&chaos_event("counter")), "tx")
             .unwrap();
-        assert_eq!(v["TransactionAttributes"]["invocations"], expected);
+        assert_eq!(
+            v.to_value()["TransactionAttributes"]["invocations"],
+            expected
+        );
     }
     assert!(matches!(
         session.invoke(&json(&chaos_event("trap")), "tx"),
@@ -226,13 +241,13 @@ fn a_call_session_reuses_its_instance_and_recovers_after_a_failure() {
     let v = session
         .invoke(&json(&chaos_event("counter")), "tx")
         .unwrap();
-    assert_eq!(v["TransactionAttributes"]["invocations"], "1");
+    assert_eq!(v.to_value()["TransactionAttributes"]["invocations"], "1");
     // Another call's session never sees this one's state.
     let v = handler
         .session()
         .invoke(&json(&chaos_event("counter")), "tx")
         .unwrap();
-    assert_eq!(v["TransactionAttributes"]["invocations"], "1");
+    assert_eq!(v.to_value()["TransactionAttributes"]["invocations"], "1");
 }
 
 #[test]
@@ -241,7 +256,7 @@ fn a_failure_does_not_poison_the_handler() {
     assert!(handler.invoke(&json(&chaos_event("loop")), "tx").is_err());
     assert!(handler.invoke(&json(&chaos_event("oom")), "tx").is_err());
     let v = handler.invoke(&json(&chaos_event("ok")), "tx").unwrap();
-    assert_eq!(v["Actions"][0]["Type"], "Hangup");
+    assert_eq!(v.to_value()["Actions"][0]["Type"], "Hangup");
 }
 
 #[test]
@@ -319,7 +334,10 @@ fn js_and_python_examples_answer() {
         let v = handler
             .invoke(&fixture("action_successful.json"), "tx")
             .unwrap();
-        let valid = validate_response_value(v, "1.0", &Limits::default()).unwrap();
+        let valid = v
+            .validate("1.0", &Limits::default())
+            .map_err(|r| r.error)
+            .unwrap();
         let names: Vec<_> = valid
             .actions
             .unwrap()
@@ -338,7 +356,11 @@ fn js_and_python_examples_answer() {
             let v = session
                 .invoke(&fixture("new_inbound_call.json"), "tx")
                 .unwrap();
-            assert_eq!(v["Actions"][0]["Type"], "SpeakAndGetDigits", "{path}");
+            assert_eq!(
+                v.to_value()["Actions"][0]["Type"],
+                "SpeakAndGetDigits",
+                "{path}"
+            );
         }
     }
 }

@@ -24,7 +24,7 @@ async fn posts_the_event_signed_and_reuses_the_connection() {
     let event = common::fixture("new_inbound_call.json");
     for _ in 0..5 {
         let v = handler.invoke(&event, "tx-1").await.unwrap();
-        assert_eq!(v["SchemaVersion"], "1.0");
+        assert_eq!(v.to_value()["SchemaVersion"], "1.0");
     }
     assert_eq!(server.seen.requests.load(Ordering::SeqCst), 5);
     assert_eq!(

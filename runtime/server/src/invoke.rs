@@ -6,7 +6,7 @@
 //! would send next).
 
 use clap::Args;
-use sma_actions::{validate_response_value, InvocationEvent, Limits};
+use sma_actions::{InvocationEvent, Limits};
 use sma_handler::{
     CoolDownPolicy, EngineSettings, FailoverChain, HandlerEndpoint, InstanceMode, Target,
     WasmEngine, WasmLimits, WebhookClient, WebhookHandler,
@@ -192,7 +192,11 @@ pub fn run(args: InvokeArgs) -> ExitCode {
     } else {
         Limits::default()
     };
-    match validate_response_value(answered.response, &event.schema_version, &limits) {
+    match answered
+        .response
+        .validate(&event.schema_version, &limits)
+        .map_err(|rejection| rejection.error)
+    {
         Ok(valid) => {
             let text = serde_json::to_string_pretty(&valid.to_value()).unwrap_or_default();
             // A reader that went away (`sma invoke … | head`) is not a crash.

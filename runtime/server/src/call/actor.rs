@@ -90,7 +90,10 @@ pub struct CallSetup {
 
 enum Msg {
     Signal(SipSignal),
-    Invoked(Result<Value, InvokeError>, Box<CallInvoker>),
+    Invoked(
+        Result<sma_actions::ParsedResponse, InvokeError>,
+        Box<CallInvoker>,
+    ),
     FirstInvoked(Result<sma_handler::Answered, sma_handler::AllFailed>),
     Played(u64),
     Prompts(u64, Result<Vec<Arc<EncodedPrompt>>, (String, String)>),
@@ -673,7 +676,8 @@ impl Actor {
                     ms(r.in_between_digits_duration_in_milliseconds.get()),
                     ms(r.flush_digits_duration_in_milliseconds.get()),
                 );
-                let data = sma_actions::ActionData::new("ReceiveDigits", command.parameters);
+                let data =
+                    sma_actions::ActionData::new("ReceiveDigits", command.parameters.to_map());
                 self.listener = Some((listener, data));
                 self.engine.on_action_done(
                     id,

@@ -22,8 +22,8 @@
 
 use serde_json::{Map, Value};
 use sma_actions::{
-    validate_response_keeping_prefix, Action, ActionData, CallDetails, CallRecordingDestination,
-    Disposition, EventType, InvocationEvent, LegRef, Limits, Participant, ParticipantTag,
+    Action, ActionData, CallDetails, CallRecordingDestination, Disposition, EventType,
+    InvocationEvent, LegRef, Limits, Parameters, ParsedResponse, Participant, ParticipantTag,
     RecordingDestination, Rejection, ResponseError, Status, TransactionAttributes, ValidatedAction,
     SCHEMA_VERSION,
 };
@@ -64,8 +64,53 @@ pub struct ActionCommand {
     pub action: Action,
     /// The leg it runs on (resolved from `CallId` / `ParticipantTag`).
     pub call_id: String,
-    /// Its parameters as received.
-    pub parameters: Map<String, Value>,
+    /// Its parameters as received, as its `ActionData` echoes them.
+    pub parameters: EchoedParameters,
+}
+
+/// An action's parameters as the handler sent them, plus the leg the runtime adds to their
+/// echo when they name none (§2.5).
+///
+/// Kept as received and turned into a map only when an event carries them: most actions
+/// never report (a `Speak` mid-list, `Pause`, `Hangup`), and theirs never need one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EchoedParameters {
+    received: Parameters,
+    /// The resolved leg, when the parameters have no `CallId` and the action echoes one.
+    added_call_id: Option<String>,
+}
+
+impl EchoedParameters {
+    /// The parameters of an action running on `leg`.
+    fn new(action: &Action, received: Parameters, leg: &str) -> Self {
+        let echoes_leg = !matches!(action, Action::CallAndBridge(_));
+        let added_call_id =
+            (echoes_leg && !received.contains_key("CallId")).then(|| leg.to_owned());
+        Self {
+            received,
+            added_call_id,
+        }
+    }
+
+    /// The echo: the parameters as received, with `CallId` when the runtime added it.
+    pub fn to_map(&self) -> Map<String, Value> {
+        let mut map = self.received.to_map();
+        if let Some(leg) = &self.added_call_id {
+            map.insert("CallId".into(), Value::from(leg.as_str()));
+        }
+        map
+    }
+
+    /// The echo's `CallId`, when it is a string.
+    fn call_id(&self) -> Option<String> {
+        match &self.added_call_id {
+            Some(leg) => Some(leg.clone()),
+            None => self
+                .received
+                .get("CallId")
+                .and_then(|v| v.as_str().map(str::to_owned)),
+        }
+    }
 }
 
 /// What the engine asks its shell to do.
@@ -114,7 +159,7 @@ enum Queued {
     /// Failed validation with an `ACTION_FAILED` disposition: it fails when its turn comes.
     Invalid {
         action_type: String,
-        parameters: Map<String, Value>,
+        parameters: Parameters,
         error_type: String,
         message: String,
     },
@@ -123,11 +168,21 @@ enum Queued {
 #[derive(Debug)]
 struct Running {
     id: u64,
-    data: ActionData,
+    name: &'static str,
+    parameters: EchoedParameters,
+    /// The echo's `CallId`: the leg its events are about.
+    call_id: Option<String>,
     reports: bool,
     interruptible: bool,
     /// The list it came from is still the current one (not replaced meanwhile).
     list: u64,
+}
+
+impl Running {
+    /// Its `ActionData`, for the event that reports how it ended.
+    fn data(&self) -> ActionData {
+        ActionData::new(self.name, self.parameters.to_map())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -299,8 +354,8 @@ impl CallEngine {
             .count()
     }
 
-    /// The handler answered (parsed JSON, not yet validated).
-    pub fn on_response(&mut self, response: Value) {
+    /// The handler answered (read as JSON, not yet validated).
+    pub fn on_response(&mut self, response: ParsedResponse) {
         let Some(invocation) = self.invoking.take() else {
             return;
         };
@@ -318,9 +373,8 @@ impl CallEngine {
         self.advance();
     }
 
-    fn apply_response(&mut self, kind: EventType, response: Value, leg: &str) {
-        let validated =
-            validate_response_keeping_prefix(response, SCHEMA_VERSION, &self.config.limits);
+    fn apply_response(&mut self, kind: EventType, response: ParsedResponse, leg: &str) {
+        let validated = response.validate(SCHEMA_VERSION, &self.config.limits);
         let (actions, attributes) = match validated {
             Ok(r) => {
                 self.consecutive_invalid = 0;
@@ -477,15 +531,11 @@ impl CallEngine {
             return;
         };
         let last = self.queue.is_empty() && running.list == self.list;
-        let leg = running
-            .data
-            .parameter_str("CallId")
-            .unwrap_or_default()
-            .to_owned();
+        let leg = running.call_id.clone().unwrap_or_default();
         match outcome {
             Outcome::Succeeded(result) => {
                 if running.reports || last {
-                    let mut data = running.data;
+                    let mut data = running.data();
                     data.received_digits = result.received_digits;
                     data.recording_destination = result.recording_destination;
                     data.recording_terminator_used = result.recording_terminator_used;
@@ -505,7 +555,7 @@ impl CallEngine {
                 self.queue.clear();
                 self.events.push_back(PendingEvent {
                     kind: EventType::ActionFailed,
-                    data: Some(running.data.failed(&error_type, &message)),
+                    data: Some(running.data().failed(&error_type, &message)),
                     error: None,
                     leg,
                 });
@@ -513,7 +563,7 @@ impl CallEngine {
             Outcome::Interrupted => {
                 self.events.push_back(PendingEvent {
                     kind: EventType::ActionInterrupted,
-                    data: Some(running.data),
+                    data: Some(running.data()),
                     error: None,
                     leg,
                 });
@@ -571,7 +621,7 @@ impl CallEngine {
         if self
             .running
             .as_ref()
-            .is_some_and(|r| r.data.parameter_str("CallId") == Some(call_id))
+            .is_some_and(|r| r.call_id.as_deref() == Some(call_id))
         {
             self.running = None;
         }
@@ -661,7 +711,7 @@ impl CallEngine {
     fn start(&mut self, next: Queued) {
         let id = self.next_id;
         self.next_id += 1;
-        let (action, mut parameters) = match next {
+        let (action, parameters) = match next {
             Queued::Valid(v) => (v.action, v.parameters),
             Queued::Invalid {
                 action_type,
@@ -674,7 +724,8 @@ impl CallEngine {
                 self.events.push_back(PendingEvent {
                     kind: EventType::ActionFailed,
                     data: Some(
-                        ActionData::new(action_type, parameters).failed(&error_type, &message),
+                        ActionData::new(action_type, parameters.to_map())
+                            .failed(&error_type, &message),
                     ),
                     error: None,
                     leg,
@@ -690,7 +741,7 @@ impl CallEngine {
                 let leg = self.list_leg.clone();
                 self.events.push_back(PendingEvent {
                     kind: EventType::ActionFailed,
-                    data: Some(ActionData::new(name, parameters).failed(
+                    data: Some(ActionData::new(name, parameters.to_map()).failed(
                         "InvalidActionParameter",
                         "CallId or ParticipantTag parameter for action is invalid.",
                     )),
@@ -701,16 +752,16 @@ impl CallEngine {
             }
         };
         // Echo the resolved leg (§2.5): the parameters as received plus CallId.
-        if !parameters.contains_key("CallId") && !matches!(action, Action::CallAndBridge(_)) {
-            parameters.insert("CallId".into(), Value::from(leg.as_str()));
-        }
+        let parameters = EchoedParameters::new(&action, parameters, &leg);
         let reports = match &self.config.reporting {
             Some(names) => names.iter().any(|n| n == name),
             None => action.reports_on_success(),
         } && !matches!(action, Action::Hangup(_));
         self.running = Some(Running {
             id,
-            data: ActionData::new(name, parameters.clone()),
+            name,
+            call_id: parameters.call_id(),
+            parameters: parameters.clone(),
             reports,
             interruptible: action.is_interruptible(),
             list: self.list,

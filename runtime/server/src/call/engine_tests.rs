@@ -37,6 +37,11 @@ fn engine() -> (CallEngine, Instant) {
     engine_with(EngineConfig::default())
 }
 
+/// A response as the engine receives it: read from its text, as a handler's is.
+fn read(response: Value) -> ParsedResponse {
+    ParsedResponse::read(&response.to_string(), &Limits::default()).expect("a JSON response")
+}
+
 fn outputs(e: &mut CallEngine) -> Vec<Output> {
     std::iter::from_fn(|| e.poll_output()).collect()
 }
@@ -84,12 +89,12 @@ fn first_event_is_new_inbound_call_with_sequence_1() {
 fn actions_run_in_order_and_only_the_last_reports() {
     let (mut e, _) = engine();
     invoked(&mut e);
-    e.on_response(respond(json!([speak("one"), speak("two")])));
+    e.on_response(read(respond(json!([speak("one"), speak("two")]))));
     let first = started(&mut e);
-    assert_eq!(first.parameters["Text"], "one");
+    assert_eq!(first.parameters.to_map()["Text"], "one");
     e.on_action_done(first.id, ok());
     let second = started(&mut e);
-    assert_eq!(second.parameters["Text"], "two");
+    assert_eq!(second.parameters.to_map()["Text"], "two");
     e.on_action_done(second.id, ok());
     let event = invoked(&mut e);
     assert_eq!(event.invocation_event_type, EventType::ActionSuccessful);
@@ -106,10 +111,10 @@ fn reporting_actions_report_mid_list_and_an_empty_answer_keeps_the_queue() {
     let receive = json!({"Type": "ReceiveDigits", "Parameters": {
         "InputDigitsRegex": "^\\d$", "InBetweenDigitsDurationInMilliseconds": 1000,
         "FlushDigitsDurationInMilliseconds": 5000}});
-    e.on_response(respond(json!([receive, speak("after")])));
+    e.on_response(read(respond(json!([receive, speak("after")]))));
     let r = started(&mut e);
     // The echo carries the resolved leg.
-    assert_eq!(r.parameters["CallId"], LEG);
+    assert_eq!(r.parameters.to_map()["CallId"], LEG);
     e.on_action_done(
         r.id,
         Outcome::Succeeded(ActionResult {
@@ -122,8 +127,8 @@ fn reporting_actions_report_mid_list_and_an_empty_answer_keeps_the_queue() {
     assert_eq!(event.received_digits(), Some(""));
     // Nothing starts while the handler is deciding.
     assert!(outputs(&mut e).is_empty());
-    e.on_response(respond(json!([])));
-    assert_eq!(started(&mut e).parameters["Text"], "after");
+    e.on_response(read(respond(json!([]))));
+    assert_eq!(started(&mut e).parameters.to_map()["Text"], "after");
 }
 
 #[test]
@@ -133,37 +138,37 @@ fn a_new_list_replaces_the_queue_after_the_running_action() {
     let receive = json!({"Type": "ReceiveDigits", "Parameters": {
         "InputDigitsRegex": "^\\d$", "InBetweenDigitsDurationInMilliseconds": 1000,
         "FlushDigitsDurationInMilliseconds": 5000}});
-    e.on_response(respond(json!([receive, speak("old")])));
+    e.on_response(read(respond(json!([receive, speak("old")]))));
     let r = started(&mut e);
     e.on_action_done(r.id, ok());
     invoked(&mut e);
-    e.on_response(respond(json!([speak("new")])));
-    assert_eq!(started(&mut e).parameters["Text"], "new");
+    e.on_response(read(respond(json!([speak("new")]))));
+    assert_eq!(started(&mut e).parameters.to_map()["Text"], "new");
 }
 
 #[test]
 fn digits_received_is_invoked_while_an_action_runs_and_replaces_what_is_queued() {
     let (mut e, _) = engine();
     invoked(&mut e);
-    e.on_response(respond(json!([speak("playing"), speak("queued")])));
+    e.on_response(read(respond(json!([speak("playing"), speak("queued")]))));
     let running = started(&mut e);
     let listener = ActionData::new("ReceiveDigits", Map::new());
     e.on_digits_received(&listener, "*5");
     let event = invoked(&mut e);
     assert_eq!(event.invocation_event_type, EventType::DigitsReceived);
     assert_eq!(event.received_digits(), Some("*5"));
-    e.on_response(respond(json!([speak("instead")])));
+    e.on_response(read(respond(json!([speak("instead")]))));
     // The running action finishes first, then the new list runs; "queued" never does.
     assert!(outputs(&mut e).is_empty());
     e.on_action_done(running.id, ok());
-    assert_eq!(started(&mut e).parameters["Text"], "instead");
+    assert_eq!(started(&mut e).parameters.to_map()["Text"], "instead");
 }
 
 #[test]
 fn a_failure_reports_and_discards_the_rest_of_the_list() {
     let (mut e, _) = engine();
     invoked(&mut e);
-    e.on_response(respond(json!([speak("fails"), speak("never")])));
+    e.on_response(read(respond(json!([speak("fails"), speak("never")]))));
     let a = started(&mut e);
     e.on_action_done(
         a.id,
@@ -176,7 +181,7 @@ fn a_failure_reports_and_discards_the_rest_of_the_list() {
     assert_eq!(event.invocation_event_type, EventType::ActionFailed);
     let data = event.action_data.unwrap();
     assert_eq!(data.error_type.as_deref(), Some("InvalidAudioSource"));
-    e.on_response(respond(json!(null)));
+    e.on_response(read(respond(json!(null))));
     assert!(
         outputs(&mut e).is_empty(),
         "the rest of the list was discarded"
@@ -188,9 +193,13 @@ fn a_rule_broken_by_one_action_fails_it_in_its_turn() {
     let (mut e, _) = engine();
     invoked(&mut e);
     let bad_pause = json!({"Type": "Pause", "Parameters": {"DurationInMilliseconds": -5}});
-    e.on_response(respond(json!([speak("first"), bad_pause, speak("never")])));
+    e.on_response(read(respond(json!([
+        speak("first"),
+        bad_pause,
+        speak("never")
+    ]))));
     let first = started(&mut e);
-    assert_eq!(first.parameters["Text"], "first");
+    assert_eq!(first.parameters.to_map()["Text"], "first");
     e.on_action_done(first.id, ok());
     let event = invoked(&mut e);
     assert_eq!(event.invocation_event_type, EventType::ActionFailed);
@@ -211,9 +220,9 @@ fn a_rule_broken_by_one_action_fails_it_in_its_turn() {
 fn invalid_responses_get_invalid_lambda_response_then_a_hangup() {
     let (mut e, _) = engine();
     invoked(&mut e);
-    e.on_response(
+    e.on_response(read(
         json!({"SchemaVersion": "1.0", "Actions": [{"Type": "Answer", "Parameters": {}}]}),
-    );
+    ));
     let event = invoked(&mut e);
     assert_eq!(
         event.invocation_event_type,
@@ -221,7 +230,7 @@ fn invalid_responses_get_invalid_lambda_response_then_a_hangup() {
     );
     assert_eq!(event.error_type.as_deref(), Some("UnsupportedAction"));
     assert_eq!(event.sequence, 2);
-    e.on_response(json!({"SchemaVersion": "2.0"}));
+    e.on_response(read(json!({"SchemaVersion": "2.0"})));
     assert_eq!(
         outputs(&mut e),
         vec![Output::Hangup {
@@ -240,7 +249,7 @@ fn a_hangup_during_an_invocation_queues_and_the_late_actions_are_ignored() {
     invoked(&mut e);
     e.on_leg_ended(LEG, 0);
     assert!(outputs(&mut e).is_empty(), "one invocation at a time");
-    e.on_response(respond(json!([speak("too late")])));
+    e.on_response(read(respond(json!([speak("too late")]))));
     let event = invoked(&mut e);
     assert_eq!(event.invocation_event_type, EventType::Hangup);
     let data = event.action_data.unwrap();
@@ -252,7 +261,7 @@ fn a_hangup_during_an_invocation_queues_and_the_late_actions_are_ignored() {
         Some(Status::Disconnected)
     );
     // A single-leg call's HANGUP response is ignored.
-    e.on_response(respond(json!([speak("ignored")])));
+    e.on_response(read(respond(json!([speak("ignored")]))));
     assert_eq!(outputs(&mut e), vec![Output::Finished]);
 }
 
@@ -260,7 +269,7 @@ fn a_hangup_during_an_invocation_queues_and_the_late_actions_are_ignored() {
 fn an_empty_answer_to_new_inbound_call_rings_until_the_unanswered_timeout() {
     let (mut e, t0) = engine();
     invoked(&mut e);
-    e.on_response(respond(json!([])));
+    e.on_response(read(respond(json!([]))));
     assert!(outputs(&mut e).is_empty());
     assert_eq!(e.poll_timeout(), Some(t0 + Duration::from_secs(30)));
     e.handle_timeout(t0 + Duration::from_secs(30));
@@ -290,7 +299,7 @@ fn failed_invocations_are_retried_with_the_same_sequence_then_the_call_is_releas
         ..EngineConfig::default()
     });
     invoked(&mut e);
-    e.on_response(respond(json!([speak("x")])));
+    e.on_response(read(respond(json!([speak("x")]))));
     let a = started(&mut e);
     e.on_action_done(a.id, ok());
     let event = invoked(&mut e);
@@ -338,11 +347,11 @@ fn the_invocation_limit_hangs_up() {
         ..EngineConfig::default()
     });
     invoked(&mut e);
-    e.on_response(respond(json!([speak("x")])));
+    e.on_response(read(respond(json!([speak("x")]))));
     let a = started(&mut e);
     e.on_action_done(a.id, ok());
     invoked(&mut e);
-    e.on_response(respond(json!([speak("y")])));
+    e.on_response(read(respond(json!([speak("y")]))));
     let b = started(&mut e);
     e.on_action_done(b.id, ok());
     assert_eq!(
@@ -358,30 +367,36 @@ fn the_invocation_limit_hangs_up() {
 fn attributes_are_replaced_whole_kept_when_absent_and_cleared_by_an_empty_map() {
     let (mut e, _) = engine();
     invoked(&mut e);
-    e.on_response(
+    e.on_response(read(
         json!({"SchemaVersion": "1.0", "Actions": [speak("a"), speak("b")],
         "TransactionAttributes": {"k1": "v1", "k2": "v2"}}),
-    );
+    ));
     let a = started(&mut e);
     e.on_action_done(a.id, ok());
     let b = started(&mut e);
     e.on_action_done(b.id, ok());
     let event = invoked(&mut e);
     assert_eq!(event.attribute("k1"), Some("v1"));
-    e.on_response(json!({"SchemaVersion": "1.0", "Actions": [speak("c")],
-        "TransactionAttributes": {"new": "x"}}));
+    e.on_response(read(
+        json!({"SchemaVersion": "1.0", "Actions": [speak("c")],
+        "TransactionAttributes": {"new": "x"}}),
+    ));
     let c = started(&mut e);
     e.on_action_done(c.id, ok());
     let event = invoked(&mut e);
     assert_eq!(event.attribute("k1"), None);
     assert_eq!(event.attribute("new"), Some("x"));
-    e.on_response(json!({"SchemaVersion": "1.0", "Actions": [speak("d")]}));
+    e.on_response(read(
+        json!({"SchemaVersion": "1.0", "Actions": [speak("d")]}),
+    ));
     let d = started(&mut e);
     e.on_action_done(d.id, ok());
     let event = invoked(&mut e);
     assert_eq!(event.attribute("new"), Some("x"), "absent keeps");
-    e.on_response(json!({"SchemaVersion": "1.0", "Actions": [speak("e")],
-        "TransactionAttributes": {}}));
+    e.on_response(read(
+        json!({"SchemaVersion": "1.0", "Actions": [speak("e")],
+        "TransactionAttributes": {}}),
+    ));
     let f = started(&mut e);
     e.on_action_done(f.id, ok());
     let event = invoked(&mut e);
@@ -396,7 +411,7 @@ fn call_update_interrupts_an_interruptible_action() {
     let (mut e, _) = engine();
     invoked(&mut e);
     let pause = json!({"Type": "Pause", "Parameters": {"DurationInMilliseconds": 5000}});
-    e.on_response(respond(json!([pause])));
+    e.on_response(read(respond(json!([pause]))));
     let p = started(&mut e);
     let mut args = Map::new();
     args.insert("Admit".into(), json!("yes"));
@@ -407,23 +422,23 @@ fn call_update_interrupts_an_interruptible_action() {
         event.action_data.as_ref().unwrap().r#type,
         "CallUpdateRequest"
     );
-    e.on_response(respond(json!([speak("welcome")])));
+    e.on_response(read(respond(json!([speak("welcome")]))));
     assert_eq!(outputs(&mut e), vec![Output::Interrupt(p.id)]);
     e.on_action_done(p.id, Outcome::Interrupted);
     let event = invoked(&mut e);
     assert_eq!(event.invocation_event_type, EventType::ActionInterrupted);
     // Informational: its response is ignored, the update's list runs.
-    e.on_response(respond(json!([speak("ignored")])));
-    assert_eq!(started(&mut e).parameters["Text"], "welcome");
+    e.on_response(read(respond(json!([speak("ignored")]))));
+    assert_eq!(started(&mut e).parameters.to_map()["Text"], "welcome");
 }
 
 #[test]
 fn an_unknown_leg_fails_the_action() {
     let (mut e, _) = engine();
     invoked(&mut e);
-    e.on_response(respond(
+    e.on_response(read(respond(
         json!([{"Type": "Speak", "Parameters": {"Text": "x", "CallId": "nope"}}]),
-    ));
+    )));
     let event = invoked(&mut e);
     assert_eq!(event.invocation_event_type, EventType::ActionFailed);
     assert_eq!(
@@ -436,9 +451,9 @@ fn an_unknown_leg_fails_the_action() {
 fn a_hangup_action_reports_as_hangup_not_action_successful() {
     let (mut e, _) = engine();
     invoked(&mut e);
-    e.on_response(respond(
+    e.on_response(read(respond(
         json!([{"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}}]),
-    ));
+    )));
     let h = started(&mut e);
     e.on_action_done(h.id, Outcome::Silent);
     assert!(outputs(&mut e).is_empty());
@@ -451,12 +466,12 @@ fn a_caller_hanging_up_mid_action_ends_the_transaction_after_hangup() {
     let (mut e, _) = engine();
     invoked(&mut e);
     let pause = json!({"Type": "Pause", "Parameters": {"DurationInMilliseconds": 30000}});
-    e.on_response(respond(json!([pause, speak("never")])));
+    e.on_response(read(respond(json!([pause, speak("never")]))));
     let p = started(&mut e);
     e.on_leg_ended(LEG, 0);
     let event = invoked(&mut e);
     assert_eq!(event.invocation_event_type, EventType::Hangup);
-    e.on_response(respond(json!([speak("ignored")])));
+    e.on_response(read(respond(json!([speak("ignored")]))));
     assert_eq!(outputs(&mut e), vec![Output::Finished]);
     // The stopped action's late report changes nothing.
     e.on_action_done(p.id, ok());
@@ -467,7 +482,7 @@ fn a_caller_hanging_up_mid_action_ends_the_transaction_after_hangup() {
 fn a_deadline_overrun_is_not_retried() {
     let (mut e, t0) = engine();
     invoked(&mut e);
-    e.on_response(respond(json!([speak("x")])));
+    e.on_response(read(respond(json!([speak("x")]))));
     let a = started(&mut e);
     e.on_action_done(a.id, ok());
     invoked(&mut e);
@@ -488,7 +503,7 @@ fn the_reporting_set_is_configurable() {
         ..EngineConfig::default()
     });
     invoked(&mut e);
-    e.on_response(respond(json!([speak("reports"), speak("queued")])));
+    e.on_response(read(respond(json!([speak("reports"), speak("queued")]))));
     let a = started(&mut e);
     e.on_action_done(a.id, ok());
     assert_eq!(

@@ -270,14 +270,9 @@ pub async fn simulate(sim: &Simulation, chain: &FailoverChain) -> SimulationResu
                 }
             }
             Output::Start(command) => {
-                let parameters = Value::Object(
-                    command
-                        .parameters
-                        .iter()
-                        .filter(|(k, _)| k.as_str() != "CallId")
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect::<Map<_, _>>(),
-                );
+                let mut parameters = command.parameters.to_map();
+                parameters.remove("CallId");
+                let parameters = Value::Object(parameters);
                 let name = command.action.name();
                 entries.push(Entry::Action {
                     r#type: name.to_owned(),
@@ -339,8 +334,10 @@ pub async fn simulate(sim: &Simulation, chain: &FailoverChain) -> SimulationResu
                             },
                             ScriptItem::Recording(r) => {
                                 recordings += 1;
-                                result.recording_destination =
-                                    Some(recording_destination(&command.parameters, recordings));
+                                result.recording_destination = Some(recording_destination(
+                                    &command.parameters.to_map(),
+                                    recordings,
+                                ));
                                 result.recording_terminator_used = r.terminator.clone();
                                 Outcome::Succeeded(result)
                             }
@@ -353,8 +350,10 @@ pub async fn simulate(sim: &Simulation, chain: &FailoverChain) -> SimulationResu
                     None => {
                         if let Action::RecordAudio(_) = command.action {
                             recordings += 1;
-                            result.recording_destination =
-                                Some(recording_destination(&command.parameters, recordings));
+                            result.recording_destination = Some(recording_destination(
+                                &command.parameters.to_map(),
+                                recordings,
+                            ));
                         }
                         Outcome::Succeeded(result)
                     }
