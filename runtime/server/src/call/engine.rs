@@ -76,40 +76,39 @@ pub struct ActionCommand {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EchoedParameters {
     received: Parameters,
-    /// The resolved leg, when the parameters have no `CallId` and the action echoes one.
-    added_call_id: Option<String>,
+    /// The echo's `CallId` when it is a string: as received, or the leg the runtime added.
+    call_id: Option<String>,
+    /// Whether the runtime added `CallId` (the parameters had none).
+    call_id_added: bool,
 }
 
 impl EchoedParameters {
-    /// The parameters of an action running on `leg`.
+    /// The parameters of `action`, running on `leg`.
     fn new(action: &Action, received: Parameters, leg: &str) -> Self {
-        let echoes_leg = !matches!(action, Action::CallAndBridge(_));
-        let added_call_id =
-            (echoes_leg && !received.contains_key("CallId")).then(|| leg.to_owned());
+        let (call_id, call_id_added) = match received.get("CallId") {
+            Some(sent) => (sent.as_str().map(str::to_owned), false),
+            None if matches!(action, Action::CallAndBridge(_)) => (None, false),
+            None => (Some(leg.to_owned()), true),
+        };
         Self {
             received,
-            added_call_id,
+            call_id,
+            call_id_added,
         }
     }
 
     /// The echo: the parameters as received, with `CallId` when the runtime added it.
     pub fn to_map(&self) -> Map<String, Value> {
         let mut map = self.received.to_map();
-        if let Some(leg) = &self.added_call_id {
+        if let (true, Some(leg)) = (self.call_id_added, &self.call_id) {
             map.insert("CallId".into(), Value::from(leg.as_str()));
         }
         map
     }
 
-    /// The echo's `CallId`, when it is a string.
-    fn call_id(&self) -> Option<String> {
-        match &self.added_call_id {
-            Some(leg) => Some(leg.clone()),
-            None => self
-                .received
-                .get("CallId")
-                .and_then(|v| v.as_str().map(str::to_owned)),
-        }
+    /// The echo's `CallId` when it is a string: the leg the action's events are about.
+    pub fn call_id(&self) -> Option<&str> {
+        self.call_id.as_deref()
     }
 }
 
@@ -170,8 +169,6 @@ struct Running {
     id: u64,
     name: &'static str,
     parameters: EchoedParameters,
-    /// The echo's `CallId`: the leg its events are about.
-    call_id: Option<String>,
     reports: bool,
     interruptible: bool,
     /// The list it came from is still the current one (not replaced meanwhile).
@@ -531,7 +528,7 @@ impl CallEngine {
             return;
         };
         let last = self.queue.is_empty() && running.list == self.list;
-        let leg = running.call_id.clone().unwrap_or_default();
+        let leg = running.parameters.call_id().unwrap_or_default().to_owned();
         match outcome {
             Outcome::Succeeded(result) => {
                 if running.reports || last {
@@ -621,7 +618,7 @@ impl CallEngine {
         if self
             .running
             .as_ref()
-            .is_some_and(|r| r.call_id.as_deref() == Some(call_id))
+            .is_some_and(|r| r.parameters.call_id() == Some(call_id))
         {
             self.running = None;
         }
@@ -760,7 +757,6 @@ impl CallEngine {
         self.running = Some(Running {
             id,
             name,
-            call_id: parameters.call_id(),
             parameters: parameters.clone(),
             reports,
             interruptible: action.is_interruptible(),

@@ -132,6 +132,40 @@ fn reporting_actions_report_mid_list_and_an_empty_answer_keeps_the_queue() {
 }
 
 #[test]
+fn the_echo_is_the_parameters_as_sent_plus_the_leg_they_did_not_name() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    // The handler's own CallId and a key the runtime does not know are echoed as sent.
+    let speak = json!({"Type": "Speak", "Parameters": {
+        "CallId": LEG, "Text": "x", "X-Note": [1, {"a": null}]}});
+    // CallAndBridge names no leg and gets none added.
+    let bridge = json!({"Type": "CallAndBridge", "Parameters": {
+        "CallTimeoutSeconds": 30, "CallerIdNumber": "+18005550122",
+        "Endpoints": [{"BridgeEndpointType": "PSTN", "Uri": "+12065550100"}]}});
+    e.on_response(read(respond(json!([speak, bridge]))));
+    let s = started(&mut e);
+    assert_eq!(s.call_id, LEG);
+    assert_eq!(Value::Object(s.parameters.to_map()), speak["Parameters"]);
+    assert_eq!(s.parameters.call_id(), Some(LEG));
+    e.on_action_done(s.id, ok());
+    let b = started(&mut e);
+    assert_eq!(Value::Object(b.parameters.to_map()), bridge["Parameters"]);
+    assert_eq!(b.parameters.call_id(), None);
+    e.on_action_done(
+        b.id,
+        Outcome::Failed {
+            error_type: "CallNotAnswered".into(),
+            message: "no answer".into(),
+        },
+    );
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::ActionFailed);
+    let data = event.action_data.expect("action data");
+    assert_eq!(data.r#type, "CallAndBridge");
+    assert_eq!(Value::Object(data.parameters), bridge["Parameters"]);
+}
+
+#[test]
 fn a_new_list_replaces_the_queue_after_the_running_action() {
     let (mut e, _) = engine();
     invoked(&mut e);
