@@ -28,6 +28,8 @@ fn rust_example_answers_and_validates() {
         .unwrap();
     let e = event("new_inbound_call.json");
     let response = handler.invoke(&json(&e), "tx").unwrap();
+    // The host types the response straight from its text (no JSON tree).
+    assert!(response.is_typed());
     let valid = response
         .validate("1.0", &Limits::default())
         .map_err(|r| r.error)
@@ -334,6 +336,8 @@ fn js_and_python_examples_answer() {
         let v = handler
             .invoke(&fixture("action_successful.json"), "tx")
             .unwrap();
+        // The host types the response straight from its text (no JSON tree).
+        assert!(v.is_typed(), "{path}");
         let valid = v
             .validate("1.0", &Limits::default())
             .map_err(|r| r.error)
