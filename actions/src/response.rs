@@ -257,14 +257,8 @@ fn read_attributes(value: Value, limits: &Limits) -> Result<TransactionAttribute
             found: json_type(&value),
         });
     };
-    if map.len() > limits.max_attribute_pairs {
-        return Err(ResponseError::TooManyAttributes {
-            count: map.len(),
-            limit: limits.max_attribute_pairs,
-        });
-    }
+    let mut size = AttributesSize::new(map.len(), limits)?;
     let mut out = TransactionAttributes::new();
-    let mut size = AttributesSize::new();
     for (key, value) in map {
         let Value::String(value) = value else {
             return Err(ResponseError::AttributesNotStrings {
@@ -285,13 +279,7 @@ pub(crate) fn check_attributes(
     attributes: &TransactionAttributes,
     limits: &Limits,
 ) -> Result<(), ResponseError> {
-    if attributes.len() > limits.max_attribute_pairs {
-        return Err(ResponseError::TooManyAttributes {
-            count: attributes.len(),
-            limit: limits.max_attribute_pairs,
-        });
-    }
-    let mut size = AttributesSize::new();
+    let mut size = AttributesSize::new(attributes.len(), limits)?;
     for (key, value) in attributes {
         size.add(key, value, limits)?;
     }
@@ -299,12 +287,18 @@ pub(crate) fn check_attributes(
 }
 
 /// The attributes' serialized size, `{"k":"v",...}` measured with JSON escaping, entry by
-/// entry, with the per-entry length limit.
+/// entry, with the limits on their number and on each entry's length.
 struct AttributesSize(usize);
 
 impl AttributesSize {
-    fn new() -> Self {
-        Self(2)
+    fn new(count: usize, limits: &Limits) -> Result<Self, ResponseError> {
+        if count > limits.max_attribute_pairs {
+            return Err(ResponseError::TooManyAttributes {
+                count,
+                limit: limits.max_attribute_pairs,
+            });
+        }
+        Ok(Self(2))
     }
 
     fn add(&mut self, key: &str, value: &str, limits: &Limits) -> Result<(), ResponseError> {
