@@ -95,7 +95,8 @@ impl ParsedResponse {
         matches!(self.0, Parsed::Typed(_))
     }
 
-    /// The response as a JSON tree (what `sma invoke` shows of a refused response).
+    /// The response as a JSON tree. A response typed from its text comes back in the form
+    /// its validated echo takes: compact, and without the members that were `null`.
     pub fn to_value(&self) -> Value {
         match &self.0 {
             Parsed::Tree(value) => value.clone(),
