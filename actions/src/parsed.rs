@@ -14,7 +14,6 @@
 //! not know sends the response to the tree reader, derived structs refuse a repeated field,
 //! and string maps refuse a repeated key ([`crate::common::UniqueStringMap`]).
 
-use crate::action::ACTION_NAMES;
 use crate::common::UniqueStringMap;
 use crate::error::ResponseError;
 use crate::event::TransactionAttributes;
@@ -172,10 +171,8 @@ fn read_typed(text: &str) -> Option<TypedResponse> {
     })
 }
 
+/// `None` for an action the contract does not have, as for any other refusal.
 fn type_action(raw: RawAction<'_>) -> Option<ValidatedAction> {
-    if !ACTION_NAMES.contains(&raw.name.as_str()) {
-        return None;
-    }
     let text = raw.parameters.map_or("{}", RawValue::get);
     // A derived struct also reads from an array; `Parameters` must be an object.
     if !text.starts_with('{') {
@@ -292,6 +289,15 @@ enum ActionKey {
     Parameters,
 }
 
+impl ActionKey {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Type => "Type",
+            Self::Parameters => "Parameters",
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for ActionKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_identifier(KeyVisitor(|key: &str| match key {
@@ -361,8 +367,7 @@ impl<'de> Deserialize<'de> for RawAction<'de> {
                         ActionKey::Parameters if parameters.is_none() => {
                             parameters = Some(access.next_value::<Option<&'de RawValue>>()?);
                         }
-                        ActionKey::Type => return Err(repeated("Type")),
-                        ActionKey::Parameters => return Err(repeated("Parameters")),
+                        _ => return Err(repeated(key.name())),
                     }
                 }
                 Ok(RawAction {

@@ -97,9 +97,8 @@ impl ParameterDecoder for FromValue<'_> {
 /// The action `name` typed by `decoder`; `None` when `name` is not a contract action.
 pub(crate) fn typed_with<D: ParameterDecoder>(
     name: &str,
-    decoder: D,
+    d: D,
 ) -> Option<Result<Action, D::Error>> {
-    let d = decoder;
     Some(match name {
         "CallAndBridge" => d.decode().map(Action::CallAndBridge),
         "Hangup" => d.decode().map(Action::Hangup),

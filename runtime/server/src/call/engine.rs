@@ -76,32 +76,28 @@ pub struct ActionCommand {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EchoedParameters {
     received: Parameters,
-    /// The echo's `CallId` when it is a string: as received, or the leg the runtime added.
+    /// The echo's `CallId` when it is a string: as received, or the leg the runtime adds.
     call_id: Option<String>,
-    /// Whether the runtime added `CallId` (the parameters had none).
-    call_id_added: bool,
 }
 
 impl EchoedParameters {
     /// The parameters of `action`, running on `leg`.
     fn new(action: &Action, received: Parameters, leg: &str) -> Self {
-        let (call_id, call_id_added) = match received.get("CallId") {
-            Some(sent) => (sent.as_str().map(str::to_owned), false),
-            None if matches!(action, Action::CallAndBridge(_)) => (None, false),
-            None => (Some(leg.to_owned()), true),
+        let call_id = match received.get("CallId") {
+            Some(sent) => sent.as_str().map(str::to_owned),
+            None if matches!(action, Action::CallAndBridge(_)) => None,
+            None => Some(leg.to_owned()),
         };
-        Self {
-            received,
-            call_id,
-            call_id_added,
-        }
+        Self { received, call_id }
     }
 
-    /// The echo: the parameters as received, with `CallId` when the runtime added it.
+    /// The echo: the parameters as received, with the leg as `CallId` when they had none.
     pub fn to_map(&self) -> Map<String, Value> {
         let mut map = self.received.to_map();
-        if let (true, Some(leg)) = (self.call_id_added, &self.call_id) {
-            map.insert("CallId".into(), Value::from(leg.as_str()));
+        if let Some(leg) = &self.call_id {
+            // A `CallId` the handler sent stays as sent.
+            map.entry("CallId")
+                .or_insert_with(|| Value::from(leg.as_str()));
         }
         map
     }

@@ -72,6 +72,13 @@ fn ok() -> Outcome {
     Outcome::Succeeded(ActionResult::default())
 }
 
+fn failed(error_type: &str, message: &str) -> Outcome {
+    Outcome::Failed {
+        error_type: error_type.into(),
+        message: message.into(),
+    }
+}
+
 #[test]
 fn first_event_is_new_inbound_call_with_sequence_1() {
     let (mut e, _) = engine();
@@ -151,13 +158,7 @@ fn the_echo_is_the_parameters_as_sent_plus_the_leg_they_did_not_name() {
     let b = started(&mut e);
     assert_eq!(Value::Object(b.parameters.to_map()), bridge["Parameters"]);
     assert_eq!(b.parameters.call_id(), None);
-    e.on_action_done(
-        b.id,
-        Outcome::Failed {
-            error_type: "CallNotAnswered".into(),
-            message: "no answer".into(),
-        },
-    );
+    e.on_action_done(b.id, failed("CallNotAnswered", "no answer"));
     let event = invoked(&mut e);
     assert_eq!(event.invocation_event_type, EventType::ActionFailed);
     let data = event.action_data.expect("action data");
@@ -204,13 +205,7 @@ fn a_failure_reports_and_discards_the_rest_of_the_list() {
     invoked(&mut e);
     e.on_response(read(respond(json!([speak("fails"), speak("never")]))));
     let a = started(&mut e);
-    e.on_action_done(
-        a.id,
-        Outcome::Failed {
-            error_type: "InvalidAudioSource".into(),
-            message: "missing".into(),
-        },
-    );
+    e.on_action_done(a.id, failed("InvalidAudioSource", "missing"));
     let event = invoked(&mut e);
     assert_eq!(event.invocation_event_type, EventType::ActionFailed);
     let data = event.action_data.unwrap();
