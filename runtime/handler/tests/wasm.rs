@@ -38,6 +38,54 @@ fn rust_example_answers_and_validates() {
     assert_eq!(actions[0].action.name(), "SpeakAndGetDigits");
 }
 
+/// The core modules a component embeds, each with whether it imports its memory.
+fn core_modules(component: &[u8]) -> Vec<bool> {
+    let mut modules = Vec::new();
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        match payload.expect("a component the linker wrote") {
+            wasmparser::Payload::ModuleSection { .. } => {
+                modules.push(false);
+                depth += 1;
+            }
+            wasmparser::Payload::ImportSection(imports) if depth > 0 => {
+                for import in imports.into_imports() {
+                    let import = import.expect("an import entry");
+                    if matches!(import.ty, wasmparser::TypeRef::Memory(_)) {
+                        if let Some(last) = modules.last_mut() {
+                            *last = true;
+                        }
+                    }
+                }
+            }
+            wasmparser::Payload::End(_) if depth > 0 => depth -= 1,
+            _ => {}
+        }
+    }
+    modules
+}
+
+#[test]
+fn no_std_handlers_import_their_memory_so_the_log_import_needs_no_shim() {
+    // A module that defines its memory gets two extra core modules (a shim and its fixup)
+    // for any import that reads a string from that memory; every fresh instance would
+    // instantiate and reset them. Linked with `--import-memory` (.cargo/config.toml), the
+    // handler is one module beside the one that defines the memory.
+    for file in ["ivr_menu_rust.wasm", "chaos_nostd_guest.wasm"] {
+        let bytes = std::fs::read(rust_component(file)).unwrap();
+        let modules = core_modules(&bytes);
+        assert_eq!(modules.len(), 2, "{file}: {modules:?}");
+        assert_eq!(
+            modules
+                .iter()
+                .filter(|imports_memory| **imports_memory)
+                .count(),
+            1,
+            "{file}: the handler's module imports the memory the other defines"
+        );
+    }
+}
+
 fn chaos_nostd(limits: WasmLimits) -> sma_handler::WasmHandler {
     engine()
         .load_file(&rust_component("chaos_nostd_guest.wasm"), limits)
