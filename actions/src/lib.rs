@@ -32,6 +32,7 @@ mod action;
 mod common;
 mod error;
 mod event;
+mod ignored;
 mod lenient;
 mod limits;
 mod parameters;

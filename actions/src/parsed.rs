@@ -194,7 +194,7 @@ impl ParameterDecoder for FromText<'_> {
     fn decode<T: DeserializeOwned>(self) -> Result<T, ()> {
         let mut de = serde_json::Deserializer::from_str(self.0);
         let mut unknown = false;
-        let typed = serde_ignored::deserialize(&mut de, |_| unknown = true).map_err(|_| ())?;
+        let typed = crate::ignored::deserialize(&mut de, &mut unknown).map_err(|_| ())?;
         if unknown {
             return Err(());
         }
