@@ -1,6 +1,6 @@
 //! Builders for the actions handlers return most. Each returns the typed parameter struct
 //! (fields are public for anything not covered) and converts into an
-//! [`Action`](crate::Action) with `.into()`.
+//! [`Action`] with `.into()`.
 
 use crate::prelude::*;
 use sma_actions::*;

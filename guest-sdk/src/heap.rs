@@ -16,7 +16,7 @@
 //!   instructions.
 //!
 //! [`Heap`] is the bookkeeping alone, over any [`Memory`], so it is tested natively;
-//! [`WasmHeap`] puts it over the instance's linear memory. Neither is thread-safe: a
+//! `WasmHeap` (wasm only) puts it over the instance's linear memory. Neither is thread-safe: a
 //! `wasm32-wasip2` instance has one thread.
 
 use core::alloc::Layout;

@@ -37,6 +37,13 @@
 //! ```
 //!
 //! The SDK itself never links `std` on wasm, so both kinds of handler build from it.
+//!
+//! Link a `no_std` handler with `-C link-arg=--import-memory` as well (it needs
+//! `wasm-component-ld` 0.5.31 or newer as the linker; the one rustc 1.95 ships refuses it).
+//! The `log` import reads a string from the handler's memory; with a memory the module defines
+//! itself, the component needs two more core modules to hand that import in after
+//! instantiation, and every fresh instance pays for them. The workspace README has the
+//! figures.
 
 #![no_std]
 
