@@ -115,15 +115,15 @@ impl Action {
             Self::PlayAudioAndGetDigits(p) => (p.call_id.as_deref(), p.participant_tag),
             Self::ReceiveDigits(p) => (p.call_id.as_deref(), p.participant_tag),
             Self::RecordAudio(p) => (p.call_id.as_deref(), p.participant_tag),
-            Self::SendDigits(p) => (Some(p.call_id.as_str()), None),
-            Self::Speak(p) => (Some(p.call_id.as_str()), None),
-            Self::SpeakAndGetDigits(p) => (Some(p.call_id.as_str()), None),
+            Self::SendDigits(p) => (p.call_id.as_deref(), p.participant_tag),
+            Self::Speak(p) => (p.call_id.as_deref(), p.participant_tag),
+            Self::SpeakAndGetDigits(p) => (p.call_id.as_deref(), p.participant_tag),
             Self::StartBotConversation(p) => (p.call_id.as_deref(), p.participant_tag),
-            Self::VoiceFocus(p) => (Some(p.call_id.as_str()), None),
-            Self::StartCallRecording(p) => (Some(p.call_id.as_str()), None),
+            Self::VoiceFocus(p) => (p.call_id.as_deref(), p.participant_tag),
+            Self::StartCallRecording(p) => (p.call_id.as_deref(), p.participant_tag),
             Self::StopCallRecording(p)
             | Self::PauseCallRecording(p)
-            | Self::ResumeCallRecording(p) => (Some(p.call_id.as_str()), None),
+            | Self::ResumeCallRecording(p) => (p.call_id.as_deref(), p.participant_tag),
         };
         match (call_id, tag) {
             (Some(id), _) => LegRef::CallId(id),
@@ -170,15 +170,14 @@ pub enum LegRef<'a> {
     Invoking,
 }
 
-/// Kind of bridge endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BridgeEndpointType {
-    /// A phone number.
-    #[serde(rename = "PSTN")]
-    Pstn,
-    /// A voice connector or voice connector group.
-    #[serde(rename = "AWS")]
-    Aws,
+crate::lenient::wire_enum! {
+    /// Kind of bridge endpoint.
+    pub enum BridgeEndpointType {
+        /// A phone number.
+        Pstn = "PSTN",
+        /// A voice connector or voice connector group.
+        Aws = "AWS",
+    }
 }
 
 /// The one endpoint a `CallAndBridge` dials.
@@ -187,10 +186,15 @@ pub enum BridgeEndpointType {
 pub struct BridgeEndpoint {
     /// `PSTN` or `AWS`.
     pub bridge_endpoint_type: BridgeEndpointType,
-    /// E.164 number (PSTN) or Request-URI user part (AWS).
+    /// E.164 number (PSTN) or Request-URI user part (AWS); a JSON number is read as its digits.
+    #[serde(deserialize_with = "crate::lenient::text_or_number")]
     pub uri: String,
     /// Voice connector (group) ARN; AWS endpoints only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub arn: Option<String>,
 }
 
@@ -199,9 +203,14 @@ pub struct BridgeEndpoint {
 #[serde(rename_all = "PascalCase")]
 pub struct CallAndBridge {
     /// Seconds to wait for an answer, 1–120, default 30.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub call_timeout_seconds: Option<Int>,
-    /// Caller ID presented on the new leg (E.164).
+    /// Caller ID presented on the new leg (E.164); a JSON number is read as its digits.
+    #[serde(deserialize_with = "crate::lenient::text_or_number")]
     pub caller_id_number: String,
     /// Exactly one endpoint.
     pub endpoints: Vec<BridgeEndpoint>,
@@ -229,13 +238,25 @@ impl CallAndBridge {
 #[serde(rename_all = "PascalCase")]
 pub struct Hangup {
     /// Leg to release.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub call_id: Option<String>,
     /// Leg to release when `CallId` is absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
     pub participant_tag: Option<ParticipantTag>,
     /// `0` (normal clearing, default), `480` or `486`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub sip_response_code: Option<Int>,
 }
 
@@ -253,23 +274,36 @@ pub struct JoinChimeMeeting {
     /// Attendee join token.
     pub join_token: String,
     /// Leg to join.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub call_id: Option<String>,
     /// Only `LEG-A`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
     pub participant_tag: Option<ParticipantTag>,
     /// Meeting to join.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub meeting_id: Option<String>,
 }
 
-/// `Mute` or `Unmute`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AttendeeOperation {
-    /// Mute the attendees.
-    Mute,
-    /// Unmute the attendees.
-    Unmute,
+crate::lenient::wire_enum! {
+    /// `Mute` or `Unmute`.
+    pub enum AttendeeOperation {
+        /// Mute the attendees.
+        Mute = "Mute",
+        /// Unmute the attendees.
+        Unmute = "Unmute",
+    }
 }
 
 /// `ModifyChimeMeetingAttendees` parameters (§3.4).
@@ -283,10 +317,18 @@ pub struct ModifyChimeMeetingAttendees {
     /// 1–100 attendee ids.
     pub attendee_list: Vec<String>,
     /// Meeting leg.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub call_id: Option<String>,
     /// Meeting leg when `CallId` is absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
     pub participant_tag: Option<ParticipantTag>,
 }
 
@@ -297,10 +339,18 @@ pub struct Pause {
     /// Length of the silence, > 0.
     pub duration_in_milliseconds: Int,
     /// Leg.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub call_id: Option<String>,
     /// Leg when `CallId` is absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
     pub participant_tag: Option<ParticipantTag>,
 }
 
@@ -311,16 +361,32 @@ pub struct PlayAudio {
     /// Audio to play.
     pub audio_source: AudioSource,
     /// Leg.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub call_id: Option<String>,
     /// Leg when `CallId` is absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
     pub participant_tag: Option<ParticipantTag>,
     /// Digits that stop playback.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_digit_list"
+    )]
     pub playback_terminators: Option<Vec<String>>,
     /// Times to play, > 0, default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub repeat: Option<Int>,
 }
 
@@ -331,6 +397,11 @@ impl PlayAudio {
     }
 }
 
+/// The wait per attempt of a digit collection that gives no `RepeatDurationInMilliseconds`.
+/// The contract marks it required, but handlers written for the hosted service leave it out
+/// and run there; 5 s is the wait a caller is commonly given to start typing.
+pub const DEFAULT_REPEAT_DURATION_MS: i64 = 5_000;
+
 /// Digit-collection parameters shared by `PlayAudioAndGetDigits` and `SpeakAndGetDigits`.
 pub trait DigitCollection {
     /// `MinNumberOfDigits`, default 0.
@@ -339,7 +410,7 @@ pub trait DigitCollection {
     fn max_digits(&self) -> i64;
     /// `TerminatorDigits`, default `["#"]`.
     fn terminators(&self) -> Vec<String>;
-    /// `RepeatDurationInMilliseconds`.
+    /// `RepeatDurationInMilliseconds`, default [`DEFAULT_REPEAT_DURATION_MS`].
     fn repeat_duration_ms(&self) -> i64;
     /// `InBetweenDigitsDurationInMilliseconds`, default = `RepeatDurationInMilliseconds`.
     fn in_between_ms(&self) -> i64;
@@ -366,7 +437,8 @@ macro_rules! digit_collection {
                     .unwrap_or_else(|| vec!["#".to_owned()])
             }
             fn repeat_duration_ms(&self) -> i64 {
-                self.repeat_duration_in_milliseconds.get()
+                self.repeat_duration_in_milliseconds
+                    .map_or(DEFAULT_REPEAT_DURATION_MS, Int::get)
             }
             fn in_between_ms(&self) -> i64 {
                 self.in_between_digits_duration_in_milliseconds
@@ -391,33 +463,71 @@ macro_rules! digit_collection {
 pub struct PlayAudioAndGetDigits {
     /// Prompt.
     pub audio_source: AudioSource,
-    /// Played after bad input, before re-prompting.
-    pub failure_audio_source: AudioSource,
-    /// Time allowed per attempt.
-    pub repeat_duration_in_milliseconds: Int,
-    /// Leg.
+    /// Played after bad input, before re-prompting; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_audio_source: Option<AudioSource>,
+    /// Time allowed per attempt; [`DEFAULT_REPEAT_DURATION_MS`] when absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
+    pub repeat_duration_in_milliseconds: Option<Int>,
+    /// Leg.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub call_id: Option<String>,
     /// Leg when `CallId` is absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
     pub participant_tag: Option<ParticipantTag>,
     /// Pattern the digits must match.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub input_digits_regex: Option<String>,
     /// At least this many digits, default 0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub min_number_of_digits: Option<Int>,
     /// At most this many digits, default 128.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub max_number_of_digits: Option<Int>,
     /// Digits that end input, default `#`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_digit_list"
+    )]
     pub terminator_digits: Option<Vec<String>>,
     /// Longest gap between digits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub in_between_digits_duration_in_milliseconds: Option<Int>,
     /// Total attempts, default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub repeat: Option<Int>,
 }
 digit_collection!(PlayAudioAndGetDigits);
@@ -433,10 +543,18 @@ pub struct ReceiveDigits {
     /// Window after the first digit after which the buffer is flushed; > InBetween.
     pub flush_digits_duration_in_milliseconds: Int,
     /// Leg.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub call_id: Option<String>,
     /// Leg when `CallId` is absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
     pub participant_tag: Option<ParticipantTag>,
 }
 
@@ -446,22 +564,47 @@ pub struct ReceiveDigits {
 pub struct RecordAudio {
     /// Where the recording goes.
     pub recording_destination: RecordingDestination,
-    /// Digits that end the recording.
-    pub recording_terminators: Vec<String>,
+    /// Digits that end the recording; none when absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_digit_list"
+    )]
+    pub recording_terminators: Option<Vec<String>>,
     /// Leg (not together with `ParticipantTag`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub call_id: Option<String>,
     /// Leg (not together with `CallId`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
     pub participant_tag: Option<ParticipantTag>,
     /// Longest recording, > 0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub duration_in_seconds: Option<Int>,
     /// Silence that ends the recording, 1–1000.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub silence_duration_in_seconds: Option<Int>,
     /// Level below which audio counts as silence, 1–1000, default 200.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub silence_threshold: Option<Int>,
 }
 
@@ -469,12 +612,29 @@ pub struct RecordAudio {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SendDigits {
-    /// Leg.
-    pub call_id: String,
-    /// Up to 50 of `0-9 * # A-D ,` (`,` pauses 500 ms).
+    /// Leg; the invoking leg when neither this nor `ParticipantTag` names one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
+    pub call_id: Option<String>,
+    /// Leg when `CallId` is absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
+    pub participant_tag: Option<ParticipantTag>,
+    /// Up to 50 of `0-9 * # A-D ,` (`,` pauses 500 ms); a JSON number is read as its digits.
+    #[serde(deserialize_with = "crate::lenient::text_or_number")]
     pub digits: String,
     /// Tone length, 50–24000 ms, default 250.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub tone_duration_in_milliseconds: Option<Int>,
 }
 
@@ -482,21 +642,50 @@ pub struct SendDigits {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Speak {
-    /// Leg.
-    pub call_id: String,
+    /// Leg; the invoking leg when neither this nor `ParticipantTag` names one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
+    pub call_id: Option<String>,
+    /// Leg when `CallId` is absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
+    pub participant_tag: Option<ParticipantTag>,
+
     /// Text or SSML, at most 1,000 characters.
     pub text: String,
     /// `standard` (default) or `neural`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
     pub engine: Option<Engine>,
     /// Language code.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub language_code: Option<String>,
     /// `text` (default) or `ssml`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
     pub text_type: Option<TextType>,
     /// Voice, `Joanna` by default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub voice_id: Option<String>,
 }
 
@@ -504,42 +693,86 @@ pub struct Speak {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SpeakAndGetDigits {
-    /// Leg.
-    pub call_id: String,
+    /// Leg; the invoking leg when neither this nor `ParticipantTag` names one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
+    pub call_id: Option<String>,
+    /// Leg when `CallId` is absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
+    pub participant_tag: Option<ParticipantTag>,
+
     /// Prompt.
     pub speech_parameters: SpeechParameters,
-    /// Spoken after bad input, before re-prompting.
-    pub failure_speech_parameters: SpeechParameters,
-    /// Time allowed per attempt.
-    pub repeat_duration_in_milliseconds: Int,
-    /// Pattern the digits must match.
+    /// Spoken after bad input, before re-prompting; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_speech_parameters: Option<SpeechParameters>,
+    /// Time allowed per attempt; [`DEFAULT_REPEAT_DURATION_MS`] when absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
+    pub repeat_duration_in_milliseconds: Option<Int>,
+    /// Pattern the digits must match.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub input_digits_regex: Option<String>,
     /// At least this many digits, default 0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub min_number_of_digits: Option<Int>,
     /// At most this many digits, default 128.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub max_number_of_digits: Option<Int>,
     /// Digits that end input, default `#`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_digit_list"
+    )]
     pub terminator_digits: Option<Vec<String>>,
     /// Longest gap between digits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub in_between_digits_duration_in_milliseconds: Option<Int>,
     /// Total attempts, default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
     pub repeat: Option<Int>,
 }
 digit_collection!(SpeakAndGetDigits);
 
-/// Bot dialog action type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DialogActionType {
-    /// Let the bot decide.
-    Delegate,
-    /// Ask the caller for an intent (needed for welcome messages).
-    ElicitIntent,
+crate::lenient::wire_enum! {
+    /// Bot dialog action type.
+    pub enum DialogActionType {
+        /// Let the bot decide.
+        Delegate = "Delegate",
+        /// Ask the caller for an intent (needed for welcome messages).
+        ElicitIntent = "ElicitIntent",
+    }
 }
 
 /// `Configuration.SessionState.DialogAction`.
@@ -566,14 +799,14 @@ pub struct SessionState {
     pub dialog_action: Option<DialogAction>,
 }
 
-/// Content type of a welcome message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MessageContentType {
-    /// Plain text.
-    PlainText,
-    /// SSML.
-    #[serde(rename = "SSML")]
-    Ssml,
+crate::lenient::wire_enum! {
+    /// Content type of a welcome message.
+    pub enum MessageContentType {
+        /// Plain text.
+        PlainText = "PlainText",
+        /// SSML.
+        Ssml = "SSML",
+    }
 }
 
 /// One welcome message.
@@ -581,7 +814,11 @@ pub enum MessageContentType {
 #[serde(rename_all = "PascalCase")]
 pub struct WelcomeMessage {
     /// Text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub content: Option<String>,
     /// `PlainText` or `SSML`.
     pub content_type: MessageContentType,
@@ -606,13 +843,25 @@ pub struct StartBotConversation {
     /// Bot alias ARN.
     pub bot_alias_arn: String,
     /// Leg.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub call_id: Option<String>,
     /// Only `LEG-A`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
     pub participant_tag: Option<ParticipantTag>,
     /// Bot locale, `en_US` by default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub locale_id: Option<String>,
     /// At most 10 KB serialized.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -625,30 +874,59 @@ pub struct StartBotConversation {
 pub struct VoiceFocus {
     /// Enable or disable noise suppression.
     pub enable: Flag,
-    /// Leg.
-    pub call_id: String,
+    /// Leg; the invoking leg when neither this nor `ParticipantTag` names one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
+    pub call_id: Option<String>,
+    /// Leg when `CallId` is absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
+    pub participant_tag: Option<ParticipantTag>,
 }
 
-/// Which audio of a leg a call recording captures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Track {
-    /// Stereo: incoming left, outgoing right.
-    Both,
-    /// What the party says.
-    Incoming,
-    /// What the party hears.
-    Outgoing,
+crate::lenient::wire_enum! {
+    /// Which audio of a leg a call recording captures.
+    pub enum Track {
+        /// Stereo: incoming left, outgoing right.
+        Both = "BOTH",
+        /// What the party says.
+        Incoming = "INCOMING",
+        /// What the party hears.
+        Outgoing = "OUTGOING",
+    }
 }
 
 /// `StartCallRecording` parameters (§3.15).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StartCallRecording {
-    /// Leg to record.
-    pub call_id: String,
-    /// `BOTH`, `INCOMING` or `OUTGOING`.
-    pub track: Track,
+    /// Leg; the invoking leg when neither this nor `ParticipantTag` names one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
+    pub call_id: Option<String>,
+    /// Leg when `CallId` is absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
+    pub participant_tag: Option<ParticipantTag>,
+    /// `BOTH` (the default), `INCOMING` or `OUTGOING`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
+    pub track: Option<Track>,
     /// `bucket[/prefix]`.
     pub destination: CallRecordingDestination,
 }
@@ -657,15 +935,35 @@ pub struct StartCallRecording {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CallRecordingControl {
-    /// Leg being recorded.
-    pub call_id: String,
+    /// Leg; the invoking leg when neither this nor `ParticipantTag` names one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
+    pub call_id: Option<String>,
+    /// Leg when `CallId` is absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
+    pub participant_tag: Option<ParticipantTag>,
+}
+
+impl StartCallRecording {
+    /// The track to record, `BOTH` by default.
+    pub fn track(&self) -> Track {
+        self.track.unwrap_or(Track::Both)
+    }
 }
 
 impl Speak {
     /// A plain-text `Speak` on `call_id` with the default voice.
     pub fn text(call_id: impl Into<String>, text: impl Into<String>) -> Self {
         Self {
-            call_id: call_id.into(),
+            call_id: Some(call_id.into()),
+            participant_tag: None,
             text: text.into(),
             engine: None,
             language_code: None,

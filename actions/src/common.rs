@@ -44,24 +44,13 @@ pub(crate) fn optional_unique_map<'de, D: Deserializer<'de>>(
     Option::<UniqueStringMap>::deserialize(deserializer).map(|map| map.map(|m| m.0))
 }
 
-/// Which leg of a transaction a participant or an action refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ParticipantTag {
-    /// The first leg: the inbound caller, or the callee of an API-created call.
-    #[serde(rename = "LEG-A")]
-    LegA,
-    /// The second leg, created by `CallAndBridge` or `JoinChimeMeeting`.
-    #[serde(rename = "LEG-B")]
-    LegB,
-}
-
-impl ParticipantTag {
-    /// The wire spelling, `LEG-A` or `LEG-B`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::LegA => "LEG-A",
-            Self::LegB => "LEG-B",
-        }
+crate::lenient::wire_enum! {
+    /// Which leg of a transaction a participant or an action refers to.
+    pub enum ParticipantTag {
+        /// The first leg: the inbound caller, or the callee of an API-created call.
+        LegA = "LEG-A",
+        /// The second leg, created by `CallAndBridge` or `JoinChimeMeeting`.
+        LegB = "LEG-B",
     }
 }
 
@@ -78,6 +67,11 @@ pub struct AudioSource {
     pub key: String,
 }
 
+/// Whether a `Type` names the one storage kind the contract has, `S3`, in any case.
+pub fn is_s3(kind: &str) -> bool {
+    kind.trim().eq_ignore_ascii_case("S3")
+}
+
 impl AudioSource {
     /// An `S3` audio source for `bucket`/`key`.
     pub fn s3(bucket: impl Into<String>, key: impl Into<String>) -> Self {
@@ -89,24 +83,24 @@ impl AudioSource {
     }
 }
 
-/// Text-to-speech engine class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    /// The default engine.
-    Standard,
-    /// A neural engine where the operator configured one.
-    Neural,
+crate::lenient::wire_enum! {
+    /// Text-to-speech engine class.
+    pub enum Engine {
+        /// The default engine.
+        Standard = "standard",
+        /// A neural engine where the operator configured one.
+        Neural = "neural",
+    }
 }
 
-/// Whether speech text is plain text or SSML.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TextType {
-    /// Plain text (the default).
-    Text,
-    /// Speech Synthesis Markup Language.
-    Ssml,
+crate::lenient::wire_enum! {
+    /// Whether speech text is plain text or SSML.
+    pub enum TextType {
+        /// Plain text (the default).
+        Text = "text",
+        /// Speech Synthesis Markup Language.
+        Ssml = "ssml",
+    }
 }
 
 /// Speech prompt of `SpeakAndGetDigits` (`SpeechParameters`, `FailureSpeechParameters`).
@@ -116,16 +110,32 @@ pub struct SpeechParameters {
     /// Text or SSML to speak; at most 1,000 characters.
     pub text: String,
     /// Engine, `standard` by default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
     pub engine: Option<Engine>,
     /// Language code, e.g. `en-US`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub language_code: Option<String>,
     /// `text` (default) or `ssml`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_enum"
+    )]
     pub text_type: Option<TextType>,
     /// Voice name, `Joanna` by default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_string"
+    )]
     pub voice_id: Option<String>,
 }
 

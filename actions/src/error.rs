@@ -196,9 +196,6 @@ pub enum Rule {
         /// Gap.
         in_between: i64,
     },
-    /// Both `CallId` and `ParticipantTag` where only one may be given.
-    #[error("give CallId or ParticipantTag, not both")]
-    BothLegSelectors,
     /// A leg this action cannot run on.
     #[error("only LEG-A is allowed for this action")]
     OnlyLegA,

@@ -30,6 +30,8 @@ mod prelude {
 
 mod action;
 mod common;
+#[cfg(feature = "regex")]
+mod digits_pattern;
 mod error;
 mod event;
 mod ignored;
@@ -43,11 +45,13 @@ mod strict_json;
 
 pub use action::*;
 pub use common::*;
+#[cfg(feature = "regex")]
+pub use digits_pattern::{DigitsPattern, PatternError, BACKTRACK_LIMIT};
 pub use error::{
     ActionError, ActionErrorType, Disposition, InvalidResponseType, ResponseError, Rule,
 };
 pub use event::*;
-pub use lenient::{Flag, Int};
+pub use lenient::{Flag, Int, WireEnum};
 pub use limits::Limits;
 pub use parameters::Parameters;
 pub use parsed::ParsedResponse;

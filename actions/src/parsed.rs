@@ -88,6 +88,12 @@ impl ParsedResponse {
         }
     }
 
+    /// Whether the handler answered nothing: `null`, or a blank body (a Python handler that
+    /// returns `None`, a Node handler that calls back with nothing).
+    pub fn is_nothing(&self) -> bool {
+        matches!(self.0, Parsed::Tree(Value::Null))
+    }
+
     /// Whether the response was typed straight from its text (the common shape) rather than
     /// read as a JSON tree. Only speed differs; benchmarks and tests check it.
     pub fn is_typed(&self) -> bool {

@@ -4,7 +4,7 @@
 //! the ranges, patterns and combinations the contract documents, naming the field it refused.
 
 use crate::action::*;
-use crate::common::{AudioSource, ParticipantTag, SipHeaders, SpeechParameters, TextType};
+use crate::common::{is_s3, AudioSource, ParticipantTag, SipHeaders, SpeechParameters, TextType};
 use crate::error::{ActionError, Rule};
 use crate::lenient::Int;
 use crate::limits::Limits;
@@ -143,10 +143,6 @@ fn non_empty(field: &str, value: Option<&str>) -> Checked {
     }
 }
 
-fn call_id(value: Option<&str>) -> Checked {
-    non_empty("Parameters.CallId", value)
-}
-
 fn digits_list(field: &str, list: Option<&[String]>) -> Checked {
     for (i, d) in list.into_iter().flatten().enumerate() {
         if !matches!(
@@ -160,7 +156,9 @@ fn digits_list(field: &str, list: Option<&[String]>) -> Checked {
 }
 
 fn audio_source(field: &str, source: &AudioSource) -> Checked {
-    if source.r#type != "S3" || source.bucket_name.trim().is_empty() || source.key.trim().is_empty()
+    if !is_s3(&source.r#type)
+        || source.bucket_name.trim().is_empty()
+        || source.key.trim().is_empty()
     {
         return Err(err(field, Rule::AudioSource));
     }
@@ -207,11 +205,7 @@ mod known_valid_regex {
                 return Ok(());
             }
         }
-        regex_syntax::ParserBuilder::new()
-            .nest_limit(64)
-            .build()
-            .parse(pattern)
-            .map_err(|e| e.to_string())?;
+        crate::digits_pattern::check_syntax(pattern)?;
         if pattern.len() <= LONGEST {
             if let Ok(mut set) = known().lock() {
                 if set.len() >= CAPACITY {
@@ -229,6 +223,7 @@ mod known_valid_regex {
         fn remembers_only_valid_patterns() {
             assert!(super::check("^[0-9]{4}#$").is_ok());
             assert!(super::check("^[0-9]{4}#$").is_ok());
+            assert!(super::check("^(?!1900)1[0-9]{10}$").is_ok());
             assert!(super::check("([0-9]").is_err());
             assert!(
                 super::check("([0-9]").is_err(),
@@ -296,12 +291,10 @@ fn sip_headers(headers: Option<&SipHeaders>) -> Checked {
 
 fn speech(field: &str, params: &SpeechParameters, limits: &Limits) -> Checked {
     // Every speech action comes through here: name the full field only for an error.
-    text("Text", &params.text, params.text_type, limits)
-        .and_then(|()| non_empty("VoiceId", params.voice_id.as_deref()))
-        .map_err(|mut e| {
-            e.field = format!("{field}.{}", e.field);
-            e
-        })
+    text("Text", &params.text, params.text_type, limits).map_err(|mut e| {
+        e.field = format!("{field}.{}", e.field);
+        e
+    })
 }
 
 fn text(field: &str, text: &str, text_type: Option<TextType>, limits: &Limits) -> Checked {
@@ -421,9 +414,8 @@ pub(crate) fn check(action: &Action, limits: &Limits) -> Checked {
                             },
                         ));
                     }
-                    match &endpoint.arn {
-                        None => return Err(err("Parameters.Endpoints[0].Arn", Rule::Missing)),
-                        Some(arn) => non_empty("Parameters.Endpoints[0].Arn", Some(arn))?,
+                    if endpoint.arn.is_none() {
+                        return Err(err("Parameters.Endpoints[0].Arn", Rule::Missing));
                     }
                 }
             }
@@ -432,26 +424,26 @@ pub(crate) fn check(action: &Action, limits: &Limits) -> Checked {
             }
             sip_headers(p.sip_headers.as_ref())
         }
-        Action::Hangup(p) => {
-            call_id(p.call_id.as_deref())?;
-            match p.sip_response_code {
-                Some(code) if ![0, 480, 486].contains(&code.get()) => Err(err(
-                    "Parameters.SipResponseCode",
-                    Rule::NotAllowed(format!("{} is not one of 0, 480, 486", code.get())),
+        // The contract lists 0, 480 and 486; any final failure status can be sent to a
+        // caller not yet answered (a BYE carries none), so the rest of 4xx-6xx are taken too.
+        Action::Hangup(p) => match p.sip_response_code {
+            Some(code) if !(code.get() == 0 || (400..=699).contains(&code.get())) => Err(err(
+                "Parameters.SipResponseCode",
+                Rule::NotAllowed(format!(
+                    "{} is not 0 (normal clearing) or a SIP failure status 400-699",
+                    code.get()
                 )),
-                _ => Ok(()),
-            }
-        }
+            )),
+            _ => Ok(()),
+        },
         Action::JoinChimeMeeting(p) => {
-            call_id(p.call_id.as_deref())?;
             only_leg_a(p.participant_tag)?;
             if p.join_token.trim().is_empty() {
                 return Err(err("Parameters.JoinToken", Rule::Missing));
             }
-            non_empty("Parameters.MeetingId", p.meeting_id.as_deref())
+            Ok(())
         }
         Action::ModifyChimeMeetingAttendees(p) => {
-            call_id(p.call_id.as_deref())?;
             non_empty("Parameters.MeetingId", Some(&p.meeting_id))?;
             if p.attendee_list.is_empty() {
                 return Err(err("Parameters.AttendeeList", Rule::Empty));
@@ -467,17 +459,13 @@ pub(crate) fn check(action: &Action, limits: &Limits) -> Checked {
             }
             Ok(())
         }
-        Action::Pause(p) => {
-            call_id(p.call_id.as_deref())?;
-            range(
-                "Parameters.DurationInMilliseconds",
-                Some(p.duration_in_milliseconds),
-                1,
-                limits.max_pause_ms,
-            )
-        }
+        Action::Pause(p) => range(
+            "Parameters.DurationInMilliseconds",
+            Some(p.duration_in_milliseconds),
+            1,
+            limits.max_pause_ms,
+        ),
         Action::PlayAudio(p) => {
-            call_id(p.call_id.as_deref())?;
             audio_source("Parameters.AudioSource", &p.audio_source)?;
             digits_list(
                 "Parameters.PlaybackTerminators",
@@ -486,13 +474,13 @@ pub(crate) fn check(action: &Action, limits: &Limits) -> Checked {
             range("Parameters.Repeat", p.repeat, 1, POSITIVE)
         }
         Action::PlayAudioAndGetDigits(p) => {
-            call_id(p.call_id.as_deref())?;
             audio_source("Parameters.AudioSource", &p.audio_source)?;
-            audio_source("Parameters.FailureAudioSource", &p.failure_audio_source)?;
+            if let Some(failure) = &p.failure_audio_source {
+                audio_source("Parameters.FailureAudioSource", failure)?;
+            }
             collection(p, limits)
         }
         Action::ReceiveDigits(p) => {
-            call_id(p.call_id.as_deref())?;
             regex("Parameters.InputDigitsRegex", Some(&p.input_digits_regex))?;
             let gap = p.in_between_digits_duration_in_milliseconds.get();
             let flush = p.flush_digits_duration_in_milliseconds.get();
@@ -514,12 +502,8 @@ pub(crate) fn check(action: &Action, limits: &Limits) -> Checked {
             Ok(())
         }
         Action::RecordAudio(p) => {
-            call_id(p.call_id.as_deref())?;
-            if p.call_id.is_some() && p.participant_tag.is_some() {
-                return Err(err("Parameters.ParticipantTag", Rule::BothLegSelectors));
-            }
             let dest = &p.recording_destination;
-            if dest.r#type != "S3" {
+            if !is_s3(&dest.r#type) {
                 return Err(err(
                     "Parameters.RecordingDestination.Type",
                     Rule::NotAllowed(format!("{:?} is not S3", dest.r#type)),
@@ -555,11 +539,10 @@ pub(crate) fn check(action: &Action, limits: &Limits) -> Checked {
             range("Parameters.SilenceThreshold", p.silence_threshold, 1, 1000)?;
             digits_list(
                 "Parameters.RecordingTerminators",
-                Some(&p.recording_terminators),
+                p.recording_terminators.as_deref(),
             )
         }
         Action::SendDigits(p) => {
-            call_id(Some(&p.call_id))?;
             if p.digits.is_empty() {
                 return Err(err("Parameters.Digits", Rule::Missing));
             }
@@ -587,23 +570,15 @@ pub(crate) fn check(action: &Action, limits: &Limits) -> Checked {
                 24_000,
             )
         }
-        Action::Speak(p) => {
-            call_id(Some(&p.call_id))?;
-            text("Parameters.Text", &p.text, p.text_type, limits)?;
-            non_empty("Parameters.VoiceId", p.voice_id.as_deref())
-        }
+        Action::Speak(p) => text("Parameters.Text", &p.text, p.text_type, limits),
         Action::SpeakAndGetDigits(p) => {
-            call_id(Some(&p.call_id))?;
             speech("Parameters.SpeechParameters", &p.speech_parameters, limits)?;
-            speech(
-                "Parameters.FailureSpeechParameters",
-                &p.failure_speech_parameters,
-                limits,
-            )?;
+            if let Some(failure) = &p.failure_speech_parameters {
+                speech("Parameters.FailureSpeechParameters", failure, limits)?;
+            }
             collection(p, limits)
         }
         Action::StartBotConversation(p) => {
-            call_id(p.call_id.as_deref())?;
             only_leg_a(p.participant_tag)?;
             let arn_ok = p
                 .bot_alias_arn
@@ -657,10 +632,9 @@ pub(crate) fn check(action: &Action, limits: &Limits) -> Checked {
             }
             Ok(())
         }
-        Action::VoiceFocus(p) => call_id(Some(&p.call_id)),
+        Action::VoiceFocus(_) => Ok(()),
         Action::StartCallRecording(p) => {
-            call_id(Some(&p.call_id))?;
-            if p.destination.r#type != "S3" {
+            if !is_s3(&p.destination.r#type) {
                 return Err(err(
                     "Parameters.Destination.Type",
                     Rule::NotAllowed(format!("{:?} is not S3", p.destination.r#type)),
@@ -671,9 +645,9 @@ pub(crate) fn check(action: &Action, limits: &Limits) -> Checked {
                 Some(&p.destination.location),
             )
         }
-        Action::StopCallRecording(p)
-        | Action::PauseCallRecording(p)
-        | Action::ResumeCallRecording(p) => call_id(Some(&p.call_id)),
+        Action::StopCallRecording(_)
+        | Action::PauseCallRecording(_)
+        | Action::ResumeCallRecording(_) => Ok(()),
     }
 }
 

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use sma_actions::{
     parse_json, validate_response, validate_response_value, ActionErrorType, Disposition,
-    InvalidResponseType, Limits, ParsedResponse, ResponseError, Rule, ValidatedResponse,
+    InvalidResponseType, LegRef, Limits, ParsedResponse, ResponseError, Rule, ValidatedResponse,
 };
 
 const CALL: &str = "bbff30c5-866a-41b0-8d53-3b3e9a4a2c01";
@@ -337,12 +337,26 @@ fn value_outside_enumeration() {
 
 #[test]
 fn hangup_code_outside_allowed_set() {
-    let (rule, _) = action_rule(
-        json!([{"Type": "Hangup", "Parameters": {"SipResponseCode": "503"}}]),
-        0,
-        "Parameters.SipResponseCode",
-    );
-    assert!(matches!(rule, Rule::NotAllowed(_)));
+    for code in [json!("200"), json!(183), json!(700), json!(-1)] {
+        let (rule, _) = action_rule(
+            json!([{"Type": "Hangup", "Parameters": {"SipResponseCode": code}}]),
+            0,
+            "Parameters.SipResponseCode",
+        );
+        assert!(matches!(rule, Rule::NotAllowed(_)), "{code}");
+    }
+    // Any failure status can reject a caller not yet answered.
+    for code in [
+        json!("0"),
+        json!(480),
+        json!("486"),
+        json!(603),
+        json!("404"),
+    ] {
+        let body =
+            with_actions(json!([{"Type": "Hangup", "Parameters": {"SipResponseCode": code}}]));
+        check(&body).unwrap_or_else(|e| panic!("{code}: {e}"));
+    }
 }
 
 #[test]
@@ -363,13 +377,27 @@ fn out_of_range() {
 }
 
 #[test]
-fn empty_call_id() {
-    let (rule, _) = action_rule(
-        json!([{"Type": "Speak", "Parameters": {"CallId": " ", "Text": "x"}}]),
+fn a_blank_or_null_call_id_or_participant_tag_is_absent() {
+    for params in [
+        json!({"CallId": " ", "Text": "x"}),
+        json!({"CallId": "", "ParticipantTag": "", "Text": "x"}),
+        json!({"CallId": null, "ParticipantTag": null, "Text": "x"}),
+    ] {
+        let r = check(&with_actions(
+            json!([{"Type": "Speak", "Parameters": params}]),
+        ))
+        .unwrap_or_else(|e| panic!("{params}: {e}"));
+        let action = &r.actions.unwrap()[0].action;
+        assert_eq!(action.target(), LegRef::Invoking, "{params}");
+    }
+    // A CallId that is not a string is still refused, naming the field.
+    let (rule, d) = action_rule(
+        json!([{"Type": "Speak", "Parameters": {"CallId": 5, "Text": "x"}}]),
         0,
         "Parameters.CallId",
     );
-    assert_eq!(rule, Rule::Empty);
+    assert!(matches!(rule, Rule::WrongType(_)), "{rule}");
+    invalid_param(d);
 }
 
 #[test]
@@ -623,14 +651,14 @@ fn reserved_sip_header() {
 }
 
 #[test]
-fn record_audio_one_leg_selector() {
-    let (rule, _) = action_rule(
-        json!([{"Type": "RecordAudio", "Parameters": {"CallId": CALL, "ParticipantTag": "LEG-A",
-            "RecordingTerminators": ["#"], "RecordingDestination": {"Type": "S3", "BucketName": "b"}}}]),
-        0,
-        "Parameters.ParticipantTag",
-    );
-    assert_eq!(rule, Rule::BothLegSelectors);
+fn record_audio_with_both_leg_selectors_follows_the_call_id() {
+    // The contract's §3.0: when CallId is given, ParticipantTag is ignored.
+    let r = check(&with_actions(
+        json!([{"Type": "RecordAudio", "Parameters": {"CallId": CALL,
+        "ParticipantTag": "LEG-B", "RecordingDestination": {"Type": "S3", "BucketName": "b"}}}]),
+    ))
+    .unwrap();
+    assert_eq!(r.actions.unwrap()[0].action.target(), LegRef::CallId(CALL));
 }
 
 #[test]

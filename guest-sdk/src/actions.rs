@@ -65,16 +65,17 @@ pub fn speak_and_get_digits(
     timeout_ms: i64,
 ) -> SpeakAndGetDigits {
     SpeakAndGetDigits {
-        call_id: call_id.to_owned(),
+        call_id: Some(call_id.to_owned()),
+        participant_tag: None,
         speech_parameters: SpeechParameters {
             text: prompt.to_owned(),
             ..Default::default()
         },
-        failure_speech_parameters: SpeechParameters {
+        failure_speech_parameters: Some(SpeechParameters {
             text: failure.to_owned(),
             ..Default::default()
-        },
-        repeat_duration_in_milliseconds: Int::new(timeout_ms),
+        }),
+        repeat_duration_in_milliseconds: Some(Int::new(timeout_ms)),
         input_digits_regex: None,
         min_number_of_digits: Some(Int::new(min)),
         max_number_of_digits: Some(Int::new(max)),
@@ -123,8 +124,8 @@ pub fn play_audio_and_get_digits(
 ) -> PlayAudioAndGetDigits {
     PlayAudioAndGetDigits {
         audio_source: AudioSource::s3(bucket, prompt_key),
-        failure_audio_source: AudioSource::s3(bucket, failure_key),
-        repeat_duration_in_milliseconds: Int::new(timeout_ms),
+        failure_audio_source: Some(AudioSource::s3(bucket, failure_key)),
+        repeat_duration_in_milliseconds: Some(Int::new(timeout_ms)),
         call_id: None,
         participant_tag: None,
         input_digits_regex: None,
@@ -150,7 +151,8 @@ pub fn receive_digits(regex: &str, in_between_ms: i64, flush_ms: i64) -> Receive
 /// `SendDigits` on a leg.
 pub fn send_digits(call_id: &str, digits: &str) -> SendDigits {
     SendDigits {
-        call_id: call_id.to_owned(),
+        call_id: Some(call_id.to_owned()),
+        participant_tag: None,
         digits: digits.to_owned(),
         tone_duration_in_milliseconds: None,
     }
@@ -165,7 +167,7 @@ pub fn record_audio(bucket: &str, prefix: &str, max_seconds: i64) -> RecordAudio
             prefix: Some(prefix.to_owned()),
             key: None,
         },
-        recording_terminators: vec!["#".into()],
+        recording_terminators: Some(vec!["#".into()]),
         call_id: None,
         participant_tag: None,
         duration_in_seconds: Some(Int::new(max_seconds)),

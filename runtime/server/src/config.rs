@@ -4,11 +4,13 @@
 //! typo never silently falls back to a default. The resources are applied to the store by
 //! [`crate::declared`], which checks how they refer to each other.
 
+use crate::call::engine::{EngineConfig, NoInputError};
 use serde::Deserialize;
 use sma_sip::sdp::Codec;
 use sma_sip::Transport;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -289,6 +291,30 @@ pub struct CallsSection {
     /// Actions whose success is reported at once even with actions queued behind them
     /// (contract Appendix B.1); the contract's recommended set when absent.
     pub reporting_actions: Option<Vec<String>>,
+    /// The `ErrorType` of a digit collection that got no digits at all:
+    /// `InvalidDigitsReceived` (default, what handlers written for the hosted service branch
+    /// on) or `InputTimeLimitExceeded`.
+    #[serde(default)]
+    pub no_input_error: NoInputError,
+}
+
+impl CallsSection {
+    /// The execution model's policies, for `sma serve` and `sma simulate` alike.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            limits: match self.attribute_limits {
+                AttributeProfile::Standard => sma_actions::Limits::default(),
+                AttributeProfile::Legacy => sma_actions::Limits::legacy(),
+            },
+            max_invocations: self.max_invocations,
+            max_consecutive_invalid: self.max_consecutive_invalid_responses.max(1),
+            unanswered_timeout: Duration::from_secs(self.unanswered_timeout_secs),
+            retries: self.handler_retries,
+            retry_delay: Duration::from_millis(self.handler_retry_delay_ms),
+            reporting: self.reporting_actions.clone(),
+            no_input_error: self.no_input_error,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
@@ -315,6 +341,7 @@ impl Default for CallsSection {
             media_inactivity_secs: default_inactivity(),
             max_recording_secs: default_record_max(),
             reporting_actions: None,
+            no_input_error: NoInputError::default(),
         }
     }
 }

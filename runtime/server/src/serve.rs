@@ -4,10 +4,9 @@
 
 use crate::call::actor::CallContext;
 use crate::call::actor::CallRegistry;
-use crate::call::engine::EngineConfig;
 use crate::call::storage::Buckets;
 use crate::cdr::CdrWriter;
-use crate::config::{self, AttributeProfile, ListenSpec};
+use crate::config::{self, ListenSpec};
 use crate::control::Control;
 use crate::declared;
 use crate::routing_table::{HandlerFactory, RoutingTable};
@@ -260,10 +259,6 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let limits = match calls.attribute_limits {
-        AttributeProfile::Standard => sma_actions::Limits::default(),
-        AttributeProfile::Legacy => sma_actions::Limits::legacy(),
-    };
     let ctx = Arc::new(CallContext {
         pacer: Pacer::with_settings(PacerSettings {
             realtime_priority: match file.media.pacer_realtime_priority {
@@ -275,15 +270,7 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         prompts: PromptCache::new(1000, file.media.ptime),
         tts,
         buckets: Buckets::new(file.storage.root.clone(), file.storage.buckets.clone()),
-        engine: EngineConfig {
-            limits,
-            max_invocations: calls.max_invocations,
-            max_consecutive_invalid: calls.max_consecutive_invalid_responses.max(1),
-            unanswered_timeout: Duration::from_secs(calls.unanswered_timeout_secs),
-            retries: calls.handler_retries,
-            retry_delay: Duration::from_millis(calls.handler_retry_delay_ms),
-            reporting: calls.reporting_actions.clone(),
-        },
+        engine: calls.engine_config(),
         inactivity: if calls.media_inactivity_secs == 0 {
             Duration::from_secs(u64::from(u32::MAX))
         } else {

@@ -8,11 +8,10 @@ use super::digits::{CollectSpec, Collector, Listener, Step};
 use super::engine::{ActionCommand, ActionResult, CallEngine, EngineConfig, Outcome, Output};
 use super::storage::{self, Buckets};
 use crate::cdr::{CallRecord, CdrWriter};
-use regex::Regex;
 use serde_json::Value;
 use sma_actions::{
-    Action, AudioSource, CallDetails, CallRecordingDestination, DigitCollection, InvocationEvent,
-    RecordingDestination, SpeechParameters,
+    Action, AudioSource, CallDetails, CallRecordingDestination, DigitCollection, DigitsPattern,
+    InvocationEvent, RecordingDestination, SpeechParameters,
 };
 use sma_handler::{CallInvoker, FailoverChain, InvokeError};
 use sma_media::codec::AudioCodec;
@@ -644,6 +643,7 @@ impl Actor {
                 self.engine
                     .on_action_done(id, Outcome::Succeeded(ActionResult::default()));
             }
+            // The engine refuses these before they start; a shell never sees them.
             Action::CallAndBridge(_)
             | Action::JoinChimeMeeting(_)
             | Action::ModifyChimeMeetingAttendees(_)
@@ -745,10 +745,10 @@ impl Actor {
         let ctx = self.ctx.clone();
         let jobs: Vec<Job> = match &command.action {
             Action::PlayAudio(p) => vec![Job::File(p.audio_source.clone())],
-            Action::PlayAudioAndGetDigits(p) => vec![
-                Job::File(p.audio_source.clone()),
-                Job::File(p.failure_audio_source.clone()),
-            ],
+            Action::PlayAudioAndGetDigits(p) => std::iter::once(&p.audio_source)
+                .chain(&p.failure_audio_source)
+                .map(|source| Job::File(source.clone()))
+                .collect(),
             Action::Speak(s) => vec![Job::Speech(SpeechParameters {
                 text: s.text.clone(),
                 engine: s.engine,
@@ -758,16 +758,21 @@ impl Actor {
             })],
             Action::SpeakAndGetDigits(s) => {
                 let main = s.speech_parameters.clone();
-                let f = &s.failure_speech_parameters;
                 // Unset failure parameters inherit the prompt's (contract §3.12).
-                let failure = SpeechParameters {
-                    text: f.text.clone(),
-                    engine: f.engine.or(main.engine),
-                    language_code: f.language_code.clone().or(main.language_code.clone()),
-                    text_type: f.text_type.or(main.text_type),
-                    voice_id: f.voice_id.clone().or(main.voice_id.clone()),
-                };
-                vec![Job::Speech(main), Job::Speech(failure)]
+                let failure = s
+                    .failure_speech_parameters
+                    .as_ref()
+                    .map(|f| SpeechParameters {
+                        text: f.text.clone(),
+                        engine: f.engine.or(main.engine),
+                        language_code: f.language_code.clone().or(main.language_code.clone()),
+                        text_type: f.text_type.or(main.text_type),
+                        voice_id: f.voice_id.clone().or(main.voice_id.clone()),
+                    });
+                std::iter::once(main)
+                    .chain(failure)
+                    .map(Job::Speech)
+                    .collect()
             }
             _ => Vec::new(),
         };
@@ -869,8 +874,8 @@ impl Actor {
 
     /// Compiles `InputDigitsRegex`: `None` when it is invalid (the action has then failed with
     /// the contract's message), `Some(None)` when there is none.
-    fn digits_regex(&mut self, id: u64, pattern: Option<&str>) -> Option<Option<Regex>> {
-        match pattern.map(Regex::new).transpose() {
+    fn digits_regex(&mut self, id: u64, pattern: Option<&str>) -> Option<Option<DigitsPattern>> {
+        match pattern.map(DigitsPattern::new).transpose() {
             Ok(regex) => Some(regex),
             Err(_) => {
                 self.fail(
@@ -936,13 +941,16 @@ impl Actor {
                     }),
                 );
             }
+            Step::NoInput => {
+                self.running = None;
+                self.done(id, Outcome::NoInput);
+            }
             Step::Failed(error_type) => {
-                let message = if error_type == "InputTimeLimitExceeded" {
-                    "No digits were entered before the time limit."
-                } else {
-                    "The digits entered did not match the expected input."
-                };
-                self.fail(id, error_type, message);
+                self.fail(
+                    id,
+                    error_type,
+                    "The digits entered did not match the expected input.",
+                );
             }
         }
     }
@@ -1099,6 +1107,7 @@ impl Actor {
             terminators: r
                 .recording_terminators
                 .iter()
+                .flatten()
                 .filter_map(|t| t.chars().next().and_then(Digit::new))
                 .collect(),
         };
@@ -1188,7 +1197,7 @@ impl Actor {
                 )
             }
         };
-        let track = match r.track {
+        let track = match r.track() {
             sma_actions::Track::Both => Track::Both,
             sma_actions::Track::Incoming => Track::Incoming,
             sma_actions::Track::Outgoing => Track::Outgoing,

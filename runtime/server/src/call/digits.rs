@@ -2,13 +2,20 @@
 //! prompt) and the `ReceiveDigits` background listener. Both take digits and `now` and say
 //! what the shell should do next; time is simulated in tests.
 
-use regex::Regex;
+use sma_actions::DigitsPattern;
 use std::time::{Duration, Instant};
 
 /// `InputDigitsRegex` applied with "find" semantics against the collected string (contract
-/// §3.12: like JavaScript's `RegExp.test`, so `^\d{2}#$` and `[0-9]` both behave).
-fn matches(regex: Option<&Regex>, text: &str) -> bool {
-    regex.is_none_or(|r| r.is_match(text))
+/// §3.12: like JavaScript's `RegExp.test`, so `^\d{2}#$` and `[0-9]` both behave). A
+/// backtracking pattern that gives up on its step limit does not match.
+fn matches(regex: Option<&DigitsPattern>, text: &str) -> bool {
+    regex.is_none_or(|r| match r.is_match(text) {
+        Ok(matched) => matched,
+        Err(why) => {
+            tracing::warn!(pattern = r.as_str(), digits = text, %why, "InputDigitsRegex gave up; counted as no match");
+            false
+        }
+    })
 }
 
 /// What `*AndGetDigits` asks for.
@@ -20,7 +27,7 @@ pub struct CollectSpec {
     pub in_between: Duration,
     pub per_attempt: Duration,
     pub attempts: u32,
-    pub regex: Option<Regex>,
+    pub regex: Option<DigitsPattern>,
 }
 
 /// What the shell does next.
@@ -35,8 +42,11 @@ pub enum Step {
     PlayPrompt,
     /// Collection succeeded with these digits (`ReceivedDigits`).
     Done(String),
-    /// Every attempt failed: the contract's error type.
+    /// Every attempt failed with digits that did not satisfy the action: the contract's
+    /// error type.
     Failed(&'static str),
+    /// Every attempt ended with no digit at all (the engine picks the error type).
+    NoInput,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +107,7 @@ impl Collector {
         } else if self.any_digit {
             Step::Failed("InvalidDigitsReceived")
         } else {
-            Step::Failed("InputTimeLimitExceeded")
+            Step::NoInput
         }
     }
 
@@ -188,7 +198,7 @@ impl Collector {
 /// discarded (contract §3.8's recommendation: deliver only matches).
 #[derive(Debug)]
 pub struct Listener {
-    regex: Regex,
+    regex: DigitsPattern,
     in_between: Duration,
     flush: Duration,
     buffer: String,
@@ -197,7 +207,7 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn new(regex: Regex, in_between: Duration, flush: Duration) -> Listener {
+    pub fn new(regex: DigitsPattern, in_between: Duration, flush: Duration) -> Listener {
         Listener {
             regex,
             in_between,
@@ -227,7 +237,7 @@ impl Listener {
     pub fn handle_timeout(&mut self, now: Instant) -> Option<String> {
         if self.check_at.is_some_and(|at| at <= now) {
             self.check_at = None;
-            if self.regex.is_match(&self.buffer) {
+            if matches(Some(&self.regex), &self.buffer) {
                 self.window_end = None;
                 return Some(std::mem::take(&mut self.buffer));
             }
@@ -253,7 +263,7 @@ mod tests {
             in_between: Duration::from_millis(3000),
             per_attempt: Duration::from_millis(5000),
             attempts,
-            regex: regex.map(|r| Regex::new(r).unwrap()),
+            regex: regex.map(|r| DigitsPattern::new(r).unwrap()),
         }
     }
 
@@ -320,7 +330,7 @@ mod tests {
             c.handle_timeout(t0 + Duration::from_millis(5000)),
             Step::PlayFailure
         );
-        assert_eq!(c.failure_finished(), Step::Failed("InputTimeLimitExceeded"));
+        assert_eq!(c.failure_finished(), Step::NoInput);
     }
 
     #[test]
@@ -348,7 +358,7 @@ mod tests {
     fn listener_delivers_matches_and_flushes_the_rest() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut l = Listener::new(Regex::new(r"^\*\d$").unwrap(), ms(500), ms(2000));
+        let mut l = Listener::new(DigitsPattern::new(r"^\*\d$").unwrap(), ms(500), ms(2000));
         l.digit('*', t0);
         l.digit('5', t0 + ms(100));
         assert_eq!(l.handle_timeout(t0 + ms(599)), None);

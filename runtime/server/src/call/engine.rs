@@ -41,6 +41,29 @@ pub struct EngineConfig {
     pub retry_delay: Duration,
     /// Action names that report success mid-list; `None`: the contract's recommended set.
     pub reporting: Option<Vec<String>>,
+    /// The `ErrorType` a digit collection that got no digits at all fails with.
+    pub no_input_error: NoInputError,
+}
+
+/// What a digit collection that got no digits at all fails with.
+///
+/// The contract's digest suggests `InputTimeLimitExceeded`, but handlers written for the
+/// hosted service branch only on `InvalidDigitsReceived` for every collection failure, no
+/// input included (AWS's own samples do), so that is the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+pub enum NoInputError {
+    #[default]
+    InvalidDigitsReceived,
+    InputTimeLimitExceeded,
+}
+
+impl NoInputError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoInputError::InvalidDigitsReceived => "InvalidDigitsReceived",
+            NoInputError::InputTimeLimitExceeded => "InputTimeLimitExceeded",
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -53,6 +76,7 @@ impl Default for EngineConfig {
             retries: 1,
             retry_delay: Duration::from_secs(5),
             reporting: None,
+            no_input_error: NoInputError::default(),
         }
     }
 }
@@ -69,7 +93,8 @@ pub struct ActionCommand {
 }
 
 /// An action's parameters as the handler sent them, plus the leg the runtime adds to their
-/// echo when they name none (§2.5).
+/// echo when they name none (§2.5): no `CallId`, or a blank or `null` one (handlers copy
+/// templates with `"CallId": ""` left in, and read the echo's `CallId` back).
 ///
 /// Kept as received and turned into a map only when an event carries them: most actions
 /// never report (a `Speak` mid-list, `Pause`, `Hangup`), and theirs never need one.
@@ -78,26 +103,38 @@ pub struct EchoedParameters {
     received: Parameters,
     /// The echo's `CallId` when it is a string: as received, or the leg the runtime adds.
     call_id: Option<String>,
+    /// The runtime wrote `call_id` into the echo (the handler named no leg by `CallId`).
+    added: bool,
 }
 
 impl EchoedParameters {
     /// The parameters of `action`, running on `leg`.
     fn new(action: &Action, received: Parameters, leg: &str) -> Self {
-        let call_id = match received.get("CallId") {
-            Some(sent) => sent.as_str().map(str::to_owned),
-            None if matches!(action, Action::CallAndBridge(_)) => None,
-            None => Some(leg.to_owned()),
-        };
-        Self { received, call_id }
+        let sent = received.get("CallId");
+        match sent.as_ref().and_then(Value::as_str) {
+            Some(id) if !id.trim().is_empty() => Self {
+                call_id: Some(id.to_owned()),
+                received,
+                added: false,
+            },
+            _ if matches!(action, Action::CallAndBridge(_)) => Self {
+                call_id: None,
+                received,
+                added: false,
+            },
+            _ => Self {
+                call_id: Some(leg.to_owned()),
+                received,
+                added: true,
+            },
+        }
     }
 
-    /// The echo: the parameters as received, with the leg as `CallId` when they had none.
+    /// The echo: the parameters as received, with the leg as `CallId` when they named none.
     pub fn to_map(&self) -> Map<String, Value> {
         let mut map = self.received.to_map();
-        if let Some(leg) = &self.call_id {
-            // A `CallId` the handler sent stays as sent.
-            map.entry("CallId")
-                .or_insert_with(|| Value::from(leg.as_str()));
+        if let (true, Some(leg)) = (self.added, &self.call_id) {
+            map.insert("CallId".into(), Value::from(leg.as_str()));
         }
         map
     }
@@ -143,6 +180,9 @@ pub enum Outcome {
         message: String,
     },
     Interrupted,
+    /// A digit collection got no digits at all in any attempt: it fails with the configured
+    /// [`NoInputError`].
+    NoInput,
     /// It ended without a report: its leg went away, or it is a `Hangup` (reported as
     /// `HANGUP` when the leg ends).
     Silent,
@@ -352,6 +392,20 @@ impl CallEngine {
         let Some(invocation) = self.invoking.take() else {
             return;
         };
+        if response.is_nothing() {
+            // `null` or a blank body: the handler has nothing to add, as with an empty
+            // response (what is queued runs on, an unanswered call keeps ringing). Python and
+            // Node handlers answer so for events they do not handle, and the hosted service
+            // keeps such calls up.
+            tracing::debug!(
+                transaction_id = %self.details.transaction_id,
+                event = invocation.event.kind.as_str(),
+                "the handler answered null: nothing changes"
+            );
+            self.consecutive_invalid = 0;
+            self.advance();
+            return;
+        }
         let kind = invocation.event.kind;
         let leg = invocation.event.leg.clone();
         // Responses to these are informational only (§1.7).
@@ -553,6 +607,20 @@ impl CallEngine {
                     leg,
                 });
             }
+            Outcome::NoInput => {
+                self.queue.clear();
+                let error_type = self.config.no_input_error.as_str();
+                self.events.push_back(PendingEvent {
+                    kind: EventType::ActionFailed,
+                    data: Some(
+                        running
+                            .data()
+                            .failed(error_type, "No digits were entered before the time limit."),
+                    ),
+                    error: None,
+                    leg,
+                });
+            }
             Outcome::Interrupted => {
                 self.events.push_back(PendingEvent {
                     kind: EventType::ActionInterrupted,
@@ -746,6 +814,20 @@ impl CallEngine {
         };
         // Echo the resolved leg (§2.5): the parameters as received plus CallId.
         let parameters = EchoedParameters::new(&action, parameters, &leg);
+        if let Some(why) = unsupported(&action) {
+            // Refused here, not by a shell, so `sma serve` and `sma simulate` refuse alike.
+            self.queue.clear();
+            let leg = parameters.call_id().unwrap_or(&self.list_leg).to_owned();
+            self.events.push_back(PendingEvent {
+                kind: EventType::ActionFailed,
+                data: Some(
+                    ActionData::new(name, parameters.to_map()).failed("SystemException", &why),
+                ),
+                error: None,
+                leg,
+            });
+            return;
+        }
         let reports = match &self.config.reporting {
             Some(names) => names.iter().any(|n| n == name),
             None => action.reports_on_success(),
@@ -799,6 +881,21 @@ impl CallEngine {
                 })
                 .map(|p| p.call_id.clone()),
         }
+    }
+}
+
+/// Why this runtime cannot execute `action` yet, for the ones it cannot: they fail with the
+/// contract's `SystemException`, as the hosted service fails an action it cannot run.
+fn unsupported(action: &Action) -> Option<String> {
+    match action {
+        Action::CallAndBridge(_)
+        | Action::JoinChimeMeeting(_)
+        | Action::ModifyChimeMeetingAttendees(_)
+        | Action::StartBotConversation(_) => Some(format!(
+            "System error while running action: {} is not supported by this runtime yet.",
+            action.name()
+        )),
+        _ => None,
     }
 }
 

@@ -145,7 +145,7 @@ fn the_echo_is_the_parameters_as_sent_plus_the_leg_they_did_not_name() {
     // The handler's own CallId and a key the runtime does not know are echoed as sent.
     let speak = json!({"Type": "Speak", "Parameters": {
         "CallId": LEG, "Text": "x", "X-Note": [1, {"a": null}]}});
-    // CallAndBridge names no leg and gets none added.
+    // CallAndBridge names no leg and gets none added (it is refused here, see below).
     let bridge = json!({"Type": "CallAndBridge", "Parameters": {
         "CallTimeoutSeconds": 30, "CallerIdNumber": "+18005550122",
         "Endpoints": [{"BridgeEndpointType": "PSTN", "Uri": "+12065550100"}]}});
@@ -155,15 +155,141 @@ fn the_echo_is_the_parameters_as_sent_plus_the_leg_they_did_not_name() {
     assert_eq!(Value::Object(s.parameters.to_map()), speak["Parameters"]);
     assert_eq!(s.parameters.call_id(), Some(LEG));
     e.on_action_done(s.id, ok());
-    let b = started(&mut e);
-    assert_eq!(Value::Object(b.parameters.to_map()), bridge["Parameters"]);
-    assert_eq!(b.parameters.call_id(), None);
-    e.on_action_done(b.id, failed("CallNotAnswered", "no answer"));
     let event = invoked(&mut e);
     assert_eq!(event.invocation_event_type, EventType::ActionFailed);
     let data = event.action_data.expect("action data");
     assert_eq!(data.r#type, "CallAndBridge");
     assert_eq!(Value::Object(data.parameters), bridge["Parameters"]);
+}
+
+#[test]
+fn a_blank_or_missing_call_id_runs_on_the_invoking_leg_and_the_echo_names_it() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    e.on_response(read(respond(json!([
+        {"Type": "Speak", "Parameters": {"Text": "no CallId"}},
+        {"Type": "Speak", "Parameters": {"Text": "blank", "CallId": "", "ParticipantTag": ""}},
+        {"Type": "Hangup", "Parameters": {"SipResponseCode": "0", "ParticipantTag": ""}}
+    ]))));
+    for text in ["no CallId", "blank"] {
+        let s = started(&mut e);
+        assert_eq!(s.call_id, LEG, "{text}");
+        let echo = s.parameters.to_map();
+        assert_eq!(echo["CallId"], LEG, "{text}");
+        assert_eq!(echo["Text"], text);
+        e.on_action_done(s.id, ok());
+    }
+    let h = started(&mut e);
+    assert!(matches!(h.action, Action::Hangup(_)));
+    assert_eq!(h.call_id, LEG);
+}
+
+#[test]
+fn actions_this_runtime_cannot_execute_fail_in_the_engine_for_every_shell() {
+    for action in [
+        json!({"Type": "CallAndBridge", "Parameters": {"CallerIdNumber": "+18005550122",
+            "Endpoints": [{"BridgeEndpointType": "PSTN", "Uri": "+12065550100"}]}}),
+        json!({"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": "t"}}),
+        json!({"Type": "ModifyChimeMeetingAttendees", "Parameters": {"Operation": "Mute",
+            "MeetingId": "m", "AttendeeList": ["a"]}}),
+        json!({"Type": "StartBotConversation", "Parameters": {
+            "BotAliasArn": "arn:aws:lex:us-east-1:123456789012:bot-alias/AB/CD"}}),
+    ] {
+        let (mut e, _) = engine();
+        invoked(&mut e);
+        e.on_response(read(respond(json!([action.clone(), speak("never")]))));
+        // No shell is asked to start it, and what was queued behind it is discarded.
+        let event = invoked(&mut e);
+        assert_eq!(
+            event.invocation_event_type,
+            EventType::ActionFailed,
+            "{action}"
+        );
+        let data = event.action_data.expect("action data");
+        assert_eq!(data.r#type, action["Type"]);
+        assert_eq!(data.error_type.as_deref(), Some("SystemException"));
+        assert!(data
+            .error_message
+            .unwrap()
+            .contains("not supported by this runtime"));
+        // Only a LEG-A participant: no LEG-B was ever reported.
+        assert_eq!(event.call_details.participants.len(), 1);
+        e.on_response(read(respond(json!([]))));
+        assert!(outputs(&mut e).is_empty(), "{action}");
+    }
+}
+
+#[test]
+fn a_null_answer_changes_nothing_and_the_call_stays_up() {
+    let (mut e, t0) = engine();
+    invoked(&mut e);
+    e.on_response(read(respond(json!([speak("first")]))));
+    let s = started(&mut e);
+    // The shell answers the call before the speech (a media action answers).
+    e.on_leg_answered(LEG);
+    e.on_action_done(s.id, failed("SystemException", "speech failed"));
+    assert_eq!(
+        invoked(&mut e).invocation_event_type,
+        EventType::ActionFailed
+    );
+    // A Python handler returning None, twice in a row: neither is an invalid response.
+    e.on_response(ParsedResponse::from(Value::Null));
+    assert!(outputs(&mut e).is_empty(), "no hang-up, nothing started");
+    e.on_update_requested(Map::new());
+    assert_eq!(
+        invoked(&mut e).invocation_event_type,
+        EventType::CallUpdateRequested
+    );
+    e.on_response(ParsedResponse::from(Value::Null));
+    assert!(outputs(&mut e).is_empty());
+    e.handle_timeout(t0 + Duration::from_secs(3600));
+    assert!(
+        outputs(&mut e).is_empty(),
+        "the answered call is not released"
+    );
+    // A later list still runs.
+    e.on_update_requested(Map::new());
+    invoked(&mut e);
+    e.on_response(read(respond(json!([speak("again")]))));
+    assert_eq!(started(&mut e).parameters.to_map()["Text"], "again");
+}
+
+#[test]
+fn a_null_answer_to_the_first_event_leaves_the_call_ringing() {
+    let (mut e, t0) = engine();
+    invoked(&mut e);
+    e.on_response(ParsedResponse::from(Value::Null));
+    assert!(outputs(&mut e).is_empty());
+    e.handle_timeout(t0 + Duration::from_secs(30));
+    assert!(matches!(
+        outputs(&mut e).as_slice(),
+        [Output::Hangup { status: 480, .. }]
+    ));
+}
+
+#[test]
+fn no_input_fails_with_the_configured_error_type() {
+    for (config, expected) in [
+        (NoInputError::default(), "InvalidDigitsReceived"),
+        (
+            NoInputError::InputTimeLimitExceeded,
+            "InputTimeLimitExceeded",
+        ),
+    ] {
+        let (mut e, _) = engine_with(EngineConfig {
+            no_input_error: config,
+            ..EngineConfig::default()
+        });
+        invoked(&mut e);
+        e.on_response(read(respond(
+            json!([{"Type": "SpeakAndGetDigits", "Parameters": {
+            "SpeechParameters": {"Text": "PIN?"}, "MinNumberOfDigits": 4}}]),
+        )));
+        let s = started(&mut e);
+        e.on_action_done(s.id, Outcome::NoInput);
+        let data = invoked(&mut e).action_data.expect("action data");
+        assert_eq!(data.error_type.as_deref(), Some(expected));
+    }
 }
 
 #[test]

@@ -42,6 +42,10 @@ pub struct SimulateArgs {
     /// Compiled-component cache directory.
     #[arg(long, env = "SMA_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// Take the execution model's policies (`[calls]`: limits, retries, the no-input error
+    /// type, ...) from this `sma.toml`, so the simulation runs as `sma serve` with it would.
+    #[arg(long, value_name = "sma.toml")]
+    config: Option<PathBuf>,
 }
 
 /// What the runtime reports for the next action that can take it.
@@ -50,7 +54,8 @@ pub struct SimulateArgs {
 pub enum ScriptItem {
     /// The caller enters these digits at the next digit-collecting action.
     Digits(String),
-    /// The next digit-collecting action gets no input (`InputTimeLimitExceeded`).
+    /// The next digit-collecting action gets no input (`InvalidDigitsReceived`, or
+    /// `InputTimeLimitExceeded` where `[calls] no_input_error` says so).
     NoInput,
     /// The next digit-collecting action gets digits that do not match (`InvalidDigitsReceived`).
     InvalidDigits,
@@ -217,10 +222,14 @@ fn describe(item: &ScriptItem) -> String {
     }
 }
 
-/// Runs the simulation against `chain`.
-pub async fn simulate(sim: &Simulation, chain: &FailoverChain) -> SimulationResult {
+/// Runs the simulation against `chain` with the execution model's policies `config`.
+pub async fn simulate(
+    sim: &Simulation,
+    chain: &FailoverChain,
+    config: EngineConfig,
+) -> SimulationResult {
     let mut now = Instant::now();
-    let mut engine = CallEngine::inbound(EngineConfig::default(), details(sim), now);
+    let mut engine = CallEngine::inbound(config, details(sim), now);
     let mut entries = Vec::new();
     let mut script = sim.script.iter().enumerate().peekable();
     let mut used = vec![false; sim.script.len()];
@@ -324,10 +333,7 @@ pub async fn simulate(sim: &Simulation, chain: &FailoverChain) -> SimulationResu
                                 result.received_digits = Some(d.clone());
                                 Outcome::Succeeded(result)
                             }
-                            ScriptItem::NoInput => Outcome::Failed {
-                                error_type: "InputTimeLimitExceeded".into(),
-                                message: "No input received (scripted).".into(),
-                            },
+                            ScriptItem::NoInput => Outcome::NoInput,
                             ScriptItem::InvalidDigits => Outcome::Failed {
                                 error_type: "InvalidDigitsReceived".into(),
                                 message: "The digits did not match (scripted).".into(),
@@ -343,10 +349,8 @@ pub async fn simulate(sim: &Simulation, chain: &FailoverChain) -> SimulationResu
                             }
                         }
                     }
-                    None if collects_digits(&command.action) => Outcome::Failed {
-                        error_type: "InputTimeLimitExceeded".into(),
-                        message: "No input received (the script has no digits left).".into(),
-                    },
+                    // The script has no digits left: the caller enters none.
+                    None if collects_digits(&command.action) => Outcome::NoInput,
                     None => {
                         if let Action::RecordAudio(_) = command.action {
                             recordings += 1;
@@ -547,7 +551,17 @@ pub fn run(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = runtime.block_on(simulate(&sim, &chain));
+    let engine = match &args.config {
+        None => EngineConfig::default(),
+        Some(path) => match crate::config::File::load(path) {
+            Ok(file) => file.calls.engine_config(),
+            Err(e) => {
+                eprintln!("sma simulate: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let result = runtime.block_on(simulate(&sim, &chain, engine));
     print!("{}", timeline(&sim.name, &args.handler, &result));
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&to_json(&result)).unwrap_or_default();
