@@ -297,3 +297,4 @@ pub fn require_program(name: &str, package: &str) -> PathBuf {
 }
 
 pub mod calls;
+pub mod lambda;

@@ -126,6 +126,16 @@ impl PromptMatcher {
         (self.best, self.best_at as u64 / 8)
     }
 
+    /// The best score over all the audio heard, searched now whatever arrived since the
+    /// last search (the call ended: no more audio is coming).
+    pub fn best_final(&mut self) -> (f32, u64) {
+        if self.heard.len() >= self.needle.len() {
+            self.unchecked = 0;
+            self.search();
+        }
+        (self.best, self.best_at as u64 / 8)
+    }
+
     fn search(&mut self) {
         let n = self.needle_envelope.len();
         if n == 0 || self.heard_envelope.len() < n {

@@ -102,6 +102,8 @@ enum State {
         matcher: Box<PromptMatcher>,
         frames: u64,
         min_score: f32,
+        /// Audio heard before the step started and searched with it (the backlog), in ms.
+        before_ms: u64,
     },
     Digits {
         deadline: Instant,
@@ -125,6 +127,9 @@ enum State {
     },
     Done,
 }
+
+/// The most audio kept for an `expect_prompt` to search from before it started.
+const BACKLOG: Duration = Duration::from_secs(10);
 
 /// How long the end of the call may take after the last step.
 const CLEARING: Duration = Duration::from_secs(5);
@@ -153,12 +158,22 @@ pub struct ScenarioRun {
     hangup_sent: bool,
     next_id: u64,
     threshold: f64,
+    /// Audio heard since the last listening step (`expect_audio`, `expect_silence`,
+    /// `expect_prompt`) ended, at most [`BACKLOG`]: a prompt that began while an earlier
+    /// step ran (a `send_digits` the far end barged in on) is found in it. Kept only when the
+    /// scenario has an `expect_prompt`.
+    backlog: VecDeque<i16>,
+    keeps_backlog: bool,
 }
 
 impl ScenarioRun {
     /// Starts at the moment the INVITE goes out.
     pub fn new(scenario: Arc<Scenario>, now: Instant) -> ScenarioRun {
         let threshold = scenario.media.vad_threshold_dbov;
+        let keeps_backlog = scenario
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::ExpectPrompt(_)));
         let mut run = ScenarioRun {
             scenario,
             started: now,
@@ -178,6 +193,8 @@ impl ScenarioRun {
             hangup_sent: false,
             next_id: 1,
             threshold,
+            backlog: VecDeque::new(),
+            keeps_backlog,
         };
         run.begin(now);
         run
@@ -319,13 +336,18 @@ impl ScenarioRun {
                     Ok(pcm) => pcm,
                     Err(why) => return self.fail(now, why),
                 };
-                let matcher = PromptMatcher::new(&pcm, rate);
+                let mut matcher = PromptMatcher::new(&pcm, rate);
                 let default = Duration::from_millis(matcher.prompt_ms() + 10_000);
+                let (front, back) = self.backlog.as_slices();
+                matcher.push(front);
+                matcher.push(back);
+                let before_ms = self.backlog.len() as u64 * 1000 / u64::from(rate.max(1));
                 State::Prompt {
                     deadline: within(p.within, default),
                     matcher: Box::new(matcher),
                     frames: 0,
                     min_score: p.min_score.unwrap_or(0.6) as f32,
+                    before_ms,
                 }
             }
             Step::ExpectDigits(d) => State::Digits {
@@ -444,6 +466,13 @@ impl ScenarioRun {
     }
 
     fn pass(&mut self, now: Instant, detail: String) {
+        if matches!(
+            self.state,
+            State::Audio { .. } | State::Silence { .. } | State::Prompt { .. }
+        ) {
+            // What this step listened to is consumed; the next prompt searches from here.
+            self.backlog.clear();
+        }
         self.record(now, Verdict::Passed, detail);
         self.index += 1;
         self.begin(now);
@@ -523,6 +552,12 @@ impl ScenarioRun {
     }
 
     fn hear(&mut self, samples: &[i16], now: Instant) {
+        if self.keeps_backlog {
+            self.backlog.extend(samples);
+            let cap = BACKLOG.as_millis() as usize * self.rate.unwrap_or(8000) as usize / 1000;
+            let excess = self.backlog.len().saturating_sub(cap);
+            self.backlog.drain(..excess);
+        }
         let level = level_dbov(samples);
         let loud = level > self.threshold;
         let gap = self.audio_gap();
@@ -586,6 +621,9 @@ impl ScenarioRun {
                     return self.pass(now, format!("far end hung up at +{} ({why})", show(at)));
                 }
                 (State::Waiting { .. }, _) => {}
+                // The prompt may have been heard whole before the far end hung up: the
+                // step decides on all the audio received.
+                (State::Prompt { .. }, _) => {}
                 (State::Call { .. }, _) | (State::Done, _) | (State::Clearing { .. }, _) => {}
                 (State::Digits { .. }, _) if self.digits_outcome().is_some() => {}
                 _ => {
@@ -679,15 +717,39 @@ impl ScenarioRun {
                 matcher,
                 frames,
                 min_score,
+                before_ms,
             } => {
-                let (score, at) = matcher.best();
+                let ended = self.ended.clone();
+                let (score, at) = if ended.is_some() {
+                    matcher.best_final()
+                } else {
+                    matcher.best()
+                };
                 if score >= *min_score {
-                    let start = self.step_started + Duration::from_millis(at);
-                    let detail = format!(
-                        "matched with score {score:.2}, starting +{} into the step",
-                        show(start.saturating_duration_since(self.step_started))
-                    );
+                    let detail = if at >= *before_ms {
+                        format!(
+                            "matched with score {score:.2}, starting +{} into the step",
+                            show(Duration::from_millis(at - *before_ms))
+                        )
+                    } else {
+                        format!(
+                            "matched with score {score:.2}, starting {} before the step",
+                            show(Duration::from_millis(*before_ms - at))
+                        )
+                    };
                     return self.pass(now, detail);
+                }
+                if let Some((by_far_end, why, at)) = ended {
+                    let who = if by_far_end {
+                        "the far end hung up"
+                    } else {
+                        "the call ended"
+                    };
+                    let why = format!(
+                        "{who} at +{} ({why}) before the prompt was heard: best correlation {score:.2}, needed {min_score:.2}",
+                        show(at)
+                    );
+                    return self.fail(now, why);
                 }
                 if now >= *deadline {
                     let why = if *frames == 0 {

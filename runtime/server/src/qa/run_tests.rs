@@ -286,3 +286,124 @@ fn every_state_has_a_deadline() {
     }
     assert!(s.run.passed());
 }
+
+/// A deterministic speech-like prompt (noise under a syllable-rate envelope), `ms` long at
+/// 8 kHz, written as a WAV next to a scenario expecting it; the steps and the samples.
+fn prompt_scenario(steps: &str, ms: usize) -> (Arc<Scenario>, Vec<i16>) {
+    let mut x = 7u32;
+    let samples: Vec<i16> = (0..ms * 8)
+        .map(|i| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let noise = ((x >> 16) as i16) as f32 / 32_768.0;
+            let syllable = (i as f32 / 8000.0 * 4.0 * std::f32::consts::PI).sin().abs();
+            (noise * syllable * 12_000.0) as i16
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!(
+        "sma-run-tests-{}-{}",
+        std::process::id(),
+        steps.len() ^ ms
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut wav = Vec::new();
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    for field in [
+        16u32.to_le_bytes().to_vec(),
+        1u16.to_le_bytes().to_vec(),
+        1u16.to_le_bytes().to_vec(),
+        8000u32.to_le_bytes().to_vec(),
+        16000u32.to_le_bytes().to_vec(),
+        2u16.to_le_bytes().to_vec(),
+        16u16.to_le_bytes().to_vec(),
+    ] {
+        wav.extend_from_slice(&field);
+    }
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&data);
+    std::fs::write(dir.join("prompt.wav"), wav).unwrap();
+    let text =
+        format!("call:\n  to: sip:+1206@127.0.0.1:5060\n  answer_timeout: 5s\nsteps:\n{steps}");
+    let scenario = Scenario::parse(&text, &dir.join("t.yaml")).unwrap();
+    (Arc::new(scenario), samples)
+}
+
+impl Sim {
+    fn with(scenario: Arc<Scenario>) -> Sim {
+        let now = Instant::now();
+        Sim {
+            run: ScenarioRun::new(scenario, now),
+            now,
+        }
+    }
+    /// The samples as 20 ms frames.
+    fn play(&mut self, samples: &[i16]) -> &mut Sim {
+        for frame in samples.chunks(160) {
+            self.now += FRAME;
+            self.run.handle(Observation::Audio(frame), self.now);
+        }
+        self
+    }
+}
+
+#[test]
+fn a_prompt_heard_whole_passes_though_the_far_end_hangs_up_right_after_it() {
+    let (scenario, prompt) = prompt_scenario(
+        "  - expect: answered\n  - expect_prompt: {file: prompt.wav}\n  - expect_hangup: 5s\n",
+        1000,
+    );
+    let mut s = Sim::with(scenario);
+    // A little silence first, so the last search before the hang-up saw only part of it.
+    s.answer().frames(&QUIET, 100).play(&prompt);
+    assert_eq!(s.run.reports().len(), 1, "not decided before the end");
+    s.see(Observation::Ended {
+        by_far_end: true,
+        why: "BYE",
+    });
+    assert!(s.run.passed(), "{:?}", s.run.reports());
+    assert!(s.run.reports()[1].detail.starts_with("matched with score"));
+
+    // Hanging up before the prompt was heard still fails, and says so.
+    let (scenario, prompt) = prompt_scenario(
+        "  - expect: answered\n  - expect_prompt: {file: prompt.wav}\n",
+        1000,
+    );
+    let mut s = Sim::with(scenario);
+    s.answer().play(&prompt[..4000]).see(Observation::Ended {
+        by_far_end: true,
+        why: "BYE",
+    });
+    assert!(
+        s.failure()
+            .starts_with("the far end hung up at +500 ms (BYE) before the prompt was heard"),
+        "{}",
+        s.failure()
+    );
+}
+
+#[test]
+fn a_prompt_that_began_during_the_previous_step_is_found() {
+    let (scenario, prompt) = prompt_scenario(
+        "  - expect: answered\n  - send_digits: \"1\"\n  - expect_prompt: {file: prompt.wav, within: 3s}\n",
+        1000,
+    );
+    let mut s = Sim::with(scenario);
+    s.answer();
+    assert!(matches!(
+        s.run.poll_command(),
+        Some(Command::SendDigits { .. })
+    ));
+    // The far end barges in: 400 ms of its prompt arrive while the digit is still sent.
+    s.play(&prompt[..3200]).see(Observation::Done(1));
+    s.play(&prompt[3200..]).frames(&QUIET, 400);
+    assert_eq!(s.verdicts(), [&Verdict::Passed; 3], "{:?}", s.run.reports());
+    assert_eq!(
+        s.run.reports()[2].detail.split(", ").nth(1),
+        Some("starting 400 ms before the step"),
+        "{}",
+        s.run.reports()[2].detail
+    );
+}
