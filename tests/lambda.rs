@@ -50,10 +50,19 @@ impl LambdaWebhook {
             .spawn()
             .expect("start a Lambda adapter");
         let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout)
+        reader
             .read_line(&mut line)
             .expect("read the listening line");
+        // Handlers log to standard output (`print`, `console.log`): keep reading it, or a
+        // closed pipe ends the adapter on the handler's next log line.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
         let url = line
             .trim()
             .strip_prefix("listening on ")

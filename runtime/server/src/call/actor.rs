@@ -365,6 +365,12 @@ impl Actor {
                         status,
                     });
                 }
+                Output::Refused {
+                    action_type,
+                    error_type,
+                    message,
+                    ..
+                } => info!(action = %action_type, %error_type, %message, "action refused"),
                 Output::Finished => {}
             }
         }
@@ -1341,7 +1347,7 @@ impl Job {
                         format!("Cannot access S3 bucket or audio file: {why}"),
                     )
                 };
-                if source.r#type != "S3" {
+                if !sma_actions::is_s3(&source.r#type) {
                     return Err(invalid(format!(
                         "audio source type `{}` is not S3",
                         source.r#type

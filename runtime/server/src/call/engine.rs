@@ -155,6 +155,16 @@ pub enum Output {
     /// Stop a running interruptible action (a `CALL_UPDATE_REQUESTED` list replaced it);
     /// answer with `on_action_done(id, Interrupted)`.
     Interrupt(u64),
+    /// An action failed at its turn without being started (a parameter rule, an unknown
+    /// leg, an action this runtime cannot run); its `ACTION_FAILED` follows. For the
+    /// shell's log and the simulator's timeline; nothing to answer.
+    Refused {
+        action_type: String,
+        /// Its parameters as its `ACTION_FAILED` echoes them.
+        parameters: Map<String, Value>,
+        error_type: String,
+        message: String,
+    },
     /// Release a leg: BYE when answered, else a final response with `status`. Answer with
     /// `on_leg_ended`.
     Hangup { call_id: String, status: u16 },
@@ -780,53 +790,33 @@ impl CallEngine {
                 error_type,
                 message,
             } => {
-                self.queue.clear();
+                let data = ActionData::new(action_type, parameters.to_map());
                 let leg = self.list_leg.clone();
-                self.events.push_back(PendingEvent {
-                    kind: EventType::ActionFailed,
-                    data: Some(
-                        ActionData::new(action_type, parameters.to_map())
-                            .failed(&error_type, &message),
-                    ),
-                    error: None,
-                    leg,
-                });
-                return;
+                return self.refuse(data, &error_type, message, leg);
             }
         };
         let name = action.name();
-        let leg = match self.resolve_leg(action.target()) {
-            Some(leg) => leg,
-            None => {
-                self.queue.clear();
-                let leg = self.list_leg.clone();
-                self.events.push_back(PendingEvent {
-                    kind: EventType::ActionFailed,
-                    data: Some(ActionData::new(name, parameters.to_map()).failed(
-                        "InvalidActionParameter",
-                        "CallId or ParticipantTag parameter for action is invalid.",
-                    )),
-                    error: None,
-                    leg,
-                });
-                return;
-            }
+        let Some(leg) = self.resolve_leg(action.target()) else {
+            let data = ActionData::new(name, parameters.to_map());
+            let leg = self.list_leg.clone();
+            return self.refuse(
+                data,
+                "InvalidActionParameter",
+                "CallId or ParticipantTag parameter for action is invalid.".into(),
+                leg,
+            );
         };
         // Echo the resolved leg (§2.5): the parameters as received plus CallId.
         let parameters = EchoedParameters::new(&action, parameters, &leg);
         if let Some(why) = unsupported(&action) {
             // Refused here, not by a shell, so `sma serve` and `sma simulate` refuse alike.
-            self.queue.clear();
             let leg = parameters.call_id().unwrap_or(&self.list_leg).to_owned();
-            self.events.push_back(PendingEvent {
-                kind: EventType::ActionFailed,
-                data: Some(
-                    ActionData::new(name, parameters.to_map()).failed("SystemException", &why),
-                ),
-                error: None,
+            return self.refuse(
+                ActionData::new(name, parameters.to_map()),
+                "SystemException",
+                why,
                 leg,
-            });
-            return;
+            );
         }
         let reports = match &self.config.reporting {
             Some(names) => names.iter().any(|n| n == name),
@@ -847,6 +837,24 @@ impl CallEngine {
                 call_id: leg,
                 parameters,
             })));
+    }
+
+    /// An action fails at its turn without starting: `ACTION_FAILED` for it, the rest of
+    /// its list discarded, and [`Output::Refused`] so the shell can say so.
+    fn refuse(&mut self, data: ActionData, error_type: &str, message: String, leg: String) {
+        self.queue.clear();
+        self.outputs.push_back(Output::Refused {
+            action_type: data.r#type.clone(),
+            parameters: data.parameters.clone(),
+            error_type: error_type.to_owned(),
+            message: message.clone(),
+        });
+        self.events.push_back(PendingEvent {
+            kind: EventType::ActionFailed,
+            data: Some(data.failed(error_type, &message)),
+            error: None,
+            leg,
+        });
     }
 
     fn resolve_leg(&self, target: LegRef<'_>) -> Option<String> {

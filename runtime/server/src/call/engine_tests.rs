@@ -53,6 +53,24 @@ fn invoked(e: &mut CallEngine) -> InvocationEvent {
     }
 }
 
+/// An action refused at its turn: the shell hears of it, then the handler gets its
+/// `ACTION_FAILED`.
+fn refused(e: &mut CallEngine) -> InvocationEvent {
+    match outputs(e).as_slice() {
+        [Output::Refused {
+            action_type,
+            error_type,
+            ..
+        }, Output::Invoke(event)] => {
+            let data = event.action_data.as_ref().expect("action data");
+            assert_eq!(&data.r#type, action_type);
+            assert_eq!(data.error_type.as_ref(), Some(error_type));
+            (**event).clone()
+        }
+        other => panic!("expected a refusal and its ACTION_FAILED, got {other:?}"),
+    }
+}
+
 fn started(e: &mut CallEngine) -> ActionCommand {
     match outputs(e).as_slice() {
         [Output::Start(c)] => (**c).clone(),
@@ -155,7 +173,7 @@ fn the_echo_is_the_parameters_as_sent_plus_the_leg_they_did_not_name() {
     assert_eq!(Value::Object(s.parameters.to_map()), speak["Parameters"]);
     assert_eq!(s.parameters.call_id(), Some(LEG));
     e.on_action_done(s.id, ok());
-    let event = invoked(&mut e);
+    let event = refused(&mut e);
     assert_eq!(event.invocation_event_type, EventType::ActionFailed);
     let data = event.action_data.expect("action data");
     assert_eq!(data.r#type, "CallAndBridge");
@@ -199,7 +217,7 @@ fn actions_this_runtime_cannot_execute_fail_in_the_engine_for_every_shell() {
         invoked(&mut e);
         e.on_response(read(respond(json!([action.clone(), speak("never")]))));
         // No shell is asked to start it, and what was queued behind it is discarded.
-        let event = invoked(&mut e);
+        let event = refused(&mut e);
         assert_eq!(
             event.invocation_event_type,
             EventType::ActionFailed,
@@ -356,7 +374,7 @@ fn a_rule_broken_by_one_action_fails_it_in_its_turn() {
     let first = started(&mut e);
     assert_eq!(first.parameters.to_map()["Text"], "first");
     e.on_action_done(first.id, ok());
-    let event = invoked(&mut e);
+    let event = refused(&mut e);
     assert_eq!(event.invocation_event_type, EventType::ActionFailed);
     let data = event.action_data.unwrap();
     assert_eq!(data.r#type, "Pause");
@@ -594,7 +612,7 @@ fn an_unknown_leg_fails_the_action() {
     e.on_response(read(respond(
         json!([{"Type": "Speak", "Parameters": {"Text": "x", "CallId": "nope"}}]),
     )));
-    let event = invoked(&mut e);
+    let event = refused(&mut e);
     assert_eq!(event.invocation_event_type, EventType::ActionFailed);
     assert_eq!(
         event.action_data.unwrap().error_message.as_deref(),

@@ -8,12 +8,14 @@
 //! language get unit tests of their call flow.
 
 use crate::call::engine::{ActionResult, CallEngine, EngineConfig, Outcome, Output};
+use crate::call::storage::Buckets;
 use crate::qa::scenario::ScenarioError;
 use clap::Args;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sma_actions::{
-    Action, CallDetails, Direction, Participant, ParticipantTag, RecordingDestination, Status,
+    Action, AudioSource, CallDetails, Direction, Participant, ParticipantTag, RecordingDestination,
+    Status,
 };
 use sma_handler::FailoverChain;
 use std::collections::BTreeMap;
@@ -161,9 +163,17 @@ impl Simulation {
 #[derive(Debug, Clone)]
 pub enum Entry {
     Event(Value),
-    Action { r#type: String, parameters: Value },
-    Script { index: usize, item: String },
+    Action {
+        r#type: String,
+        parameters: Value,
+    },
+    Script {
+        index: usize,
+        item: String,
+    },
     HandlerFailed(String),
+    /// What the simulated caller or runtime did on its own.
+    Note(String),
 }
 
 /// What happened, and the verdict.
@@ -222,12 +232,47 @@ fn describe(item: &ScriptItem) -> String {
     }
 }
 
-/// Runs the simulation against `chain` with the execution model's policies `config`.
+/// What `sma serve` would run the simulated call with: the execution model's policies, and
+/// the buckets audio sources are read from (when a `sma.toml` says where they are).
+pub struct Runtime {
+    pub engine: EngineConfig,
+    pub buckets: Option<Buckets>,
+}
+
+/// Why `sma serve` would fail `action` for its audio source: the same check, on the same
+/// bucket directories (the audio is not decoded here).
+fn missing_audio(buckets: &Buckets, action: &Action) -> Option<String> {
+    let sources: Vec<&AudioSource> = match action {
+        Action::PlayAudio(p) => vec![&p.audio_source],
+        Action::PlayAudioAndGetDigits(p) => std::iter::once(&p.audio_source)
+            .chain(&p.failure_audio_source)
+            .collect(),
+        _ => return None,
+    };
+    sources.into_iter().find_map(|source| {
+        let path = buckets.object(&source.bucket_name, &source.key);
+        match path.map(|p| std::fs::metadata(p).map(|m| m.is_file())) {
+            Ok(Ok(true)) => None,
+            Ok(Ok(false)) => Some(format!(
+                "Cannot access S3 bucket or audio file: {}/{}: not a file",
+                source.bucket_name, source.key
+            )),
+            Ok(Err(e)) => Some(format!(
+                "Cannot access S3 bucket or audio file: {}/{}: {e}",
+                source.bucket_name, source.key
+            )),
+            Err(e) => Some(format!("Cannot access S3 bucket or audio file: {e}")),
+        }
+    })
+}
+
+/// Runs the simulation against `chain` as `runtime` would.
 pub async fn simulate(
     sim: &Simulation,
     chain: &FailoverChain,
-    config: EngineConfig,
+    runtime: Runtime,
 ) -> SimulationResult {
+    let config = runtime.engine;
     let mut now = Instant::now();
     let mut engine = CallEngine::inbound(config, details(sim), now);
     let mut entries = Vec::new();
@@ -237,6 +282,7 @@ pub async fn simulate(
     let mut recordings = 0u32;
     let mut steps = 0u32;
     let mut failures = Vec::new();
+    let mut caller_gave_up = false;
     while !engine.is_finished() {
         steps += 1;
         if steps > 2_000 {
@@ -248,6 +294,16 @@ pub async fn simulate(
                 Some(at) => {
                     now = now.max(at);
                     engine.handle_timeout(now);
+                    continue;
+                }
+                // Nothing left to do and the call is up (the handler answered `null`, or an
+                // empty list with nothing queued): a real caller hangs up, once.
+                None if !caller_gave_up => {
+                    caller_gave_up = true;
+                    entries.push(Entry::Note(
+                        "the caller hangs up: nothing was left to do".into(),
+                    ));
+                    engine.on_leg_ended(LEG, 0);
                     continue;
                 }
                 None => {
@@ -296,6 +352,20 @@ pub async fn simulate(
                 if !answered {
                     answered = true;
                     engine.on_leg_answered(LEG);
+                }
+                if let Some(why) = runtime
+                    .buckets
+                    .as_ref()
+                    .and_then(|b| missing_audio(b, &command.action))
+                {
+                    engine.on_action_done(
+                        command.id,
+                        Outcome::Failed {
+                            error_type: "InvalidAudioSource".into(),
+                            message: why,
+                        },
+                    );
+                    continue;
                 }
                 // The next script item this action can take.
                 let takes = |item: &ScriptItem| match item {
@@ -365,6 +435,20 @@ pub async fn simulate(
                 engine.on_action_done(command.id, outcome);
             }
             Output::Interrupt(id) => engine.on_action_done(id, Outcome::Interrupted),
+            // Returned by the handler, failed at its turn without running.
+            Output::Refused {
+                action_type,
+                mut parameters,
+                error_type,
+                ..
+            } => {
+                parameters.remove("CallId");
+                entries.push(Entry::Action {
+                    r#type: action_type,
+                    parameters: Value::Object(parameters),
+                });
+                entries.push(Entry::Note(format!("refused: {error_type}")));
+            }
             Output::Hangup { call_id, status } => {
                 let status = if answered { 0 } else { status };
                 engine.on_leg_ended(&call_id, status);
@@ -482,6 +566,9 @@ pub fn timeline(name: &str, handler: &str, result: &SimulationResult) -> String 
             Entry::HandlerFailed(why) => {
                 let _ = writeln!(out, "     handler failed: {why}");
             }
+            Entry::Note(what) => {
+                let _ = writeln!(out, "     {what}");
+            }
         }
     }
     if result.failures.is_empty() {
@@ -505,6 +592,7 @@ fn to_json(result: &SimulationResult) -> Value {
             }
             Entry::Script { index, item } => json!({"script": {"index": index, "item": item}}),
             Entry::HandlerFailed(why) => json!({"handler_failed": why}),
+            Entry::Note(what) => json!({"note": what}),
         })
         .collect();
     json!({"passed": result.failures.is_empty(), "failures": result.failures, "timeline": timeline})
@@ -551,17 +639,26 @@ pub fn run(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let engine = match &args.config {
-        None => EngineConfig::default(),
+    let as_served = match &args.config {
+        None => Runtime {
+            engine: EngineConfig::default(),
+            buckets: None,
+        },
         Some(path) => match crate::config::File::load(path) {
-            Ok(file) => file.calls.engine_config(),
+            Ok(file) => Runtime {
+                engine: file.calls.engine_config(),
+                buckets: Some(Buckets::new(
+                    file.storage.root.clone(),
+                    file.storage.buckets.clone(),
+                )),
+            },
             Err(e) => {
                 eprintln!("sma simulate: {e}");
                 return ExitCode::from(2);
             }
         },
     };
-    let result = runtime.block_on(simulate(&sim, &chain, engine));
+    let result = runtime.block_on(simulate(&sim, &chain, as_served));
     print!("{}", timeline(&sim.name, &args.handler, &result));
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&to_json(&result)).unwrap_or_default();
