@@ -95,6 +95,72 @@ fn boto3_exercises_every_operation() {
     assert_eq!(out, "ok");
 }
 
+/// A number pool for `SearchAvailablePhoneNumbers`, and an account id to validate against.
+const MIGRATION_CONFIG: &str = r#"
+[node]
+account_id = "111122223333"
+[[api.number_pool]]
+country = "US"
+state = "WA"
+city = "Seattle"
+ranges = [["+12065550300", "+12065550309"]]
+[[api.number_pool]]
+country = "US"
+type = "TollFree"
+numbers = ["+18005550100", "+18005550101"]
+product_types = ["SipMediaApplicationDialIn"]
+"#;
+
+#[test]
+fn a_migrating_teams_tooling_works_and_message_logs_show_the_exchanges() {
+    let webhook = update_aware_webhook();
+    let serve = Serve::start(MIGRATION_CONFIG, &["udp:127.0.0.1:0"], &[]);
+    let app = run(
+        &venv("python"),
+        "migration.py",
+        &serve,
+        None,
+        &[&webhook.url],
+    );
+    // The application's message logs are on: a call's events and responses are logged.
+    const NUMBER: &str = "+12065550170";
+    run(
+        &venv("python"),
+        "flow.py",
+        &serve,
+        Some("route"),
+        &[&app, NUMBER],
+    );
+    let call = ring(&serve, NUMBER);
+    let events = webhook.wait_for(1, Duration::from_secs(10));
+    run(
+        &venv("python"),
+        "flow.py",
+        &serve,
+        Some("update"),
+        &[&app, &transaction_of(&events[0])],
+    );
+    assert_eq!(call.join().expect("caller").status, 486);
+    serve.wait_for_log("handler message", 4, Duration::from_secs(5));
+    let log = serve.log();
+    let logged: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("handler message"))
+        .collect();
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("direction=\"event\"") && l.contains("NEW_INBOUND_CALL")),
+        "{log}"
+    );
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("direction=\"response\"") && l.contains("SipResponseCode")),
+        "{log}"
+    );
+}
+
 #[test]
 fn the_aws_cli_manages_applications_and_rules() {
     let webhook = update_aware_webhook();

@@ -4,6 +4,7 @@
     flow.py setup URL KEY SECRET ENDPOINT NUMBER   order NUMBER, create an application (its
                                                    handler at ENDPOINT) and a rule; prints the
                                                    application id
+    flow.py route URL KEY SECRET APP NUMBER        order NUMBER and route it to APP
     flow.py update URL KEY SECRET APP TXID         UpdateSipMediaApplicationCall on a live call
     flow.py check URL KEY SECRET APP NUMBER        what setup created is still there
     flow.py unroute URL KEY SECRET NUMBER          disable and delete the rule on NUMBER
@@ -33,6 +34,13 @@ if command == "setup":
                           TargetApplications=[{"SipMediaApplicationId":
                                                app["SipMediaApplicationId"], "Priority": 1}])
     print(app["SipMediaApplicationId"])
+elif command == "route":
+    app, number = sys.argv[5:7]
+    voice.create_phone_number_order(ProductType="SipMediaApplicationDialIn",
+                                    E164PhoneNumbers=[number])
+    voice.create_sip_rule(Name="route", TriggerType="ToPhoneNumber", TriggerValue=number,
+                          TargetApplications=[{"SipMediaApplicationId": app, "Priority": 1}])
+    print("ok")
 elif command == "update":
     app, transaction = sys.argv[5:7]
     reply = voice.update_sip_media_application_call(

@@ -478,14 +478,14 @@ status, code, body = raw(url, key, secret, "POST", "/sip-media-applications", js
     {"AwsRegion": "us-east-1", "Name": 5, "Endpoints": [{"LambdaArn": endpoint}]}).encode())
 assert (status, code) == (400, "BadRequestException") and "Name" in body["Message"], body
 status, code, body = raw(url, key, secret, "POST", "/sip-media-applications", json.dumps(
-    {"AwsRegion": "us-east-1", "Name": "x", "Endpoints": [{"LambdaArn": endpoint}],
+    {"AwsRegion": "us-east-1", "Name": "x", "Endpoints": [{"LambdaArn": "nowhere"}],
      "Colour": "blue"}).encode())
-assert (status, code) == (400, "BadRequestException") and "Colour" in body["Message"], body
+assert (status, code) == (400, "BadRequestException") and "LambdaArn" in body["Message"], body
 status, code, body = raw(url, key, secret, "POST", "/sip-media-applications",
                          b'{"Name": "' + b"x" * (2 << 20) + b'"}')
-assert (status, code) == (413, "BadRequestException"), (status, code, body)
+assert (status, code) == (413, "RequestEntityTooLargeException"), (status, code, body)
 status, code, body = raw(url, key, secret, "GET", "/no-such-resource")
-assert (status, code) == (404, "NotFoundException"), (status, code, body)
+assert (status, code) == (404, "UnknownOperationException"), (status, code, body)
 # The refused creations left nothing behind.
 assert len(voice.list_sip_media_applications()["SipMediaApplications"]) == 4
 # The model's other operations say they are not supported, in the modelled error shape.

@@ -23,6 +23,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use tracing::{debug, info, warn};
 
+/// The longest request target (path and query) answered with the API's own JSON error; the
+/// HTTP layer refuses targets over 64 KiB itself, with an empty 414.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
 /// What the API is configured with.
 pub struct ApiConfig {
     /// Access key id → secret access key.
@@ -76,7 +80,8 @@ impl Api {
     pub fn new(config: ApiConfig) -> Api {
         Api {
             router: Router::chime_sdk_voice(),
-            verifier: Verifier::new(config.access_keys, "chime"),
+            verifier: Verifier::new(config.access_keys, "chime")
+                .with_regions(config.deployment.regions.clone()),
             max_body: config.max_body_bytes,
             service: Service::new(config.store, config.runtime, config.deployment),
             requests: AtomicU64::new(0),
@@ -104,11 +109,12 @@ impl Api {
             code: e.code(),
             message: e.to_string(),
         })?;
+        // What AWS front ends answer for a request that is no operation (AWS Common Errors):
+        // an unknown path or a method the path does not take is an unknown operation.
         let matched = self.router.find(method, target).map_err(|e| match e {
-            RouteError::UnknownPath(_) => ApiError::not_found(e.to_string()),
-            RouteError::WrongMethod { .. } => ApiError {
-                status: 405,
-                code: "BadRequestException",
+            RouteError::UnknownPath(_) | RouteError::WrongMethod { .. } => ApiError {
+                status: 404,
+                code: "UnknownOperationException",
                 message: e.to_string(),
             },
         })?;
@@ -144,6 +150,17 @@ impl Api {
             .uri()
             .path_and_query()
             .map_or("/".to_owned(), |p| p.as_str().to_owned());
+        if target.len() > MAX_URI_BYTES {
+            let err = ApiError {
+                status: 414,
+                code: "MalformedHttpRequestException",
+                message: format!(
+                    "the request URI is {} bytes; at most {MAX_URI_BYTES} are accepted",
+                    target.len()
+                ),
+            };
+            return error_response(&err, &request_id);
+        }
         let mut headers: Vec<(String, String)> = request
             .headers()
             .iter()
@@ -163,7 +180,7 @@ impl Api {
             Err(e) => {
                 let err = ApiError {
                     status: 413,
-                    code: "BadRequestException",
+                    code: "RequestEntityTooLargeException",
                     message: format!(
                         "the request body could not be read or is over {} bytes: {e}",
                         self.max_body

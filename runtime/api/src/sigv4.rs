@@ -10,6 +10,12 @@
 //! the payload hash is the body's SHA-256 (or the `X-Amz-Content-SHA256` value, which must
 //! then match the body).
 //!
+//! A request is signed in its `Authorization` header, or in its query string (a presigned
+//! URL: `X-Amz-Algorithm`, `X-Amz-Credential`, `X-Amz-Date`, `X-Amz-Expires`,
+//! `X-Amz-SignedHeaders`, `X-Amz-Signature`, the last left out of the canonical query),
+//! which is valid from its date for `X-Amz-Expires` seconds. Either way the credential scope
+//! must name this service and a region this deployment serves.
+//!
 //! Refusals carry the error codes the AWS front ends send and botocore recognises:
 //! `MissingAuthenticationTokenException`, `IncompleteSignatureException`,
 //! `UnrecognizedClientException`, `InvalidSignatureException` (including "Signature
@@ -65,6 +71,12 @@ pub enum AuthError {
     },
     #[error("Credential should be scoped to correct service: '{0}'.")]
     WrongService(String),
+    #[error("Credential should be scoped to a valid region, not '{region}'. This endpoint serves {serves}.")]
+    WrongRegion { region: String, serves: String },
+    #[error(
+        "Request has expired: the presigned request was valid until {expired} and it is now {now}."
+    )]
+    PresignExpired { expired: String, now: String },
     #[error("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")]
     Mismatch,
     #[error("The provided 'x-amz-content-sha256' header does not match what was computed.")]
@@ -80,7 +92,9 @@ impl AuthError {
             AuthError::UnknownKey => "UnrecognizedClientException",
             AuthError::Expired { .. }
             | AuthError::NotYetValid { .. }
+            | AuthError::PresignExpired { .. }
             | AuthError::WrongService(_)
+            | AuthError::WrongRegion { .. }
             | AuthError::Mismatch
             | AuthError::PayloadHash => "InvalidSignatureException",
         }
@@ -99,7 +113,12 @@ pub struct Verifier {
     /// Access key id → secret.
     keys: HashMap<String, String>,
     service: String,
+    /// Regions a credential scope may name; any when empty.
+    regions: Vec<String>,
 }
+
+/// The longest a presigned request may be valid (seven days, as AWS allows).
+const MAX_PRESIGN_EXPIRES: u64 = 604_800;
 
 /// `YYYYMMDD'T'HHMMSS'Z'` → seconds since the epoch.
 fn parse_amz_date(text: &str) -> Option<u64> {
@@ -208,10 +227,18 @@ fn canonical_path(raw: &str) -> String {
     out
 }
 
-fn canonical_query(raw: &str) -> String {
+/// The query's pairs, encoded and sorted; `without` (a presigned request's signature) left
+/// out.
+fn canonical_query(raw: &str, without: Option<&str>) -> String {
     let mut pairs: Vec<(String, String)> = raw
         .split('&')
         .filter(|p| !p.is_empty())
+        .filter(|p| {
+            without.is_none_or(|key| {
+                let name = p.split_once('=').map_or(*p, |(k, _)| k);
+                percent_decode(name) != key.as_bytes()
+            })
+        })
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let (mut ek, mut ev) = (String::new(), String::new());
@@ -245,6 +272,22 @@ struct Authorization<'a> {
     signature: &'a str,
 }
 
+/// `<key>/<date>/<region>/<service>/aws4_request`.
+fn parse_scope(credential: &str) -> Result<[&str; 4], AuthError> {
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [access_key, date, region, service, terminator] = scope.as_slice() else {
+        return Err(AuthError::Incomplete(format!(
+            "Credential should have 5 parts: <key>/<date>/<region>/<service>/aws4_request, got `{credential}`"
+        )));
+    };
+    if *terminator != "aws4_request" {
+        return Err(AuthError::Incomplete(
+            "Credential should be scoped with a valid terminator: 'aws4_request'.".into(),
+        ));
+    }
+    Ok([access_key, date, region, service])
+}
+
 fn parse_authorization(value: &str) -> Result<Authorization<'_>, AuthError> {
     let rest = value
         .trim()
@@ -272,17 +315,7 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, AuthError> {
     let credential = credential.ok_or_else(|| missing("Credential"))?;
     let signed = signed.ok_or_else(|| missing("SignedHeaders"))?;
     let signature = signature.ok_or_else(|| missing("Signature"))?;
-    let scope: Vec<&str> = credential.split('/').collect();
-    let [access_key, date, region, service, terminator] = scope.as_slice() else {
-        return Err(AuthError::Incomplete(format!(
-            "Credential should have 5 parts: <key>/<date>/<region>/<service>/aws4_request, got `{credential}`"
-        )));
-    };
-    if *terminator != "aws4_request" {
-        return Err(AuthError::Incomplete(
-            "Credential should be scoped with a valid terminator: 'aws4_request'.".into(),
-        ));
-    }
+    let [access_key, date, region, service] = parse_scope(credential)?;
     Ok(Authorization {
         access_key,
         date,
@@ -298,34 +331,149 @@ impl Verifier {
         Verifier {
             keys,
             service: service.to_owned(),
+            regions: Vec::new(),
         }
     }
 
-    /// Checks the request's signature at time `now`.
+    /// Refuses credential scopes naming a region not in `regions`.
+    pub fn with_regions(mut self, regions: Vec<String>) -> Verifier {
+        self.regions = regions;
+        self
+    }
+
+    /// Checks the request's signature at time `now`: in its `Authorization` header, or in
+    /// its query string (presigned).
     pub fn verify(&self, request: &Request<'_>, now: SystemTime) -> Result<Signer, AuthError> {
-        let header = |name: &str| -> Vec<&str> {
-            request
-                .headers
+        let header = |name: &str| header_values(request, name);
+        let (path, query) = request
+            .target
+            .split_once('?')
+            .unwrap_or((request.target, ""));
+        let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if let Some(authorization) = header("authorization").first() {
+            let auth = parse_authorization(authorization)?;
+            let amz_date = header("x-amz-date").first().copied().ok_or_else(|| {
+                AuthError::Incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into())
+            })?;
+            let signed_at = self.check_scope(&auth, amz_date)?;
+            let skew = MAX_SKEW.as_secs();
+            if signed_at + skew < now_secs {
+                return Err(AuthError::Expired {
+                    signed: amz_date.to_owned(),
+                    earliest: format_amz_date(now_secs - skew),
+                    now: format_amz_date(now_secs),
+                });
+            }
+            if signed_at > now_secs + skew {
+                return Err(AuthError::NotYetValid {
+                    signed: amz_date.to_owned(),
+                    latest: format_amz_date(now_secs + skew),
+                    now: format_amz_date(now_secs),
+                });
+            }
+            let body_hash = hex::encode(Sha256::digest(request.body));
+            let payload_hash = match header("x-amz-content-sha256").first() {
+                Some(&"UNSIGNED-PAYLOAD") => "UNSIGNED-PAYLOAD".to_owned(),
+                Some(declared) if *declared != body_hash => return Err(AuthError::PayloadHash),
+                _ => body_hash,
+            };
+            let canonical_query = canonical_query(query, None);
+            return self.check_signature(
+                request,
+                &auth,
+                amz_date,
+                path,
+                &canonical_query,
+                &[payload_hash],
+            );
+        }
+        let pairs = crate::routes::query_pairs(query);
+        let param = |name: &str| {
+            pairs
                 .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
-                .collect()
         };
-        let authorization = header("authorization");
-        let Some(authorization) = authorization.first() else {
+        let Some(algorithm) = param("X-Amz-Algorithm") else {
             return Err(AuthError::Missing);
         };
-        let auth = parse_authorization(authorization)?;
-        let secret = self
-            .keys
-            .get(auth.access_key)
-            .ok_or(AuthError::UnknownKey)?;
+        if algorithm != "AWS4-HMAC-SHA256" {
+            return Err(AuthError::Incomplete(
+                "X-Amz-Algorithm must be AWS4-HMAC-SHA256.".into(),
+            ));
+        }
+        let required = |name: &str| {
+            param(name).ok_or_else(|| {
+                AuthError::Incomplete(format!(
+                    "A presigned request requires the '{name}' query parameter."
+                ))
+            })
+        };
+        let credential = required("X-Amz-Credential")?;
+        let amz_date = required("X-Amz-Date")?;
+        let expires = required("X-Amz-Expires")?;
+        let signed = required("X-Amz-SignedHeaders")?;
+        let signature = required("X-Amz-Signature")?;
+        let [access_key, date, region, service] = parse_scope(credential)?;
+        let auth = Authorization {
+            access_key,
+            date,
+            region,
+            service,
+            signed_headers: signed.split(';').collect(),
+            signature,
+        };
+        let signed_at = self.check_scope(&auth, amz_date)?;
+        let expires: u64 = expires
+            .parse()
+            .ok()
+            .filter(|e| (1..=MAX_PRESIGN_EXPIRES).contains(e))
+            .ok_or_else(|| {
+                AuthError::Incomplete(format!(
+                    "X-Amz-Expires `{expires}` must be a number of seconds from 1 to {MAX_PRESIGN_EXPIRES}."
+                ))
+            })?;
+        if signed_at > now_secs + MAX_SKEW.as_secs() {
+            return Err(AuthError::NotYetValid {
+                signed: amz_date.to_owned(),
+                latest: format_amz_date(now_secs + MAX_SKEW.as_secs()),
+                now: format_amz_date(now_secs),
+            });
+        }
+        if signed_at + expires < now_secs {
+            return Err(AuthError::PresignExpired {
+                expired: format_amz_date(signed_at + expires),
+                now: format_amz_date(now_secs),
+            });
+        }
+        let canonical_query = canonical_query(query, Some("X-Amz-Signature"));
+        // botocore signs a presigned request's body hash; S3-style signers write
+        // UNSIGNED-PAYLOAD. Either is accepted.
+        let body_hash = hex::encode(Sha256::digest(request.body));
+        self.check_signature(
+            request,
+            &auth,
+            amz_date,
+            path,
+            &canonical_query,
+            &[body_hash, "UNSIGNED-PAYLOAD".to_owned()],
+        )
+    }
+
+    /// The key, service, region and date of a credential scope: the time it was signed.
+    fn check_scope(&self, auth: &Authorization<'_>, amz_date: &str) -> Result<u64, AuthError> {
+        if !self.keys.contains_key(auth.access_key) {
+            return Err(AuthError::UnknownKey);
+        }
         if auth.service != self.service {
             return Err(AuthError::WrongService(self.service.clone()));
         }
-        let amz_date = header("x-amz-date").first().copied().ok_or_else(|| {
-            AuthError::Incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into())
-        })?;
+        if !self.regions.is_empty() && !self.regions.iter().any(|r| r == auth.region) {
+            return Err(AuthError::WrongRegion {
+                region: auth.region.to_owned(),
+                serves: self.regions.join(", "),
+            });
+        }
         let signed_at = parse_amz_date(amz_date).ok_or_else(|| {
             AuthError::Incomplete(format!("X-Amz-Date `{amz_date}` is not YYYYMMDDTHHMMSSZ"))
         })?;
@@ -336,47 +484,38 @@ impl Verifier {
                 &amz_date[..8]
             )));
         }
-        let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let skew = MAX_SKEW.as_secs();
-        if signed_at + skew < now_secs {
-            return Err(AuthError::Expired {
-                signed: amz_date.to_owned(),
-                earliest: format_amz_date(now_secs - skew),
-                now: format_amz_date(now_secs),
-            });
-        }
-        if signed_at > now_secs + skew {
-            return Err(AuthError::NotYetValid {
-                signed: amz_date.to_owned(),
-                latest: format_amz_date(now_secs + skew),
-                now: format_amz_date(now_secs),
-            });
-        }
         if !auth.signed_headers.contains(&"host") {
             return Err(AuthError::Incomplete(
                 "'Host' must be a signed header.".into(),
             ));
         }
+        Ok(signed_at)
+    }
 
-        let body_hash = hex::encode(Sha256::digest(request.body));
-        let payload_hash = match header("x-amz-content-sha256").first() {
-            Some(&"UNSIGNED-PAYLOAD") => "UNSIGNED-PAYLOAD".to_owned(),
-            Some(declared) if *declared != body_hash => return Err(AuthError::PayloadHash),
-            _ => body_hash,
-        };
-        let (path, query) = request
-            .target
-            .split_once('?')
-            .unwrap_or((request.target, ""));
+    /// Recomputes the signature over the canonical request with each payload hash in turn;
+    /// the request verifies when one of them gives the signature it carries.
+    fn check_signature(
+        &self,
+        request: &Request<'_>,
+        auth: &Authorization<'_>,
+        amz_date: &str,
+        path: &str,
+        canonical_query: &str,
+        payload_hashes: &[String],
+    ) -> Result<Signer, AuthError> {
+        let secret = self
+            .keys
+            .get(auth.access_key)
+            .ok_or(AuthError::UnknownKey)?;
         let mut canonical = String::with_capacity(512);
         canonical.push_str(&request.method.to_ascii_uppercase());
         canonical.push('\n');
         canonical.push_str(&canonical_path(path));
         canonical.push('\n');
-        canonical.push_str(&canonical_query(query));
+        canonical.push_str(canonical_query);
         canonical.push('\n');
         for name in &auth.signed_headers {
-            let values = header(name);
+            let values = header_values(request, name);
             if values.is_empty() {
                 return Err(AuthError::Mismatch);
             }
@@ -393,31 +532,42 @@ impl Verifier {
         canonical.push('\n');
         canonical.push_str(&auth.signed_headers.join(";"));
         canonical.push('\n');
-        canonical.push_str(&payload_hash);
-
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{}/{}/{}/aws4_request\n{}",
-            auth.date,
-            auth.region,
-            auth.service,
-            hex::encode(Sha256::digest(canonical.as_bytes()))
-        );
         let k_date = hmac(format!("AWS4{secret}").as_bytes(), auth.date.as_bytes());
         let k_region = hmac(&k_date, auth.region.as_bytes());
         let k_service = hmac(&k_region, auth.service.as_bytes());
         let k_signing = hmac(&k_service, b"aws4_request");
-        let mut mac =
-            <HmacSha256 as Mac>::new_from_slice(&k_signing).unwrap_or_else(|_| unreachable!());
-        mac.update(string_to_sign.as_bytes());
         let provided = hex::decode(auth.signature).map_err(|_| AuthError::Mismatch)?;
-        // Constant-time comparison.
-        mac.verify_slice(&provided)
-            .map_err(|_| AuthError::Mismatch)?;
-        Ok(Signer {
-            access_key: auth.access_key.to_owned(),
-            region: auth.region.to_owned(),
-        })
+        for payload_hash in payload_hashes {
+            let request_hash = hex::encode(Sha256::digest(
+                format!("{canonical}{payload_hash}").as_bytes(),
+            ));
+            let string_to_sign = format!(
+                "AWS4-HMAC-SHA256\n{amz_date}\n{}/{}/{}/aws4_request\n{request_hash}",
+                auth.date, auth.region, auth.service,
+            );
+            let mut mac =
+                <HmacSha256 as Mac>::new_from_slice(&k_signing).unwrap_or_else(|_| unreachable!());
+            mac.update(string_to_sign.as_bytes());
+            // Constant-time comparison.
+            if mac.verify_slice(&provided).is_ok() {
+                return Ok(Signer {
+                    access_key: auth.access_key.to_owned(),
+                    region: auth.region.to_owned(),
+                });
+            }
+        }
+        Err(AuthError::Mismatch)
     }
+}
+
+/// Every value of header `name` (any case), in order.
+fn header_values<'r>(request: &'r Request<'_>, name: &str) -> Vec<&'r str> {
+    request
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
 }
 
 #[cfg(test)]
@@ -432,6 +582,29 @@ mod tests {
         verifier: Verifier,
         at: SystemTime,
         requests: Vec<Signed>,
+        presigned: Vec<Signed>,
+        presign_expires: u64,
+        other_region: Signed,
+    }
+
+    fn signed(r: &Value) -> Signed {
+        let headers = r["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h[0].as_str().unwrap().to_owned(),
+                    h[1].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        (
+            r["method"].as_str().unwrap().to_owned(),
+            r["target"].as_str().unwrap().to_owned(),
+            headers,
+            r["body"].as_str().unwrap().as_bytes().to_vec(),
+        )
     }
 
     /// Requests signed by botocore itself (testdata/make_sigv4_fixtures.py).
@@ -441,34 +614,17 @@ mod tests {
         let secret = v["secret"].as_str().unwrap().to_owned();
         let at =
             UNIX_EPOCH + Duration::from_secs(parse_amz_date(v["time"].as_str().unwrap()).unwrap());
-        let requests = v["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                let headers = r["headers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| {
-                        (
-                            h[0].as_str().unwrap().to_owned(),
-                            h[1].as_str().unwrap().to_owned(),
-                        )
-                    })
-                    .collect();
-                (
-                    r["method"].as_str().unwrap().to_owned(),
-                    r["target"].as_str().unwrap().to_owned(),
-                    headers,
-                    r["body"].as_str().unwrap().as_bytes().to_vec(),
-                )
-            })
-            .collect();
+        let list = |name: &str| -> Vec<Signed> {
+            v[name].as_array().unwrap().iter().map(signed).collect()
+        };
         Fixture {
-            verifier: Verifier::new(HashMap::from([(key, secret)]), "chime"),
+            verifier: Verifier::new(HashMap::from([(key, secret)]), "chime")
+                .with_regions(vec!["us-east-1".into(), "us-west-2".into()]),
             at,
-            requests,
+            requests: list("requests"),
+            presigned: list("presigned"),
+            presign_expires: v["presign_expires"].as_u64().unwrap(),
+            other_region: signed(&v["other_region"]),
         }
     }
 
@@ -612,6 +768,75 @@ mod tests {
     }
 
     #[test]
+    fn presigned_requests_verify_until_they_expire() {
+        let f = fixture();
+        assert!(f.presigned.len() >= 3);
+        for r in &f.presigned {
+            assert!(!r.2.iter().any(|(n, _)| n == "Authorization"));
+            let signer = check(&f, r, f.at).unwrap_or_else(|e| panic!("{} {}: {e}", r.0, r.1));
+            assert_eq!(signer.region, "us-east-1");
+            // Valid to the last second of X-Amz-Expires, not after.
+            let last = f.at + Duration::from_secs(f.presign_expires);
+            assert!(check(&f, r, last).is_ok());
+            let e = check(&f, r, last + Duration::from_secs(1)).unwrap_err();
+            assert!(
+                matches!(e, AuthError::PresignExpired { .. }),
+                "{}: {e}",
+                r.1
+            );
+            assert_eq!((e.code(), e.status()), ("InvalidSignatureException", 403));
+        }
+        let r = &f.presigned[0];
+        let mut changed = r.clone();
+        changed.1 = changed.1.replace("max-results=10", "max-results=99");
+        assert_eq!(check(&f, &changed, f.at), Err(AuthError::Mismatch));
+        let mut longer = r.clone();
+        longer.1 = longer.1.replace("X-Amz-Expires=900", "X-Amz-Expires=9000");
+        assert_eq!(check(&f, &longer, f.at), Err(AuthError::Mismatch));
+        let mut forever = r.clone();
+        forever.1 = forever
+            .1
+            .replace("X-Amz-Expires=900", "X-Amz-Expires=999999999");
+        assert!(matches!(
+            check(&f, &forever, f.at),
+            Err(AuthError::Incomplete(_))
+        ));
+        let mut unsigned = r.clone();
+        unsigned.1 = unsigned
+            .1
+            .split('&')
+            .filter(|p| !p.starts_with("X-Amz-Signature"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let e = check(&f, &unsigned, f.at).unwrap_err();
+        assert_eq!(e.code(), "IncompleteSignatureException", "{e}");
+    }
+
+    #[test]
+    fn a_scope_naming_a_region_this_node_does_not_serve_is_refused() {
+        let f = fixture();
+        let e = check(&f, &f.other_region, f.at).unwrap_err();
+        assert_eq!(
+            e,
+            AuthError::WrongRegion {
+                region: "eu-west-9".into(),
+                serves: "us-east-1, us-west-2".into()
+            }
+        );
+        assert_eq!((e.code(), e.status()), ("InvalidSignatureException", 403));
+        // A verifier told no regions takes any (the signature itself is valid).
+        let any = Verifier::new(f.verifier.keys.clone(), "chime");
+        let r = &f.other_region;
+        let req = Request {
+            method: &r.0,
+            target: &r.1,
+            headers: &r.2,
+            body: &r.3,
+        };
+        assert_eq!(any.verify(&req, f.at).unwrap().region, "eu-west-9");
+    }
+
+    #[test]
     fn dates_round_trip() {
         for text in [
             "19700101T000000Z",
@@ -633,8 +858,12 @@ mod tests {
         );
         assert_eq!(canonical_path("/a//b/./c/../d/"), "/a/b/d/");
         assert_eq!(canonical_path(""), "/");
-        assert_eq!(canonical_query("b=2&a=%7e&a=1&c"), "a=1&a=~&b=2&c=");
-        assert_eq!(canonical_query("k=a%2Fb+c"), "k=a%2Fb%2Bc");
+        assert_eq!(canonical_query("b=2&a=%7e&a=1&c", None), "a=1&a=~&b=2&c=");
+        assert_eq!(canonical_query("k=a%2Fb+c", None), "k=a%2Fb%2Bc");
+        assert_eq!(
+            canonical_query("a=1&X-Amz-Signature=ff&b=2", Some("X-Amz-Signature")),
+            "a=1&b=2"
+        );
         assert_eq!(percent_decode("%zz%4"), b"%zz%4");
     }
 }

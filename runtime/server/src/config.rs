@@ -117,6 +117,99 @@ pub struct ApiSection {
     /// Phone numbers one voice connector (or group) may have.
     #[serde(default = "default_numbers_per_vc")]
     pub max_numbers_per_voice_connector: usize,
+    /// Numbers clients may find with `SearchAvailablePhoneNumbers` and then order.
+    #[serde(default)]
+    pub number_pool: Vec<NumberPoolEntry>,
+}
+
+/// `[[api.number_pool]]`: numbers of one country and type the operator can provide.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberPoolEntry {
+    /// ISO 3166-1 alpha-2 (`US`).
+    pub country: String,
+    /// `Local` (default) or `TollFree`.
+    #[serde(rename = "type", default = "default_pool_type")]
+    pub number_type: String,
+    /// E.164 numbers.
+    #[serde(default)]
+    pub numbers: Vec<String>,
+    /// Inclusive ranges `["+12065550100", "+12065550199"]` of equal length.
+    #[serde(default)]
+    pub ranges: Vec<[String; 2]>,
+    pub state: Option<String>,
+    pub city: Option<String>,
+    /// Products the numbers can be ordered for (default both).
+    #[serde(default = "default_pool_products")]
+    pub product_types: Vec<String>,
+}
+
+fn default_pool_type() -> String {
+    "Local".into()
+}
+fn default_pool_products() -> Vec<String> {
+    vec!["SipMediaApplicationDialIn".into(), "VoiceConnector".into()]
+}
+
+/// The most numbers one `number_pool` range may hold.
+const MAX_POOL_RANGE: u64 = 100_000;
+
+impl ApiSection {
+    /// The number pool with every range expanded, each entry checked.
+    pub fn number_pool(&self) -> Result<Vec<sma_api::voice::PoolEntry>, ConfigError> {
+        self.number_pool
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let bad = |why: String| ConfigError::Resource(format!("api.number_pool[{i}]: {why}"));
+                if e.country.len() != 2 || !e.country.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err(bad(format!(
+                        "country `{}` is not an ISO 3166-1 alpha-2 code (two capital letters)",
+                        e.country
+                    )));
+                }
+                if !matches!(e.number_type.as_str(), "Local" | "TollFree") {
+                    return Err(bad(format!("type `{}` is not Local or TollFree", e.number_type)));
+                }
+                for p in &e.product_types {
+                    if !matches!(p.as_str(), "SipMediaApplicationDialIn" | "VoiceConnector") {
+                        return Err(bad(format!(
+                            "product type `{p}` is not SipMediaApplicationDialIn or VoiceConnector"
+                        )));
+                    }
+                }
+                let e164 = |n: &str| {
+                    sma_actions::is_e164(n)
+                        .then(|| format!("+{}", n.trim_start_matches('+')))
+                        .ok_or_else(|| bad(format!("`{n}` is not an E.164 number")))
+                };
+                let mut numbers = e.numbers.iter().map(|n| e164(n)).collect::<Result<Vec<_>, _>>()?;
+                for [from, to] in &e.ranges {
+                    let (a, b) = (e164(from)?, e164(to)?);
+                    let (x, y) = (a[1..].parse::<u64>(), b[1..].parse::<u64>());
+                    let (Ok(x), Ok(y)) = (x, y) else {
+                        return Err(bad(format!("range {from}..{to} is not numeric")));
+                    };
+                    if a.len() != b.len() || y < x || y - x >= MAX_POOL_RANGE {
+                        return Err(bad(format!(
+                            "range {from}..{to} must run upwards between numbers of one length, at most {MAX_POOL_RANGE} numbers"
+                        )));
+                    }
+                    numbers.extend((x..=y).map(|n| format!("+{n}")));
+                }
+                numbers.sort();
+                numbers.dedup();
+                Ok(sma_api::voice::PoolEntry {
+                    country: e.country.clone(),
+                    number_type: e.number_type.clone(),
+                    numbers,
+                    state: e.state.clone(),
+                    city: e.city.clone(),
+                    product_types: e.product_types.clone(),
+                })
+            })
+            .collect()
+    }
 }
 
 fn default_vc_domain() -> String {
@@ -182,6 +275,7 @@ impl Default for ApiSection {
             max_body_bytes: default_api_body(),
             voice_connector_domain: default_vc_domain(),
             max_numbers_per_voice_connector: default_numbers_per_vc(),
+            number_pool: Vec::new(),
         }
     }
 }
@@ -663,6 +757,7 @@ impl File {
     pub fn check(&self) -> Result<(), ConfigError> {
         self.listeners()?;
         self.codecs()?;
+        self.api.number_pool()?;
         let (lo, hi) = self.media.port_range;
         if hi <= lo {
             return Err(ConfigError::PortRange(lo, hi));

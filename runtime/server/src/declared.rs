@@ -132,6 +132,7 @@ pub fn declare(file: &File) -> Result<Declared, ConfigError> {
                 instance_mode: entry.instance_mode.clone(),
             },
             declared: true,
+            logging: Default::default(),
         });
     }
     for entry in &file.voice_connectors {
@@ -196,6 +197,7 @@ pub fn declare(file: &File) -> Result<Declared, ConfigError> {
             streaming: None,
             tags: Vec::new(),
             declared: true,
+            emergency_calling: None,
         });
     }
     for entry in &file.sip_rules {
@@ -381,6 +383,7 @@ pub fn apply(store: &dyn Store, declared: Declared) -> Result<(), ConfigError> {
         |new, old| {
             new.created_timestamp = old.created_timestamp.clone();
             new.tags = old.tags.clone();
+            new.logging = old.logging;
         },
     )?;
     sync(
@@ -393,6 +396,7 @@ pub fn apply(store: &dyn Store, declared: Declared) -> Result<(), ConfigError> {
             new.origination = old.origination.clone();
             new.logging = old.logging.clone();
             new.streaming = old.streaming.clone();
+            new.emergency_calling = old.emergency_calling.clone();
         },
     )?;
     let rules = sync(

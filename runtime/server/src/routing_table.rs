@@ -30,6 +30,8 @@ pub struct Application {
     /// The component path or webhook URL, for logs.
     pub endpoint: String,
     pub handler: HandlerEndpoint,
+    /// Every event and response of its calls is logged (`sma::messages`).
+    pub message_logs: bool,
 }
 
 /// A SIP rule, with the failover chain over its targets.
@@ -243,6 +245,7 @@ pub fn build(
                 snapshot.applications.insert(
                     app.sip_media_application_id.clone(),
                     Arc::new(Application {
+                        message_logs: app.logging.enable_sip_media_application_message_logs,
                         endpoint: app.endpoint().to_owned(),
                         id: app.sip_media_application_id,
                         region: app.aws_region,

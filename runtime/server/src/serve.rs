@@ -398,6 +398,7 @@ async fn start_api(
                 numbers_per_voice_connector: file.api.max_numbers_per_voice_connector,
                 ..Limits::default()
             },
+            number_pool: file.api.number_pool().map_err(|e| e.to_string())?,
         },
         store,
         runtime: control,

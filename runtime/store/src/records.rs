@@ -74,6 +74,16 @@ pub struct SipMediaApplication {
     pub handler: HandlerSettings,
     #[serde(rename = "sma:Declared", default)]
     pub declared: bool,
+    /// `PutSipMediaApplicationLoggingConfiguration`.
+    #[serde(rename = "sma:Logging", default)]
+    pub logging: SipMediaApplicationLoggingConfiguration,
+}
+
+/// Whether the runtime logs every event and response of the application's calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipMediaApplicationLoggingConfiguration {
+    #[serde(rename = "EnableSipMediaApplicationMessageLogs", default)]
+    pub enable_sip_media_application_message_logs: bool,
 }
 
 impl Resource for SipMediaApplication {
@@ -328,6 +338,25 @@ pub struct VoiceConnector {
     pub tags: Vec<Tag>,
     #[serde(rename = "sma:Declared", default)]
     pub declared: bool,
+    /// The model's `EmergencyCallingConfiguration`, validated by the API.
+    #[serde(rename = "sma:EmergencyCalling", default)]
+    pub emergency_calling: Option<EmergencyCallingConfiguration>,
+}
+
+/// Where a voice connector's emergency calls go (`DNIS`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmergencyCallingConfiguration {
+    #[serde(rename = "DNIS", default)]
+    pub dnis: Vec<DnisEmergencyCallingConfiguration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DnisEmergencyCallingConfiguration {
+    pub emergency_phone_number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_phone_number: Option<String>,
+    pub calling_country: String,
 }
 
 impl Resource for VoiceConnector {
@@ -385,5 +414,46 @@ impl Resource for GlobalSettings {
     const KIND: &'static str = "global-settings";
     fn id(&self) -> &str {
         Self::ID
+    }
+}
+
+/// `GetPhoneNumberSettings` / `UpdatePhoneNumberSettings`: the account's default outbound
+/// calling name (one document, id `global`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PhoneNumberSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calling_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calling_name_updated_timestamp: Option<String>,
+}
+
+impl PhoneNumberSettings {
+    pub const ID: &'static str = "global";
+}
+
+impl Resource for PhoneNumberSettings {
+    const KIND: &'static str = "phone-number-settings";
+    fn id(&self) -> &str {
+        Self::ID
+    }
+}
+
+/// An emergency address `ValidateE911Address` accepted, by its `AddressExternalId`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct E911Address {
+    #[serde(rename = "AddressExternalId")]
+    pub address_external_id: String,
+    /// The model's `Address`, as validated.
+    #[serde(rename = "Address")]
+    pub address: serde_json::Map<String, Value>,
+    #[serde(rename = "ValidatedTimestamp")]
+    pub validated_timestamp: String,
+}
+
+impl Resource for E911Address {
+    const KIND: &'static str = "e911-address";
+    fn id(&self) -> &str {
+        &self.address_external_id
     }
 }

@@ -30,6 +30,42 @@ REQUESTS = [
     ("GET", "/phone-numbers?product-type=SipMediaApplicationDialIn&status=Assigned&max-results=5", {}, b""),
 ]
 
+# Presigned (query-string) requests, valid for EXPIRES seconds from WHEN.
+EXPIRES = 900
+PRESIGNED = [
+    ("GET", "/sip-media-applications?max-results=10", {}, b""),
+    ("GET", "/phone-numbers/%2B12065550100", {}, b""),
+    ("DELETE", "/sip-rules/rule-1", {}, b""),
+]
+
+
+def presigned():
+    out = []
+    for method, url, headers, body in PRESIGNED:
+        request = AWSRequest(method=method, url=BASE + url, data=body, headers=dict(headers))
+        botocore.auth.SigV4QueryAuth(Credentials(KEY, SECRET), "chime", "us-east-1",
+                                     expires=EXPIRES).add_auth(request)
+        sent = dict(request.headers.items())
+        sent["Host"] = "127.0.0.1:8080"
+        out.append({
+            "method": method,
+            "target": request.url[len(BASE):],
+            "headers": sorted(sent.items()),
+            "body": body.decode(),
+        })
+    return out
+
+
+# A request signed for a region the deployment does not serve.
+def other_region():
+    request = AWSRequest(method="GET", url=BASE + "/sip-media-applications", data=b"")
+    botocore.auth.SigV4Auth(Credentials(KEY, SECRET), "chime", "eu-west-9").add_auth(request)
+    sent = dict(request.headers.items())
+    sent["Host"] = "127.0.0.1:8080"
+    return {"method": "GET", "target": "/sip-media-applications",
+            "headers": sorted(sent.items()), "body": ""}
+
+
 out = []
 for method, url, headers, body in REQUESTS:
     request = AWSRequest(method=method, url=BASE + url, data=body, headers=dict(headers))
@@ -44,4 +80,5 @@ for method, url, headers, body in REQUESTS:
         "body": body.decode(),
     })
 print(json.dumps({"access_key": KEY, "secret": SECRET, "time": WHEN.strftime("%Y%m%dT%H%M%SZ"),
-                  "requests": out}, indent=1))
+                  "requests": out, "presigned": presigned(), "presign_expires": EXPIRES,
+                  "other_region": other_region()}, indent=1))

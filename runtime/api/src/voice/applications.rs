@@ -10,14 +10,13 @@ use sma_store::time::{iso8601, now_ms};
 use sma_store::Tx;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct EndpointInput {
     #[serde(rename = "LambdaArn")]
     lambda_arn: Option<String>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct CreateInput {
     aws_region: String,
     name: String,
@@ -27,14 +26,14 @@ struct CreateInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct UpdateInput {
     name: Option<String>,
     endpoints: Option<Vec<EndpointInput>>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct UpdateCallInput {
     arguments: Map<String, Value>,
 }
@@ -90,6 +89,7 @@ pub fn create(ctx: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result
         tags,
         handler: Default::default(),
         declared: false,
+        logging: Default::default(),
     };
     tx.put(&app)?;
     Ok(wrap("SipMediaApplication", public(&app)))
@@ -111,7 +111,11 @@ pub fn list(_: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result<Rep
 }
 
 pub fn update(ctx: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result<Reply, ApiError> {
-    if request.body_object()?.contains_key("AwsRegion") {
+    if request
+        .body_object()?
+        .get("AwsRegion")
+        .is_some_and(|v| !v.is_null())
+    {
         return Err(ApiError::bad_request(
             "AwsRegion cannot be changed: a SIP media application stays in the region it was created in",
         ));
@@ -183,5 +187,53 @@ pub fn update_call(
     Ok(wrap(
         "SipMediaApplicationCall",
         serde_json::json!({"TransactionId": transaction_id}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutLoggingInput {
+    sip_media_application_logging_configuration: Option<LoggingInput>,
+}
+
+#[derive(Deserialize)]
+struct LoggingInput {
+    #[serde(rename = "EnableSipMediaApplicationMessageLogs")]
+    enable: Option<bool>,
+}
+
+/// `PutSipMediaApplicationLoggingConfiguration`: with message logs on, the runtime logs
+/// every event it sends the application's handler and every response it gets back.
+pub fn put_logging(
+    _: &Ctx<'_>,
+    tx: &mut dyn Tx,
+    request: &OpRequest<'_>,
+) -> Result<Reply, ApiError> {
+    let input: PutLoggingInput = request.body()?;
+    let mut app = load(tx, request.label("sipMediaApplicationId")?)?;
+    if let Some(enable) = input
+        .sip_media_application_logging_configuration
+        .and_then(|c| c.enable)
+    {
+        app.logging.enable_sip_media_application_message_logs = enable;
+        app.updated_timestamp = iso8601(now_ms());
+        tx.put(&app)?;
+    }
+    Ok(wrap(
+        "SipMediaApplicationLoggingConfiguration",
+        serde_json::to_value(app.logging).unwrap_or_default(),
+    ))
+}
+
+/// `GetSipMediaApplicationLoggingConfiguration`.
+pub fn get_logging(
+    _: &Ctx<'_>,
+    tx: &mut dyn Tx,
+    request: &OpRequest<'_>,
+) -> Result<Reply, ApiError> {
+    let app = load(tx, request.label("sipMediaApplicationId")?)?;
+    Ok(wrap(
+        "SipMediaApplicationLoggingConfiguration",
+        serde_json::to_value(app.logging).unwrap_or_default(),
     ))
 }

@@ -28,7 +28,7 @@ const VOICE_CONNECTOR_REGIONS: &[&str] = &[
 ];
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct CreateInput {
     name: String,
     aws_region: Option<String>,
@@ -39,14 +39,14 @@ struct CreateInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct UpdateInput {
     name: String,
     require_encryption: bool,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct TerminationInput {
     cps_limit: Option<i64>,
     default_phone_number: Option<String>,
@@ -56,32 +56,32 @@ struct TerminationInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct PutTermination {
     termination: TerminationInput,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct CredentialInput {
     username: Option<String>,
     password: Option<String>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct PutCredentials {
     credentials: Option<Vec<CredentialInput>>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct DeleteCredentials {
     usernames: Vec<String>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct RouteInput {
     host: Option<String>,
     port: Option<i64>,
@@ -91,39 +91,39 @@ struct RouteInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct OriginationInput {
     routes: Option<Vec<RouteInput>>,
     disabled: Option<bool>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct PutOrigination {
     origination: OriginationInput,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct PutLogging {
     logging_configuration: LoggingConfiguration,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct TargetInput {
     notification_target: Option<String>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct MediaInsightsInput {
     disabled: Option<bool>,
     configuration_arn: Option<String>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct StreamingInput {
     data_retention_in_hours: i64,
     disabled: bool,
@@ -132,13 +132,13 @@ struct StreamingInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct PutStreaming {
     streaming_configuration: StreamingInput,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 pub(crate) struct AssociateInput {
     #[serde(rename = "E164PhoneNumbers")]
     pub e164_phone_numbers: Vec<String>,
@@ -146,7 +146,7 @@ pub(crate) struct AssociateInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 pub(crate) struct DisassociateInput {
     #[serde(rename = "E164PhoneNumbers")]
     pub e164_phone_numbers: Vec<String>,
@@ -205,6 +205,7 @@ pub fn create(ctx: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result
         streaming: None,
         tags,
         declared: false,
+        emergency_calling: None,
     };
     tx.put(&vc)?;
     Ok(wrap("VoiceConnector", public(&vc)))

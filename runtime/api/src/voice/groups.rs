@@ -9,14 +9,14 @@ use sma_store::time::{iso8601, now_ms};
 use sma_store::Tx;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct ItemInput {
     voice_connector_id: String,
     priority: Option<i64>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct GroupInput {
     name: String,
     voice_connector_items: Option<Vec<ItemInput>>,

@@ -4,10 +4,13 @@
 //! requests are decided one after the other.
 
 mod applications;
+mod available;
 mod connectors;
+mod emergency;
 mod groups;
 mod numbers;
 mod rules;
+mod settings;
 mod tags;
 pub mod validate;
 
@@ -17,6 +20,8 @@ use serde_json::{Map, Value};
 use sma_store::{Store, Tx};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+pub use available::PoolEntry;
 
 /// Why a call could not be updated.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +80,8 @@ pub struct Deployment {
     /// API-created voice connectors get `<id>.<voice_connector_domain>` as their host.
     pub voice_connector_domain: String,
     pub limits: Limits,
+    /// Numbers that may be ordered (`SearchAvailablePhoneNumbers`).
+    pub number_pool: Vec<PoolEntry>,
 }
 
 /// One request, after routing: the URI labels (decoded), query pairs and body.
@@ -100,23 +107,41 @@ impl OpRequest<'_> {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The JSON body as `T`; an empty body is `{}`. Unknown members, wrong types and
-    /// malformed JSON are refused naming where.
+    /// The JSON body as `T`; an empty body is `{}`. Wrong types, malformed JSON and
+    /// anything after the JSON value are refused naming where. Members the model does not
+    /// have are ignored (logged at debug), as AWS services do, so an SDK newer than this
+    /// runtime keeps working; `null` for an optional member is the member left out.
     pub fn body<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         let text: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
             self.body
         };
-        let de = &mut serde_json::Deserializer::from_slice(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let at = e.path().to_string();
-            if at == "." {
-                ApiError::bad_request(format!("Invalid request body: {}", e.inner()))
-            } else {
-                ApiError::bad_request(format!("Invalid request body at `{at}`: {}", e.inner()))
-            }
-        })
+        let mut de = serde_json::Deserializer::from_slice(text);
+        let mut unknown = Vec::new();
+        let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let value =
+            serde_path_to_error::deserialize(serde_ignored::Deserializer::new(&mut de, &mut note))
+                .map_err(|e| {
+                    let at = e.path().to_string();
+                    if at == "." {
+                        ApiError::bad_request(format!("Invalid request body: {}", e.inner()))
+                    } else {
+                        ApiError::bad_request(format!(
+                            "Invalid request body at `{at}`: {}",
+                            e.inner()
+                        ))
+                    }
+                })?;
+        de.end().map_err(|e| {
+            ApiError::bad_request(format!(
+                "Invalid request body: more follows the JSON value ({e})"
+            ))
+        })?;
+        for member in unknown {
+            tracing::debug!(%member, "ignoring a request member the model does not have");
+        }
+        Ok(value)
     }
 
     /// The body as a JSON object, for members that need a specific message.
@@ -174,6 +199,8 @@ fn operation(name: &str) -> Option<Operation> {
         "UpdateSipMediaApplication" => applications::update,
         "DeleteSipMediaApplication" => applications::delete,
         "UpdateSipMediaApplicationCall" => applications::update_call,
+        "GetSipMediaApplicationLoggingConfiguration" => applications::get_logging,
+        "PutSipMediaApplicationLoggingConfiguration" => applications::put_logging,
         "CreateSipRule" => rules::create,
         "GetSipRule" => rules::get,
         "ListSipRules" => rules::list,
@@ -189,6 +216,14 @@ fn operation(name: &str) -> Option<Operation> {
         "RestorePhoneNumber" => numbers::restore,
         "BatchUpdatePhoneNumber" => numbers::batch_update,
         "BatchDeletePhoneNumber" => numbers::batch_delete,
+        "SearchAvailablePhoneNumbers" => available::search,
+        "ListSupportedPhoneNumberCountries" => available::countries,
+        "GetPhoneNumberSettings" => settings::get,
+        "UpdatePhoneNumberSettings" => settings::update,
+        "ValidateE911Address" => emergency::validate_address,
+        "PutVoiceConnectorEmergencyCallingConfiguration" => emergency::put,
+        "GetVoiceConnectorEmergencyCallingConfiguration" => emergency::get,
+        "DeleteVoiceConnectorEmergencyCallingConfiguration" => emergency::delete,
         "CreateVoiceConnector" => connectors::create,
         "GetVoiceConnector" => connectors::get,
         "ListVoiceConnectors" => connectors::list,
@@ -321,11 +356,11 @@ pub(crate) fn paginate<T>(
     Ok((page, next))
 }
 
-fn encode_token(key: &str) -> String {
+pub(crate) fn encode_token(key: &str) -> String {
     format!("t1{}", hex::encode(key))
 }
 
-fn decode_token(token: &str) -> Option<String> {
+pub(crate) fn decode_token(token: &str) -> Option<String> {
     let hex = token.strip_prefix("t1")?;
     String::from_utf8(hex::decode(hex).ok()?).ok()
 }
@@ -390,6 +425,7 @@ mod tests {
                     numbers_per_voice_connector: limit,
                     ..Limits::default()
                 },
+                number_pool: Vec::new(),
             },
         )
     }
@@ -518,22 +554,25 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_operations_and_unknown_members_are_named() {
+    fn unsupported_operations_are_named_and_unknown_members_ignored() {
         let s = service(Arc::default(), 1);
         let e = call(&s, "CreateProxySession", &[], &[], json!({})).expect_err("unsupported");
         assert_eq!(
             e.message,
             "CreateProxySession is not supported by this runtime"
         );
-        let e = call(
+        // A member a newer SDK sends is ignored; `null` is the member left out.
+        let vc = call(
             &s,
             "CreateVoiceConnector",
             &[],
             &[],
-            json!({"Name": "x", "RequireEncryption": false, "Colour": "red"}),
+            json!({"Name": "x", "RequireEncryption": false, "Colour": "red", "Tags": null,
+                "NetworkType": null}),
         )
-        .expect_err("unknown member");
-        assert!(e.message.contains("Colour"), "{}", e.message);
+        .expect("unknown and null members are no error")
+        .expect("body");
+        assert_eq!(vc["VoiceConnector"]["Name"], "x");
         let e = call(
             &s,
             "CreateVoiceConnector",
@@ -543,5 +582,28 @@ mod tests {
         )
         .expect_err("wrong type");
         assert!(e.message.contains("RequireEncryption"), "{}", e.message);
+        // Anything after the JSON value is refused, and nothing is created.
+        let labels = BTreeMap::new();
+        for body in [
+            &br#"{"Name": "y", "RequireEncryption": false} xyz"#[..],
+            br#"{"Name": "y", "RequireEncryption": false}{"Name": "z"}"#,
+        ] {
+            let e = s
+                .call(
+                    "CreateVoiceConnector",
+                    true,
+                    &OpRequest {
+                        labels: &labels,
+                        query: &[],
+                        body,
+                    },
+                )
+                .expect_err("trailing data");
+            assert!(e.message.contains("more follows"), "{}", e.message);
+        }
+        let listed = call(&s, "ListVoiceConnectors", &[], &[], json!({}))
+            .expect("list")
+            .expect("body");
+        assert_eq!(listed["VoiceConnectors"].as_array().map(Vec::len), Some(1));
     }
 }

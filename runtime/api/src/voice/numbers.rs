@@ -17,7 +17,7 @@ use sma_store::Tx;
 const PRODUCT_TYPES: &[&str] = &["VoiceConnector", "SipMediaApplicationDialIn"];
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct OrderInput {
     product_type: String,
     #[serde(rename = "E164PhoneNumbers")]
@@ -26,7 +26,7 @@ struct OrderInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct UpdateInput {
     product_type: Option<String>,
     calling_name: Option<String>,
@@ -34,7 +34,7 @@ struct UpdateInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct UpdateItem {
     phone_number_id: String,
     product_type: Option<String>,
@@ -43,13 +43,13 @@ struct UpdateItem {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct BatchUpdateInput {
     update_phone_number_request_items: Vec<UpdateItem>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct BatchDeleteInput {
     phone_number_ids: Vec<String>,
 }

@@ -13,7 +13,7 @@ use sma_store::Tx;
 use std::collections::BTreeSet;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct TargetInput {
     sip_media_application_id: Option<String>,
     priority: Option<i64>,
@@ -21,7 +21,7 @@ struct TargetInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct CreateInput {
     name: String,
     trigger_type: String,
@@ -31,7 +31,7 @@ struct CreateInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
 struct UpdateInput {
     name: String,
     disabled: Option<bool>,

@@ -9,7 +9,6 @@ use sma_store::records::{GlobalSettings, PhoneNumber, SipMediaApplication, Tag, 
 use sma_store::Tx;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct TagInput {
     #[serde(rename = "ResourceARN")]
     resource_arn: String,
@@ -18,7 +17,6 @@ struct TagInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct UntagInput {
     #[serde(rename = "ResourceARN")]
     resource_arn: String,
@@ -121,14 +119,13 @@ pub fn list(_: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result<Rep
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct GlobalInput {
+    /// Required by the model.
     #[serde(rename = "VoiceConnector")]
     voice_connector: Option<GlobalVoiceConnectorInput>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct GlobalVoiceConnectorInput {
     #[serde(rename = "CdrBucket")]
     cdr_bucket: Option<String>,
@@ -151,13 +148,12 @@ pub fn update_global_settings(
     request: &OpRequest<'_>,
 ) -> Result<Reply, ApiError> {
     let input: GlobalInput = request.body()?;
+    let voice_connector = input
+        .voice_connector
+        .ok_or_else(|| ApiError::bad_request("VoiceConnector is required"))?;
     let mut settings = GlobalSettings::default();
-    if let Some(bucket) = input.voice_connector.and_then(|v| v.cdr_bucket) {
-        if !(3..=63).contains(&bucket.len()) {
-            return Err(ApiError::bad_request(format!(
-                "VoiceConnector.CdrBucket `{bucket}` must be 3 to 63 characters"
-            )));
-        }
+    if let Some(bucket) = voice_connector.cdr_bucket {
+        validate::bucket_name("VoiceConnector.CdrBucket", &bucket)?;
         settings.voice_connector.cdr_bucket = Some(bucket);
     }
     tx.put(&settings)?;

@@ -140,8 +140,14 @@ pub fn tags(tags: &[Tag]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The `Tags` of a Create: valid, and no more than `limit`.
+/// The `Tags` of a Create: absent, or 1 or more (the model's `TagList` has at least one)
+/// valid tags, no more than `limit`.
 pub fn new_tags(tags: Option<Vec<Tag>>, limit: usize) -> Result<Vec<Tag>, ApiError> {
+    if tags.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ApiError::bad_request(
+            "Tags needs 1 to 50 item(s), has 0: leave Tags out for none",
+        ));
+    }
     let tags = tags.unwrap_or_default();
     self::tags(&tags)?;
     if tags.len() > limit {
@@ -151,6 +157,26 @@ pub fn new_tags(tags: Option<Vec<Tag>>, limit: usize) -> Result<Vec<Tag>, ApiErr
         )));
     }
     Ok(tags)
+}
+
+/// An S3 bucket name (`S3BucketName`): 3 to 63 of lower-case letters, digits and `-`,
+/// starting and ending with a letter or digit, not `xn--…` and not `…-s3alias`.
+pub fn bucket_name(field: &str, value: &str) -> Result<(), ApiError> {
+    let b = value.as_bytes();
+    let edge = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let ok = (3..=63).contains(&b.len())
+        && b.first().copied().is_some_and(edge)
+        && b.last().copied().is_some_and(edge)
+        && b.iter().all(|&c| edge(c) || c == b'-')
+        && !value.starts_with("xn--")
+        && !value.ends_with("-s3alias");
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{field} `{value}` is not a bucket name: 3 to 63 lower-case letters, digits and `-`, starting and ending with a letter or digit, not starting with xn-- or ending with -s3alias"
+        )))
+    }
 }
 
 /// A list's length in `min..=max`.
@@ -221,6 +247,23 @@ mod tests {
         assert!(tags(&[tag("aws:x", "y")]).is_err());
         assert!(tags(&[tag("", "y")]).is_err());
         assert!(tags(&[tag("a", "1"), tag("a", "2")]).is_err());
+        assert!(new_tags(Some(vec![]), 50).is_err());
+        assert_eq!(new_tags(None, 50).unwrap(), vec![]);
+        for good in ["call-records", "abc", "a1-b2"] {
+            assert!(bucket_name("CdrBucket", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "x",
+            "Call-Records",
+            "-abc",
+            "abc-",
+            "xn--abc",
+            "abc-s3alias",
+            "a_b",
+            "a.b",
+        ] {
+            assert!(bucket_name("CdrBucket", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

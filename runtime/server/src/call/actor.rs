@@ -80,6 +80,9 @@ pub struct CallSetup {
     pub hostname_rule: bool,
     pub voice_connector: Option<String>,
     pub chain: Arc<FailoverChain>,
+    /// Target applications whose message logs are on
+    /// (`PutSipMediaApplicationLoggingConfiguration`): every event and response is logged.
+    pub message_logs: Vec<String>,
     pub media: LegMedia,
     pub commands: mpsc::UnboundedSender<SipCommand>,
     pub signals: mpsc::UnboundedReceiver<SipSignal>,
@@ -201,6 +204,7 @@ struct Actor {
     ctx: Arc<CallContext>,
     engine: CallEngine,
     chain: Arc<FailoverChain>,
+    message_logs: Vec<String>,
     invoker: Option<CallInvoker>,
     tx: mpsc::UnboundedSender<Msg>,
     commands: mpsc::UnboundedSender<SipCommand>,
@@ -261,6 +265,7 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
         ctx,
         engine,
         chain: setup.chain,
+        message_logs: setup.message_logs,
         invoker: None,
         tx,
         commands: setup.commands,
@@ -376,11 +381,23 @@ impl Actor {
         }
     }
 
+    /// Logs one message to or from application `app` when its message logs are on.
+    fn message_log(&self, app: &str, direction: &str, message: impl FnOnce() -> String) {
+        if self.message_logs.iter().any(|a| a == app) {
+            info!(target: "sma::messages", application = app, direction, json = %message(), "handler message");
+        }
+    }
+
     fn invoke(&mut self, event: InvocationEvent) {
         info!(
             sequence = event.sequence,
             event = event.invocation_event_type.as_str(),
             "invoking handler"
+        );
+        self.message_log(
+            &event.call_details.sip_media_application_id,
+            "event",
+            || serde_json::to_string(&event).unwrap_or_default(),
         );
         let tx = self.tx.clone();
         match self.invoker.take() {
@@ -434,6 +451,9 @@ impl Actor {
                     .chain
                     .endpoint(answered.target_index)
                     .map(|e| e.for_call());
+                self.message_log(&answered.application_id, "response", || {
+                    answered.response.to_value().to_string()
+                });
                 self.engine.on_response(answered.response);
             }
             Msg::FirstInvoked(Err(all)) => {
@@ -446,7 +466,11 @@ impl Actor {
             Msg::Invoked(result, invoker) => {
                 self.invoker = Some(*invoker);
                 match result {
-                    Ok(value) => self.engine.on_response(value),
+                    Ok(value) => {
+                        let app = self.engine.details().sip_media_application_id.clone();
+                        self.message_log(&app, "response", || value.to_value().to_string());
+                        self.engine.on_response(value)
+                    }
                     Err(error) => {
                         let why = format!("{error} [{}]", error.kind());
                         warn!(%why, "handler invocation failed");

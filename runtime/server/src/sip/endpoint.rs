@@ -430,6 +430,17 @@ impl Endpoint {
                 hostname_rule: rule.trigger == routing::TriggerType::RequestUriHostname,
                 voice_connector: connector.as_ref().map(|v| v.id.clone()),
                 chain: rule.chain.clone(),
+                message_logs: rule
+                    .targets
+                    .iter()
+                    .filter(|t| {
+                        snapshot
+                            .applications
+                            .get(*t)
+                            .is_some_and(|a| a.message_logs)
+                    })
+                    .cloned()
+                    .collect(),
                 media: LegMedia {
                     codec: audio_codec(codec),
                     payload_type,
