@@ -211,6 +211,16 @@ fn exit_4_names_the_broken_rule() {
 }
 
 #[test]
+fn a_blank_answer_is_null_not_a_broken_contract() {
+    let chaos = rust_component("chaos_guest.wasm").display().to_string();
+    let out = invoke(&[chaos], &chaos_event_file("blank"), &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "null");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("changes nothing"), "{stderr}");
+}
+
+#[test]
 fn exit_2_for_a_bad_event() {
     let dir = std::env::temp_dir().join(format!("sma-e2e-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

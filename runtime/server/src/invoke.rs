@@ -192,6 +192,14 @@ pub fn run(args: InvokeArgs) -> ExitCode {
     } else {
         Limits::default()
     };
+    if answered.response.is_nothing() {
+        // Not a broken contract: the call engine changes nothing (README, "Contract decisions").
+        println!("null");
+        eprintln!(
+            "the handler answered null: the runtime changes nothing and the call stays as it is"
+        );
+        return ExitCode::SUCCESS;
+    }
     match answered
         .response
         .validate(&event.schema_version, &limits)
