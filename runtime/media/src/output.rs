@@ -26,6 +26,9 @@ struct State {
     /// stop during silence; the clock keeps running, so the next packet's timestamp shows the
     /// gap).
     suppress_silence: bool,
+    /// The far end put the call on hold (or our direction does not send): sources still
+    /// advance, so what plays ends on time, but nothing is sent (RFC 3264 §5.1).
+    held: bool,
 }
 
 /// The pacer's side: a [`FrameSource`] that plays whatever is current, else silence.
@@ -66,6 +69,7 @@ impl LegOutput {
             current: None,
             tap: None,
             suppress_silence: false,
+            held: false,
         }));
         Ok((
             LegOutput {
@@ -98,6 +102,18 @@ impl FrameSource for LegOutput {
             }
         }
         let suppress = state.suppress_silence;
+        if state.held {
+            payload.clear();
+            if let Some((tap, _)) = state.tap.as_mut() {
+                // What the party hears while held: nothing from us.
+                self.pcm.clear();
+                self.pcm.resize(self.frame_samples, 0);
+                tap(&self.pcm);
+            }
+            return Frame::Skip {
+                samples: self.samples,
+            };
+        }
         let frame = frame.unwrap_or_else(|| {
             if suppress {
                 return Frame::Skip {
@@ -160,6 +176,12 @@ impl OutputControl {
     }
 
     /// Between sources: send nothing (`true`) or encoded silence (`false`, the default).
+    /// Stops (or resumes) sending while sources keep their time: hold, or a direction that
+    /// does not send.
+    pub fn set_held(&self, held: bool) {
+        lock(&self.state).held = held;
+    }
+
     pub fn set_silence_suppression(&self, on: bool) {
         lock(&self.state).suppress_silence = on;
     }

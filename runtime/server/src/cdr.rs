@@ -89,6 +89,12 @@ impl CallRecord {
         self.failures.push(why.to_owned());
     }
 
+    /// The call never began: our 200 OK was not acknowledged. Nothing is billed.
+    pub fn unconfirmed(&mut self, why: &str) {
+        self.answered_at = None;
+        self.failures.push(why.to_owned());
+    }
+
     pub fn answered(&mut self) {
         self.answered_at = Some(std::time::Instant::now());
     }

@@ -602,6 +602,16 @@ pub struct SipSection {
     #[serde(default = "default_idle")]
     pub connection_idle_secs: u64,
     pub tls: Option<TlsSection>,
+    /// The `Server` / `User-Agent` header (default `sma/<version>`); `""` sends none.
+    pub server_header: Option<String>,
+    /// RFC 3261's T1, the round-trip estimate every retransmission and transaction timeout
+    /// derives from (500 ms; 64*T1 is how long an unacknowledged 2xx is retransmitted).
+    #[serde(default = "default_t1")]
+    pub t1_ms: u64,
+}
+
+fn default_t1() -> u64 {
+    500
 }
 
 impl Default for SipSection {
@@ -612,6 +622,8 @@ impl Default for SipSection {
             max_message_bytes: default_max_message(),
             connection_idle_secs: default_idle(),
             tls: None,
+            server_header: None,
+            t1_ms: default_t1(),
         }
     }
 }

@@ -175,10 +175,20 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let defaults = UaConfig::default();
     let ua = UserAgent::new(UaConfig {
         limits,
         seed: random_seed(),
-        ..UaConfig::default()
+        user_agent: file
+            .sip
+            .server_header
+            .clone()
+            .unwrap_or(defaults.user_agent.clone()),
+        timers: sma_sip::transaction::TimerConfig {
+            t1: Duration::from_millis(file.sip.t1_ms.clamp(10, 10_000)),
+            ..defaults.timers
+        },
+        ..defaults
     });
     let calls = &file.calls;
     let deadline = Duration::from_millis(calls.handler_deadline_ms);

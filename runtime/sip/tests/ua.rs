@@ -373,6 +373,54 @@ fn unknown_methods_get_501_and_known_unsupported_get_405() {
 }
 
 #[test]
+fn an_offer_that_is_not_sdp_gets_415_and_a_request_refusing_sdp_gets_406() {
+    let mut sim = Sim::new(Transport::Udp);
+    // A body of another type, with Content-Length counting it.
+    let body = "<xml/>";
+    let text = invite_text("z9hG4bKt1", "UDP", "Content-Type: application/xml\n").replace(
+        "Content-Length: 0\n\n",
+        &format!("Content-Length: {}\n\n{body}", body.len()),
+    );
+    let (status, r) = status_of(to_bob(&mut sim, &text).last().unwrap());
+    assert_eq!(status, 415);
+    assert_eq!(r.headers.get("Accept"), Some("application/sdp"));
+    assert!(r.to.tag().is_some());
+    assert_eq!(sim.bob.call_count(), 0, "refused before any call exists");
+    // Compressed SDP is no SDP this UA can read.
+    let text = invite_text(
+        "z9hG4bKt2",
+        "UDP",
+        "Content-Type: application/sdp\nContent-Encoding: gzip\n",
+    )
+    .replace("Content-Length: 0\n\n", "Content-Length: 3\n\nabc");
+    let (status, r) = status_of(to_bob(&mut sim, &text).last().unwrap());
+    assert_eq!(status, 415);
+    assert_eq!(r.headers.get("Accept-Encoding"), Some("identity"));
+    // Accept without SDP (RFC 3261 §21.4.7): our answer could not be read.
+    let text = invite_text("z9hG4bKt3", "UDP", "Accept: text/plain, application/isup\n");
+    assert_eq!(status_of(to_bob(&mut sim, &text).last().unwrap()).0, 406);
+    // Accept ranges that include SDP are fine.
+    for (i, accept) in ["application/*", "*/*;q=0.5", "text/plain, application/SDP"]
+        .iter()
+        .enumerate()
+    {
+        let text = invite_text(
+            &format!("z9hG4bKt4{i}"),
+            "UDP",
+            &format!("Accept: {accept}\n"),
+        )
+        .replace("call-1@test", &format!("call-accept-{i}"));
+        let out = to_bob(&mut sim, &text);
+        assert!(
+            out.iter().all(|t| status_of(t).0 < 400),
+            "{accept}: {:?}",
+            out.iter().map(|t| status_of(t).0).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(sim.bob.call_count(), 3);
+}
+
+#[test]
 fn max_forwards_zero_gets_483() {
     let mut sim = Sim::new(Transport::Udp);
     let text = invite_text("z9hG4bKh1", "UDP", "").replace("Max-Forwards: 70", "Max-Forwards: 0");
@@ -442,6 +490,7 @@ fn reinvite_for_hold_reaches_the_application_and_is_answered() {
     assert_eq!(call, b);
     // A second offer while this one is pending gets 491.
     let mut second = dialog.request(sma_sip::Method::Update, "z9hG4bKhold2", "test");
+    second.headers.push("Content-Type", "application/sdp");
     second.body = b"v=0\r\n".to_vec();
     let out = to_bob(&mut sim, &String::from_utf8(second.to_bytes()).unwrap());
     assert!(!out.is_empty(), "{:?}", sim.bob_events.last());

@@ -45,8 +45,28 @@ pub enum SipCommand {
 /// What the endpoint tells the actor.
 #[derive(Debug)]
 pub enum SipSignal {
-    /// The leg ended (BYE, CANCEL, rejection, timeout), with the status for `HANGUP`.
-    Ended { status: u16 },
+    /// The leg ended (BYE, CANCEL, rejection, timeout), with the status for `HANGUP`;
+    /// `unconfirmed` when our 200 OK was never acknowledged (the call never really began).
+    Ended { status: u16, unconfirmed: bool },
+    /// An offer/answer exchange changed the leg's media (re-INVITE, UPDATE, the answer in a
+    /// late-offer ACK): where to send, the codec, the packet time, hold.
+    Media(MediaUpdate),
+    /// The session cannot carry media (a late offer's ACK had no usable answer): the call is
+    /// ended, and the record says why.
+    MediaFailed(String),
+}
+
+/// The leg's media after an offer/answer exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaUpdate {
+    pub remote: SocketAddr,
+    pub codec: AudioCodec,
+    pub payload_type: u8,
+    pub telephone_event: Option<u8>,
+    pub ptime: u32,
+    pub rtcp_mux: bool,
+    /// This side may send (not held, not `recvonly`/`inactive`, not `c=0.0.0.0`).
+    pub send: bool,
 }
 
 /// Node-wide things every call uses.
@@ -71,6 +91,8 @@ pub struct LegMedia {
     pub remote: SocketAddr,
     pub rtcp_mux: bool,
     pub sockets: LegSockets,
+    /// This side may send (the answer's direction sends and the far end is not on hold).
+    pub send: bool,
 }
 
 /// Everything a new inbound call starts with.
@@ -192,12 +214,16 @@ struct CallRecording {
     location: String,
     paused: bool,
     stopped: bool,
+    /// It records what the party hears (`BOTH`, `OUTGOING`): the output is tapped.
+    taps_outgoing: bool,
 }
 
 struct Media {
     output: OutputControl,
     stream: StreamHandle,
     receiver: tokio::task::JoinHandle<()>,
+    /// The far end holds the call (or our direction does not send).
+    held: bool,
 }
 
 struct Actor {
@@ -428,11 +454,28 @@ impl Actor {
     fn on_message(&mut self, msg: Msg) {
         let now = Instant::now();
         match msg {
-            Msg::Signal(SipSignal::Ended { status }) => {
+            Msg::Signal(SipSignal::Media(update)) => self.on_media_update(update),
+            Msg::Signal(SipSignal::MediaFailed(why)) => {
+                warn!(%why, "the session cannot carry media; ending the call");
+                self.record.invocation_failure(&why);
+                let _ = self.commands.send(SipCommand::Hangup {
+                    call: self.call,
+                    status: 488,
+                });
+            }
+            Msg::Signal(SipSignal::Ended {
+                status,
+                unconfirmed,
+            }) => {
                 if !self.ended {
                     self.ended = true;
                     info!(status, "leg ended");
-                    self.record.end(status, self.answered);
+                    if unconfirmed {
+                        self.record.unconfirmed(
+                            "the call was never confirmed: our 200 OK got no ACK within 64*T1 (32 s)",
+                        );
+                    }
+                    self.record.end(status, self.answered && !unconfirmed);
                     self.stop_running();
                     self.stop_media();
                     let id = self.leg_call_id.clone();
@@ -555,6 +598,17 @@ impl Actor {
         if self.answered {
             return Ok(());
         }
+        self.start_media()?;
+        self.answered = true;
+        self.record.answered();
+        let _ = self.commands.send(SipCommand::Answer { call: self.call });
+        let leg_id = self.leg_call_id.clone();
+        self.engine.on_leg_answered(&leg_id);
+        Ok(())
+    }
+
+    /// Starts sending and receiving on the leg with its negotiated media.
+    fn start_media(&mut self) -> Result<(), String> {
         let Some(leg) = self.leg_media.as_ref() else {
             return Err("no media for the leg".into());
         };
@@ -608,17 +662,97 @@ impl Actor {
                 }
             }
         });
+        let held = !leg.send;
+        control.set_held(held);
         self.media = Some(Media {
             output: control,
             stream,
             receiver,
+            held,
         });
-        self.answered = true;
-        self.record.answered();
-        let _ = self.commands.send(SipCommand::Answer { call: self.call });
-        let leg_id = self.leg_call_id.clone();
-        self.engine.on_leg_answered(&leg_id);
         Ok(())
+    }
+
+    /// Sends what the party hears to the call recording.
+    fn tap_outgoing(&self) {
+        let tx = self.tx.clone();
+        if let Some(m) = &self.media {
+            let _ = m.output.set_tap(Some(Box::new(move |s: &[i16]| {
+                let _ = tx.send(Msg::Outgoing(s.to_vec()));
+            })));
+        }
+    }
+
+    /// A new offer/answer: media follows the signalling. A new address retargets the stream;
+    /// hold and resume stop and restart sending (what plays keeps its time); a new codec or
+    /// packet time restarts sending and receiving with it (what was playing ends there).
+    fn on_media_update(&mut self, update: MediaUpdate) {
+        let Some(leg) = self.leg_media.as_mut() else {
+            return;
+        };
+        let rebuild = leg.codec != update.codec
+            || leg.payload_type != update.payload_type
+            || leg.ptime != update.ptime
+            || leg.telephone_event != update.telephone_event
+            || leg.rtcp_mux != update.rtcp_mux;
+        info!(
+            remote = %update.remote,
+            codec = ?update.codec,
+            ptime = update.ptime,
+            send = update.send,
+            rebuild,
+            "media follows the new offer/answer"
+        );
+        leg.remote = update.remote;
+        leg.codec = update.codec;
+        leg.payload_type = update.payload_type;
+        leg.telephone_event = update.telephone_event;
+        leg.ptime = update.ptime;
+        leg.rtcp_mux = update.rtcp_mux;
+        leg.send = update.send;
+        if self.media.is_none() {
+            // Not answered yet: the media starts with these when it does.
+            return;
+        }
+        if rebuild {
+            let playing = self.playing.take();
+            if let Some(media) = self.media.take() {
+                media.stream.stop();
+                media.receiver.abort();
+            }
+            if let Err(why) = self.start_media() {
+                warn!(%why, "media could not restart with the new codec");
+                self.record.invocation_failure(&why);
+                let _ = self.commands.send(SipCommand::Hangup {
+                    call: self.call,
+                    status: 488,
+                });
+                return;
+            }
+            if self
+                .recording
+                .as_ref()
+                .is_some_and(|r| !r.stopped && r.taps_outgoing)
+            {
+                self.tap_outgoing();
+            }
+            // What was playing was encoded for the old codec: it ends here.
+            if let Some(id) = playing {
+                let _ = self.tx.send(Msg::Played(id));
+                self.playing = Some(id);
+            }
+            return;
+        }
+        if let Some(media) = self.media.as_mut() {
+            if !update.remote.ip().is_unspecified() {
+                media.stream.retarget(update.remote);
+            }
+            if media.held == update.send {
+                media.held = !update.send;
+                media.output.set_held(media.held);
+                info!(held = media.held, "hold changed");
+            }
+        }
     }
 
     fn codec(&self) -> AudioCodec {
@@ -1245,13 +1379,9 @@ impl Actor {
                 )
             }
         };
-        if matches!(track, Track::Both | Track::Outgoing) {
-            let tx = self.tx.clone();
-            if let Some(m) = &self.media {
-                let _ = m.output.set_tap(Some(Box::new(move |s: &[i16]| {
-                    let _ = tx.send(Msg::Outgoing(s.to_vec()));
-                })));
-            }
+        let taps_outgoing = matches!(track, Track::Both | Track::Outgoing);
+        if taps_outgoing {
+            self.tap_outgoing();
         }
         let location = format!("{bucket}/{key}");
         self.recording = Some(CallRecording {
@@ -1259,6 +1389,7 @@ impl Actor {
             location: location.clone(),
             paused: false,
             stopped: false,
+            taps_outgoing,
         });
         self.recording_started = true;
         self.engine.on_action_done(

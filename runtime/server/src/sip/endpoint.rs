@@ -5,7 +5,9 @@
 //! Actors ask it to answer or hang up their leg; it tells them when the leg ends.
 
 use super::transport::{Inbound, Transports};
-use crate::call::actor::{self, CallContext, CallSetup, LegMedia, SipCommand, SipSignal};
+use crate::call::actor::{
+    self, CallContext, CallSetup, LegMedia, MediaUpdate, SipCommand, SipSignal,
+};
 use crate::routing::{self, admit_termination, RateLimiter, Refusal, Route};
 use crate::routing_table::{RoutingTable, VoiceConnector};
 use sma_actions::{CallDetails, Direction as LegDirection, Participant, ParticipantTag, Status};
@@ -13,7 +15,7 @@ use sma_media::codec::AudioCodec;
 use sma_media::leg::PortPool;
 use sma_sip::auth::{AuthFailure, DigestServer};
 use sma_sip::message::{reject_too_large, Headers};
-use sma_sip::sdp::{Codec, Direction, LocalMedia, SdpSession, SessionDescription};
+use sma_sip::sdp::{Codec, Direction, LocalMedia, NegotiatedMedia, SdpSession, SessionDescription};
 use sma_sip::ua::{CallHandle, EndReason, UaEvent, UserAgent};
 use sma_sip::Request;
 use std::collections::HashMap;
@@ -43,7 +45,12 @@ pub struct Admission {
 struct ActiveCall {
     local: LocalMedia,
     sdp: SdpSession,
+    /// The description we sent in the 200: our answer, or our offer for a late offer.
     answer: Vec<u8>,
+    /// The INVITE had no offer: ours went in the 200, the answer comes in the ACK.
+    late_offer: bool,
+    /// The codec the leg uses now (kept first when answering a new offer, RFC 3264 §8.3.2).
+    codec: Codec,
     signals: mpsc::UnboundedSender<SipSignal>,
     sip_call_id: String,
     /// When the INVITE arrived (answer latency).
@@ -97,6 +104,39 @@ pub fn audio_codec(codec: Codec) -> AudioCodec {
         Codec::Pcma => AudioCodec::Pcma,
         Codec::G722 => AudioCodec::G722,
         Codec::Opus => AudioCodec::Opus,
+    }
+}
+
+/// Whether this side sends on a negotiated stream: its direction sends and the far end is
+/// not on hold with the old `c=0.0.0.0` form.
+fn sends(media: &NegotiatedMedia) -> bool {
+    media.direction.sends() && !media.remote.ip().is_unspecified() && media.remote.port() != 0
+}
+
+/// The packet time to send with: the one the far end asked for when the codec can be
+/// framed that way, else ours.
+fn send_ptime(codec: Codec, asked: u32, ours: u32) -> u32 {
+    let framed = match codec {
+        Codec::Opus => matches!(asked, 10 | 20 | 40 | 60),
+        _ => (10..=60).contains(&asked) && asked.is_multiple_of(10),
+    };
+    if framed {
+        asked
+    } else {
+        ours
+    }
+}
+
+/// What the call actor applies from a negotiated stream.
+fn media_update(media: &NegotiatedMedia, ours: u32) -> MediaUpdate {
+    MediaUpdate {
+        remote: media.remote,
+        codec: audio_codec(media.codec.codec),
+        payload_type: media.codec.payload_type,
+        telephone_event: media.telephone_event,
+        ptime: send_ptime(media.codec.codec, media.ptime, ours),
+        rtcp_mux: media.rtcp_mux,
+        send: sends(media),
     }
 }
 
@@ -240,19 +280,36 @@ impl Endpoint {
                 transport,
             } => self.incoming(call, &invite, source, transport, now),
             UaEvent::Offer { call, tx, request } => {
-                let answer = self.calls.get_mut(&call).and_then(|c| {
-                    let offer = SessionDescription::parse(&request.body).ok()?;
-                    let (sdp, media) = c.sdp.answer(&offer, &c.local).ok()?;
-                    info!(call_id = %c.sip_call_id, direction = media.direction.as_str(), "new offer answered");
-                    Some(sdp.to_bytes())
+                let answer = self.calls.get_mut(&call).map(|c| {
+                    let offer = SessionDescription::parse(&request.body).map_err(|e| e.to_string())?;
+                    // Keep the codec in use when the offer still has it.
+                    let mut local = c.local.clone();
+                    local.codecs.retain(|k| *k != c.codec);
+                    local.codecs.insert(0, c.codec);
+                    let (sdp, media) = c.sdp.answer(&offer, &local).map_err(|e| e.to_string())?;
+                    info!(call_id = %c.sip_call_id, direction = media.direction.as_str(), remote = %media.remote, "new offer answered");
+                    c.codec = media.codec.codec;
+                    let _ = c.signals.send(SipSignal::Media(media_update(&media, c.local.ptime)));
+                    Ok::<_, String>(sdp.to_bytes())
                 });
-                self.ua.answer_offer(call, tx, answer.ok_or(488), now);
+                let answer = match answer {
+                    Some(Ok(sdp)) => Ok(sdp),
+                    Some(Err(why)) => {
+                        // Refused: the session stays as it was.
+                        info!(%why, "new offer refused with 488");
+                        Err(488)
+                    }
+                    None => Err(481),
+                };
+                self.ua.answer_offer(call, tx, answer, now);
             }
+            UaEvent::Confirmed { call, sdp } => self.confirmed(call, &sdp),
             UaEvent::Ended { call, reason } => {
                 if let Some(c) = self.calls.get(&call) {
                     info!(call_id = %c.sip_call_id, ?reason, "call ended");
                     let _ = c.signals.send(SipSignal::Ended {
                         status: hangup_status(&reason),
+                        unconfirmed: reason == EndReason::AckTimeout,
                     });
                 }
             }
@@ -262,11 +319,48 @@ impl Endpoint {
                     warn!(call_id = %c.sip_call_id, status, "our offer was refused");
                 }
             }
-            UaEvent::Confirmed { .. }
-            | UaEvent::Info { .. }
+            UaEvent::Info { .. }
             | UaEvent::Progress { .. }
             | UaEvent::Answered { .. }
             | UaEvent::OfferAnswered { .. } => {}
+        }
+    }
+
+    /// The ACK arrived. For a late offer it carries the answer to the offer in our 200:
+    /// media starts with it, or the call ends when there is none or it cannot be used.
+    fn confirmed(&mut self, call: CallHandle, sdp: &[u8]) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if !c.late_offer {
+            return;
+        }
+        c.late_offer = false;
+        let negotiated = if sdp.is_empty() {
+            Err("the ACK carried no SDP answer to the offer in our 200 OK".to_owned())
+        } else {
+            SessionDescription::parse(&c.answer)
+                .map_err(|e| format!("our offer: {e}"))
+                .and_then(|offer| {
+                    let answer = SessionDescription::parse(sdp)
+                        .map_err(|e| format!("the answer in the ACK is not SDP: {e}"))?;
+                    c.sdp
+                        .accept_answer(&offer, &answer, &c.local)
+                        .map_err(|e| format!("the answer in the ACK cannot be used: {e}"))
+                })
+        };
+        match negotiated {
+            Ok(media) => {
+                info!(call_id = %c.sip_call_id, remote = %media.remote, codec = media.codec.codec.encoding(), "late offer answered in the ACK");
+                c.codec = media.codec.codec;
+                let _ = c
+                    .signals
+                    .send(SipSignal::Media(media_update(&media, c.local.ptime)));
+            }
+            Err(why) => {
+                warn!(call_id = %c.sip_call_id, %why, "late offer not answered");
+                let _ = c.signals.send(SipSignal::MediaFailed(why));
+            }
         }
     }
 
@@ -343,18 +437,21 @@ impl Endpoint {
         };
         self.session_ids += 1;
         let mut sdp = SdpSession::new(self.session_ids);
-        let negotiated = if invite.body.is_empty() {
-            // No offer: ours goes in the 200, the answer comes in the ACK; media starts with
-            // our first codec and latches onto the caller's first packet.
+        let late_offer = invite.body.is_empty();
+        let negotiated = if late_offer {
+            // No offer: ours goes in the 200, the answer comes in the ACK. Until it does,
+            // media is our first codec and holds its sending (there is nowhere to send).
             let offer = sdp.offer(&local);
             let codec = self.media.codecs.first().copied().unwrap_or(Codec::Pcmu);
             Ok((
                 offer,
                 codec,
-                codec.static_payload_type().unwrap_or(0),
+                codec.offered_payload_type(),
                 Some(101),
                 SocketAddr::new(source.ip(), 0),
                 false,
+                false,
+                self.media.ptime,
             ))
         } else {
             SessionDescription::parse(&invite.body)
@@ -368,21 +465,24 @@ impl Endpoint {
                         m.telephone_event,
                         m.remote,
                         m.rtcp_mux,
+                        sends(&m),
+                        send_ptime(m.codec.codec, m.ptime, self.media.ptime),
                     )
                 })
         };
-        let (answer, codec, payload_type, telephone_event, remote, rtcp_mux) = match negotiated {
-            Ok(n) => n,
-            Err(why) => {
-                return self.refuse(
-                    call,
-                    488,
-                    &format!("offer not acceptable: {why}"),
-                    Headers::new(),
-                    now,
-                )
-            }
-        };
+        let (answer, codec, payload_type, telephone_event, remote, rtcp_mux, send, ptime) =
+            match negotiated {
+                Ok(n) => n,
+                Err(why) => {
+                    return self.refuse(
+                        call,
+                        488,
+                        &format!("offer not acceptable: {why}"),
+                        Headers::new(),
+                        now,
+                    )
+                }
+            };
         info!(codec = codec.encoding(), payload_type, %remote, local_port = local.port, rule = %rule.name, "call accepted");
         self.ua.ring(call, now);
 
@@ -417,6 +517,8 @@ impl Endpoint {
                 local,
                 sdp,
                 answer: answer.to_bytes(),
+                late_offer,
+                codec,
                 signals: signals_tx,
                 sip_call_id: invite.call_id.clone(),
                 invited: now,
@@ -445,10 +547,11 @@ impl Endpoint {
                     codec: audio_codec(codec),
                     payload_type,
                     telephone_event,
-                    ptime: self.media.ptime,
+                    ptime,
                     remote,
                     rtcp_mux,
                     sockets,
+                    send,
                 },
                 commands: self.commands_tx.clone(),
                 signals,

@@ -49,7 +49,7 @@ impl Codec {
     }
 
     /// The payload type this side offers for a dynamic codec.
-    fn offered_payload_type(self) -> u8 {
+    pub fn offered_payload_type(self) -> u8 {
         self.static_payload_type().unwrap_or(111)
     }
 

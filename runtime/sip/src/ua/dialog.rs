@@ -75,7 +75,7 @@ impl Dialog {
             self.local_seq += 1;
         }
         let mut headers = Headers::new();
-        headers.push("User-Agent", user_agent);
+        super::push_product(&mut headers, "User-Agent", user_agent);
         let mut remote = self.remote.clone();
         if let Some(tag) = &self.remote_tag {
             remote = remote.with_tag(tag);

@@ -33,8 +33,16 @@ pub const SUPPORTED: &str = "timer";
 /// Bodies this UA accepts.
 pub const ACCEPT: &str = "application/sdp";
 
+/// Adds a `Server` or `User-Agent` header naming this UA, unless the operator blanked it.
+pub(crate) fn push_product(headers: &mut Headers, name: &str, product: &str) {
+    if !product.trim().is_empty() {
+        headers.push(name, product);
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct UaConfig {
+    /// `Server` and `User-Agent` value; empty sends neither header.
     pub user_agent: String,
     pub timers: TimerConfig,
     /// Session interval this UA asks for and grants (RFC 4028); `None` turns session timers off.
@@ -439,7 +447,7 @@ impl UserAgent {
             let tag = self.ids.token();
             r.to = to_with_tag(&r.to, &tag);
         }
-        r.headers.push("Server", self.config.user_agent.clone());
+        push_product(&mut r.headers, "Server", &self.config.user_agent);
         if matches!(status, 405 | 200) && request.method == Method::Options || status == 405 {
             r.headers.push("Allow", ALLOW);
         }
@@ -491,6 +499,11 @@ impl UserAgent {
                 return self.respond(id, r, now);
             }
         }
+        if matches!(request.method, Method::Invite | Method::Update) {
+            if let Err(r) = self.check_body_types(&request) {
+                return self.respond(id, *r, now);
+            }
+        }
         if request.to.tag().is_some() {
             return self.on_in_dialog(id, request, source, now);
         }
@@ -502,12 +515,56 @@ impl UserAgent {
                 r.headers.push("Allow", ALLOW);
                 r.headers.push("Accept", ACCEPT);
                 r.headers.push("Supported", SUPPORTED);
-                r.headers.push("Server", self.config.user_agent.clone());
+                push_product(&mut r.headers, "Server", &self.config.user_agent);
                 self.respond(id, r, now);
             }
             Method::Cancel => self.on_cancel(id, request, now),
             _ => self.simple_response(id, &request, 481, now),
         }
+    }
+
+    /// The session descriptions this UA can read and write are SDP (RFC 3261 §21.4.7):
+    /// an offer of another body type gets 415 with `Accept`, a request whose `Accept`
+    /// excludes SDP gets 406 (our answer would be SDP). Checked before anything else of
+    /// the call is decided.
+    fn check_body_types(&mut self, request: &Request) -> Result<(), Box<Response>> {
+        let mut reject = |status: u16| {
+            let mut r = request.response(status);
+            if request.to.tag().is_none() {
+                r.to = to_with_tag(&r.to, &self.ids.token());
+            }
+            r.headers.push("Accept", ACCEPT);
+            Box::new(r)
+        };
+        if !request.body.is_empty() {
+            let content_type = request.headers.get("Content-Type").unwrap_or_default();
+            let media_type = content_type.split(';').next().unwrap_or_default().trim();
+            if !media_type.eq_ignore_ascii_case("application/sdp") {
+                return Err(reject(415));
+            }
+            let encoding = request
+                .headers
+                .get("Content-Encoding")
+                .unwrap_or("identity");
+            if !encoding.trim().eq_ignore_ascii_case("identity") {
+                let mut r = reject(415);
+                r.headers.push("Accept-Encoding", "identity");
+                return Err(r);
+            }
+        }
+        let mut accepts = request.headers.tokens("Accept").peekable();
+        if accepts.peek().is_some() {
+            let sdp = accepts.any(|range| {
+                let range = range.split(';').next().unwrap_or_default().trim();
+                ["application/sdp", "application/*", "*/*"]
+                    .iter()
+                    .any(|ok| range.eq_ignore_ascii_case(ok))
+            });
+            if !sdp {
+                return Err(reject(406));
+            }
+        }
+        Ok(())
     }
 
     fn on_invite(
@@ -891,7 +948,7 @@ impl UserAgent {
         r.contact = vec![c.dialog.contact()];
         r.headers.push("Allow", ALLOW);
         r.headers.push("Supported", SUPPORTED);
-        r.headers.push("Server", self.config.user_agent.clone());
+        push_product(&mut r.headers, "Server", &self.config.user_agent);
         if let Some(timer) = &c.session_timer {
             timer.announce(&mut r.headers);
         }
@@ -917,7 +974,7 @@ impl UserAgent {
         };
         let mut r = c.invite.response(status);
         r.to = c.dialog.local.clone();
-        r.headers.push("Server", self.config.user_agent.clone());
+        push_product(&mut r.headers, "Server", &self.config.user_agent);
         for (name, value) in extra.iter() {
             r.headers.push(name, value);
         }
@@ -1101,7 +1158,7 @@ impl UserAgent {
         let mut headers = out.headers;
         headers.push("Allow", ALLOW);
         headers.push("Supported", SUPPORTED);
-        headers.push("User-Agent", self.config.user_agent.clone());
+        push_product(&mut headers, "User-Agent", &self.config.user_agent);
         if let Some(interval) = self.config.session_expires {
             headers.push("Session-Expires", interval.to_string());
         }
