@@ -529,14 +529,19 @@ targets = [{ application = "app-1", priority = 1 }]
         call(&format!("sip:1-206-555-0100@{addr};user=phone"), &[]).status,
         486
     );
-    // Termination: source not allowed, TLS required, region not allowed.
+    // Termination: source not allowed (a plain refusal that names nothing), TLS required,
+    // region not allowed (told to a source the connector trusts).
     let r = call("sip:+12065550100@remote.vc.example", &[]);
     assert_eq!(r.status, 403);
-    assert!(
-        r.header("Warning").unwrap().contains("allow list"),
+    assert_eq!(
+        r.header("Warning").as_deref(),
+        Some("399 sma \"forbidden\""),
         "{}",
         r.text
     );
+    assert!(serve
+        .log()
+        .contains("is not in the allow list of voice connector remote pbx"));
     let r = call("sip:+12065550100@secure.vc.example", &[]);
     assert_eq!(r.status, 403);
     assert!(r.header("Warning").unwrap().contains("TLS"), "{}", r.text);

@@ -481,6 +481,17 @@ From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: <{uri}>\r\nCall-ID: {}\r\nC
     /// Sends an INVITE to `uri` with an SDP offer and `extra` header lines; returns the final
     /// response (after ACKing it when it is not a 2xx), waiting up to `within`.
     pub fn invite(&mut self, uri: &str, extra: &[String], within: Duration) -> SipResponse {
+        self.try_invite(uri, extra, within)
+            .unwrap_or_else(|| panic!("no final response to INVITE {uri} within {within:?}"))
+    }
+
+    /// [`SipCaller::invite`], `None` when no final response came within `within`.
+    pub fn try_invite(
+        &mut self,
+        uri: &str,
+        extra: &[String],
+        within: Duration,
+    ) -> Option<SipResponse> {
         self.cseq += 1;
         let local = self.socket.local_addr().expect("local");
         let sdp = format!(
@@ -514,9 +525,9 @@ Contact: <sip:caller@{local}>\r\nContent-Type: application/sdp\r\n",
             if status >= 300 {
                 self.ack(uri, &branch, &response);
             }
-            return response;
+            return Some(response);
         }
-        panic!("no final response to INVITE {uri} within {within:?}");
+        None
     }
 }
 

@@ -286,3 +286,300 @@ fn a_call_never_confirmed_bills_nothing_and_says_why() {
     assert_eq!(kind(&events[2]), "HANGUP");
     assert_ports_free(media);
 }
+
+/// Voice connectors with digest credentials: `auth.vc.example` (the default challenge order,
+/// SHA-256 first) and `md5.vc.example` (MD5 first), both for 127.0.0.0/8 and the US only.
+fn auth_config(webhook: &str, media: (u16, u16), storage: &Path, guard: &str) -> String {
+    let connectors = r#"
+[[voice_connectors]]
+name = "auth pbx"
+outbound_host_name = "auth.vc.example"
+termination = { cidr_allow_list = ["127.0.0.0/8"], calling_regions = ["US"], credentials = [{ username = "pbx", password = "s3cret" }] }
+[[sip_rules]]
+name = "auth trunk"
+trigger_type = "RequestUriHostname"
+trigger_value = "auth.vc.example"
+targets = [{ application = "app", priority = 1 }]
+[[voice_connectors]]
+name = "md5 pbx"
+outbound_host_name = "md5.vc.example"
+termination = { cidr_allow_list = ["127.0.0.0/8"], credentials = [{ username = "pbx", password = "s3cret" }], digest_algorithms = ["MD5", "SHA-256"] }
+[[sip_rules]]
+name = "md5 trunk"
+trigger_type = "RequestUriHostname"
+trigger_value = "md5.vc.example"
+targets = [{ application = "app", priority = 1 }]
+"#;
+    format!(
+        "{}{connectors}",
+        config(
+            media,
+            webhook,
+            storage,
+            &format!("[sip.auth_guard]\n{guard}")
+        )
+    )
+}
+
+/// Rejects every call with 486 (the call got through authentication).
+fn busy() -> ScriptedWebhook {
+    ScriptedWebhook::start(|event| match kind(event) {
+        "NEW_INBOUND_CALL" => {
+            actions(json!([{"Type": "Hangup", "Parameters": {"SipResponseCode": "486"}}]))
+        }
+        _ => actions(json!([])),
+    })
+}
+
+/// A call to `uri` with credentials for `user`/`password` answering the 407 `challenge`.
+fn with_credentials(
+    serve: &Serve,
+    uri: &str,
+    challenge: &sma_e2e::calls::SipResponse,
+    user: &str,
+    password: &str,
+) -> sma_e2e::calls::SipResponse {
+    let challenges: Vec<String> = challenge
+        .text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Proxy-Authenticate: ").map(str::to_owned))
+        .collect();
+    let answer = sma_sip::auth::Credentials {
+        username: user.into(),
+        password: password.into(),
+    }
+    .answer(
+        challenges.iter().map(String::as_str),
+        "INVITE",
+        uri,
+        "abc",
+        1,
+    )
+    .expect("answer the challenge");
+    sma_e2e::calls::SipCaller::new(serve.addr("udp")).invite(
+        uri,
+        &[format!("Proxy-Authorization: {answer}")],
+        Duration::from_secs(5),
+    )
+}
+
+#[test]
+fn digest_authentication_resists_guessing_and_tells_an_unauthenticated_peer_nothing() {
+    let webhook = busy();
+    let storage = tempfile::tempdir().expect("tempdir");
+    let media = (28900, 28999);
+    let serve = Serve::start(
+        &auth_config(
+            &webhook.url,
+            media,
+            storage.path(),
+            "free_failures = 3\nbackoff_ms = 400\nmax_backoff_secs = 1\nblock_after = 6\nblock_secs = 2\n",
+        ),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let invite = |uri: &str| {
+        sma_e2e::calls::SipCaller::new(serve.addr("udp")).invite(uri, &[], Duration::from_secs(5))
+    };
+    // A destination outside the calling plan: challenged first, nothing about the connector.
+    let uk = "sip:+442079460000@auth.vc.example";
+    let challenge = invite(uk);
+    assert_eq!(challenge.status, 407, "{}", challenge.text);
+    assert!(!challenge.text.contains("auth pbx") && !challenge.text.contains("calling"));
+    // SHA-256 is offered first (RFC 8760), MD5 second.
+    let offered: Vec<&str> = challenge
+        .text
+        .lines()
+        .filter(|l| l.starts_with("Proxy-Authenticate"))
+        .collect();
+    assert!(
+        offered[0].contains("SHA-256") && offered[1].contains("MD5"),
+        "{offered:?}"
+    );
+    // Authenticated, the caller may learn why.
+    let r = with_credentials(&serve, uk, &challenge, "pbx", "s3cret");
+    assert_eq!(r.status, 403);
+    assert!(
+        r.header("Warning").unwrap().contains("calling regions"),
+        "{}",
+        r.text
+    );
+    // An unknown user and a wrong password get the same answer.
+    let us = "sip:+12065550100@auth.vc.example";
+    let challenge = invite(us);
+    let nobody = with_credentials(&serve, us, &challenge, "nobody", "x");
+    let wrong = with_credentials(&serve, us, &challenge, "pbx", "wrong");
+    assert_eq!((nobody.status, wrong.status), (403, 403));
+    assert_eq!(nobody.header("Warning"), wrong.header("Warning"));
+    assert_eq!(
+        nobody.header("Warning").as_deref(),
+        Some("399 sma \"credentials refused\"")
+    );
+    let log = serve.log();
+    assert!(log.contains("unknown user `nobody`") && log.contains("wrong response for user `pbx`"));
+    // The third failure is still free; the fourth starts the back-off: even the right
+    // password is refused until it passes.
+    assert_eq!(
+        with_credentials(&serve, us, &challenge, "pbx", "guess3").status,
+        403
+    );
+    assert_eq!(
+        with_credentials(&serve, us, &challenge, "pbx", "guess4").status,
+        403
+    );
+    let throttled = with_credentials(&serve, us, &challenge, "pbx", "s3cret");
+    assert_eq!(throttled.status, 403);
+    assert_eq!(
+        throttled.header("Warning").as_deref(),
+        Some("399 sma \"forbidden\"")
+    );
+    std::thread::sleep(Duration::from_millis(450));
+    let challenge = invite(us);
+    assert_eq!(
+        with_credentials(&serve, us, &challenge, "pbx", "s3cret").status,
+        486,
+        "{}",
+        serve.log()
+    );
+    // Guessing on: free, free, free, back-off, back-off, then blocked for 2 s.
+    for guess in 0..6 {
+        let challenge = invite(us);
+        let r = with_credentials(&serve, us, &challenge, "pbx", &format!("guess-{guess}"));
+        assert_eq!(r.status, 403);
+        std::thread::sleep(Duration::from_millis(if guess >= 3 { 1050 } else { 0 }));
+    }
+    // Blocked: every request from the source is refused, credentials or not.
+    let blocked = invite(us);
+    assert_eq!(blocked.status, 403);
+    assert_eq!(
+        blocked.header("Warning").as_deref(),
+        Some("399 sma \"forbidden\"")
+    );
+    assert!(serve.log().contains("Blocked"), "{}", serve.log());
+    std::thread::sleep(Duration::from_millis(1200));
+    let challenge = invite(us);
+    assert_eq!(
+        with_credentials(&serve, us, &challenge, "pbx", "s3cret").status,
+        486
+    );
+    assert_ports_free(media);
+}
+
+#[test]
+fn a_pbx_that_knows_only_md5_needs_md5_offered_first() {
+    let webhook = busy();
+    let storage = tempfile::tempdir().expect("tempdir");
+    let serve = Serve::start(
+        &auth_config(&webhook.url, (29000, 29099), storage.path(), ""),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let run = |host: &str| {
+        let sipp = require_program("sipp", "sip-tester");
+        Command::new(sipp)
+            .arg(serve.addr("udp").to_string())
+            .arg("-sf")
+            .arg(root().join("tests/sipp/digest-md5.xml"))
+            .args(["-s", host, "-au", "pbx", "-ap", "s3cret", "-m", "1"])
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-ci", "127.0.0.1"])
+            .args(["-p", &free_port().to_string()])
+            .args(["-cp", &free_port().to_string()])
+            .args(["-mp", &free_port().to_string()])
+            .args(["-timeout", "20", "-timeout_error", "-nostdin"])
+            .output()
+            .expect("run sipp")
+    };
+    // MD5 offered first: SIPp (MD5 only) authenticates and reaches the handler's 486.
+    let out = run("md5.vc.example");
+    assert!(out.status.success(), "{}\n{}", text(&out), serve.log());
+    // The default order offers SHA-256 first: a client that takes the first challenge and
+    // knows only MD5 cannot answer it.
+    let out = run("auth.vc.example");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("must use MD5"), "{}", text(&out));
+}
+
+#[test]
+fn a_blocked_source_can_be_dropped_without_an_answer() {
+    let webhook = busy();
+    let storage = tempfile::tempdir().expect("tempdir");
+    let serve = Serve::start(
+        &auth_config(
+            &webhook.url,
+            (29100, 29199),
+            storage.path(),
+            "block_after = 2\nblock_secs = 60\nblocked = \"drop\"\n",
+        ),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let us = "sip:+12065550100@auth.vc.example";
+    for guess in 0..2 {
+        let challenge = sma_e2e::calls::SipCaller::new(serve.addr("udp")).invite(
+            us,
+            &[],
+            Duration::from_secs(5),
+        );
+        assert_eq!(
+            with_credentials(&serve, us, &challenge, "pbx", &format!("g{guess}")).status,
+            403
+        );
+    }
+    let silent = sma_e2e::calls::SipCaller::new(serve.addr("udp")).try_invite(
+        us,
+        &[],
+        Duration::from_millis(1500),
+    );
+    assert!(silent.is_none(), "{silent:?}");
+}
+
+/// Sends raw SIP text over UDP to `serve` and returns the first response's text.
+fn raw_exchange(serve: &Serve, text: &str) -> Option<String> {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .expect("timeout");
+    let local = socket.local_addr().expect("addr");
+    let text = text
+        .replace("LOCAL", &local.to_string())
+        .replace('\n', "\r\n");
+    socket
+        .send_to(text.as_bytes(), serve.addr("udp"))
+        .expect("send");
+    let mut buf = [0u8; 8192];
+    let (n, _) = socket.recv_from(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+const OPTIONS: &str = "OPTIONS sip:127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-opt-1\nMax-Forwards: 70\nFrom: <sip:probe@127.0.0.1>;tag=p1\nTo: <sip:127.0.0.1>\nCall-ID: options-1\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n";
+
+#[test]
+fn the_server_header_is_configurable_and_can_be_blanked() {
+    let webhook = busy();
+    let storage = tempfile::tempdir().expect("tempdir");
+    for (setting, expected) in [
+        ("", Some(format!("sma/{}", env!("CARGO_PKG_VERSION")))),
+        (
+            "server_header = \"Acme SBC\"\n",
+            Some("Acme SBC".to_owned()),
+        ),
+        ("server_header = \"\"\n", None),
+    ] {
+        let serve = Serve::start(
+            &config(
+                (29200, 29299),
+                &webhook.url,
+                storage.path(),
+                &format!("[sip]\n{setting}"),
+            ),
+            &["udp:127.0.0.1:0"],
+            &[],
+        );
+        let response = raw_exchange(&serve, OPTIONS).expect("an answer to OPTIONS");
+        assert!(response.starts_with("SIP/2.0 200"), "{response}");
+        let server = response
+            .lines()
+            .find_map(|l| l.strip_prefix("Server: ").map(str::to_owned));
+        assert_eq!(server, expected, "{setting:?}: {response}");
+    }
+}

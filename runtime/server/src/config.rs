@@ -576,6 +576,11 @@ pub struct TerminationEntry {
     /// Digest credentials; when present, calls are challenged (407).
     #[serde(default)]
     pub credentials: Vec<CredentialEntry>,
+    /// The digest algorithms the 407 offers, in this order (default `["SHA-256", "MD5"]`,
+    /// RFC 8760's order). Clients that answer the first challenge and only know MD5 (older
+    /// PBXs and tools) need `MD5` first; MD5 alone is the weakest choice.
+    #[serde(default)]
+    pub digest_algorithms: Vec<String>,
     #[serde(default)]
     pub disabled: bool,
 }
@@ -608,6 +613,74 @@ pub struct SipSection {
     /// derives from (500 ms; 64*T1 is how long an unacknowledged 2xx is retransmitted).
     #[serde(default = "default_t1")]
     pub t1_ms: u64,
+    /// Throttling of failed digest authentication on voice connectors.
+    #[serde(default)]
+    pub auth_guard: AuthGuardSection,
+}
+
+/// `[sip.auth_guard]`: failed authentication per source and per user name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthGuardSection {
+    /// Failures before back-off starts.
+    #[serde(default = "default_free_failures")]
+    pub free_failures: u32,
+    /// First back-off (doubling with each further failure), milliseconds.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+    #[serde(default = "default_max_backoff_secs")]
+    pub max_backoff_secs: u64,
+    /// Failures after which the source or user name is blocked.
+    #[serde(default = "default_block_after")]
+    pub block_after: u32,
+    #[serde(default = "default_block_secs")]
+    pub block_secs: u64,
+    /// `reject` (403) or `drop` (no answer at all, for a blocked source).
+    #[serde(default)]
+    pub blocked: crate::sip::auth_guard::BlockedAction,
+}
+
+fn default_free_failures() -> u32 {
+    3
+}
+fn default_backoff_ms() -> u64 {
+    1_000
+}
+fn default_max_backoff_secs() -> u64 {
+    60
+}
+fn default_block_after() -> u32 {
+    10
+}
+fn default_block_secs() -> u64 {
+    300
+}
+
+impl Default for AuthGuardSection {
+    fn default() -> AuthGuardSection {
+        AuthGuardSection {
+            free_failures: default_free_failures(),
+            backoff_ms: default_backoff_ms(),
+            max_backoff_secs: default_max_backoff_secs(),
+            block_after: default_block_after(),
+            block_secs: default_block_secs(),
+            blocked: Default::default(),
+        }
+    }
+}
+
+impl AuthGuardSection {
+    pub fn policy(&self) -> crate::sip::auth_guard::AuthGuardConfig {
+        crate::sip::auth_guard::AuthGuardConfig {
+            free_failures: self.free_failures,
+            backoff: Duration::from_millis(self.backoff_ms),
+            max_backoff: Duration::from_secs(self.max_backoff_secs),
+            block_after: self.block_after.max(1),
+            block_for: Duration::from_secs(self.block_secs),
+            blocked: self.blocked,
+            ..Default::default()
+        }
+    }
 }
 
 fn default_t1() -> u64 {
@@ -624,6 +697,7 @@ impl Default for SipSection {
             tls: None,
             server_header: None,
             t1_ms: default_t1(),
+            auth_guard: AuthGuardSection::default(),
         }
     }
 }

@@ -149,6 +149,21 @@ pub fn declare(file: &File) -> Result<Declared, ConfigError> {
                 ))
             })?;
         }
+        let algorithms = &entry.termination.digest_algorithms;
+        for (i, a) in algorithms.iter().enumerate() {
+            if sma_sip::auth::Algorithm::parse(a).is_none() {
+                return Err(bad(format!(
+                    "voice connector `{}`: digest_algorithms entry `{a}` is not SHA-256 or MD5",
+                    entry.name
+                )));
+            }
+            if algorithms[..i].iter().any(|b| b.eq_ignore_ascii_case(a)) {
+                return Err(bad(format!(
+                    "voice connector `{}`: digest_algorithms lists {a} twice",
+                    entry.name
+                )));
+            }
+        }
         let host = entry.outbound_host_name.to_ascii_lowercase();
         if declared
             .connectors
@@ -198,6 +213,7 @@ pub fn declare(file: &File) -> Result<Declared, ConfigError> {
             tags: Vec::new(),
             declared: true,
             emergency_calling: None,
+            digest_algorithms: t.digest_algorithms.clone(),
         });
     }
     for entry in &file.sip_rules {

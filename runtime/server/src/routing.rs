@@ -122,11 +122,13 @@ pub fn in_calling_regions(digits: &str, regions: &[String]) -> bool {
 
 /// Checks a call arriving through a voice connector, before authentication: source network,
 /// transport and calling region.
-pub fn admit_termination(
+/// Whether `source` may send calls through `connector` at all: checked before its
+/// credentials, so what is refused here is told to the peer without naming the connector
+/// (the reason is for the log).
+pub fn admit_source(
     connector: &VoiceConnector,
     source: IpAddr,
     transport: Transport,
-    uri: &Uri,
 ) -> Result<(), Refusal> {
     if connector.disabled {
         return Err(Refusal::Forbidden(format!(
@@ -143,6 +145,12 @@ pub fn admit_termination(
             connector.name
         )));
     }
+    Ok(())
+}
+
+/// Whether an admitted (and authenticated) caller may dial `uri` through `connector`: its
+/// calling plan.
+pub fn admit_destination(connector: &VoiceConnector, uri: &Uri) -> Result<(), Refusal> {
     if let Some(digits) = dialed_number(uri) {
         if !in_calling_regions(&digits, &connector.calling_regions) {
             return Err(Refusal::Forbidden(format!(

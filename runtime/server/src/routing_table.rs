@@ -59,6 +59,8 @@ pub struct VoiceConnector {
     pub cps_limit: u32,
     pub credentials: Vec<(String, String)>,
     pub disabled: bool,
+    /// What the 407 offers, in order.
+    pub digest_algorithms: Vec<sma_sip::auth::Algorithm>,
 }
 
 /// One consistent view of the routing resources.
@@ -324,7 +326,19 @@ fn connector(vc: ConnectorRecord) -> VoiceConnector {
             }
         }
     }
+    let mut digest_algorithms: Vec<sma_sip::auth::Algorithm> = vc
+        .digest_algorithms
+        .iter()
+        .filter_map(|a| sma_sip::auth::Algorithm::parse(a))
+        .collect();
+    if digest_algorithms.is_empty() {
+        digest_algorithms = vec![
+            sma_sip::auth::Algorithm::Sha256,
+            sma_sip::auth::Algorithm::Md5,
+        ];
+    }
     VoiceConnector {
+        digest_algorithms,
         id: vc.voice_connector_id,
         name: vc.name,
         region: vc.aws_region,

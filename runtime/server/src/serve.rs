@@ -319,6 +319,7 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             max_concurrent_calls: calls.max_concurrent_calls,
             max_calls_per_second: calls.max_calls_per_second,
             retry_after_secs: calls.retry_after_secs,
+            auth_guard: file.sip.auth_guard.policy(),
         },
     );
     println!("ready");

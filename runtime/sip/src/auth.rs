@@ -21,7 +21,8 @@ impl Algorithm {
         }
     }
 
-    fn parse(text: &str) -> Option<Algorithm> {
+    /// `MD5` or `SHA-256`, any case.
+    pub fn parse(text: &str) -> Option<Algorithm> {
         if text.eq_ignore_ascii_case("MD5") {
             Some(Algorithm::Md5)
         } else if text.eq_ignore_ascii_case("SHA-256") {
@@ -118,9 +119,21 @@ impl DigestServer {
     /// The WWW-Authenticate / Proxy-Authenticate values to send, SHA-256 first (RFC 8760 §2.4:
     /// one challenge per algorithm, most preferred first).
     pub fn challenges(&self, now: Instant, stale: bool) -> Vec<String> {
+        self.challenges_with(now, stale, &[Algorithm::Sha256, Algorithm::Md5])
+    }
+
+    /// The challenges for `algorithms`, in that order: a client that answers the first one
+    /// and knows only MD5 needs MD5 first.
+    pub fn challenges_with(
+        &self,
+        now: Instant,
+        stale: bool,
+        algorithms: &[Algorithm],
+    ) -> Vec<String> {
         let nonce = self.nonce(now);
-        [Algorithm::Sha256, Algorithm::Md5]
-            .into_iter()
+        algorithms
+            .iter()
+            .copied()
             .map(|alg| {
                 format!(
                     "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{}",

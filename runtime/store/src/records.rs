@@ -341,6 +341,14 @@ pub struct VoiceConnector {
     /// The model's `EmergencyCallingConfiguration`, validated by the API.
     #[serde(rename = "sma:EmergencyCalling", default)]
     pub emergency_calling: Option<EmergencyCallingConfiguration>,
+    /// The digest algorithms its 407 offers, in order (`SHA-256`, `MD5`); empty: both,
+    /// SHA-256 first. Set in `sma.toml` only (the model has no member for it).
+    #[serde(
+        rename = "sma:DigestAlgorithms",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub digest_algorithms: Vec<String>,
 }
 
 /// Where a voice connector's emergency calls go (`DNIS`).

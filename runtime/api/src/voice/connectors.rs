@@ -206,6 +206,7 @@ pub fn create(ctx: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result
         tags,
         declared: false,
         emergency_calling: None,
+        digest_algorithms: Vec::new(),
     };
     tx.put(&vc)?;
     Ok(wrap("VoiceConnector", public(&vc)))

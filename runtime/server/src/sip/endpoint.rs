@@ -8,8 +8,9 @@ use super::transport::{Inbound, Transports};
 use crate::call::actor::{
     self, CallContext, CallSetup, LegMedia, MediaUpdate, SipCommand, SipSignal,
 };
-use crate::routing::{self, admit_termination, RateLimiter, Refusal, Route};
+use crate::routing::{self, admit_destination, admit_source, RateLimiter, Refusal, Route};
 use crate::routing_table::{RoutingTable, VoiceConnector};
+use crate::sip::auth_guard::{AuthGuard, Verdict};
 use sma_actions::{CallDetails, Direction as LegDirection, Participant, ParticipantTag, Status};
 use sma_media::codec::AudioCodec;
 use sma_media::leg::PortPool;
@@ -40,6 +41,8 @@ pub struct Admission {
     pub max_concurrent_calls: usize,
     pub max_calls_per_second: u32,
     pub retry_after_secs: u32,
+    /// Throttling of failed voice connector authentication.
+    pub auth_guard: crate::sip::auth_guard::AuthGuardConfig,
 }
 
 struct ActiveCall {
@@ -68,6 +71,7 @@ pub struct Endpoint {
     limiter: RateLimiter,
     connector_limiters: HashMap<String, RateLimiter>,
     digest: DigestServer,
+    guard: AuthGuard,
     calls: HashMap<CallHandle, ActiveCall>,
     commands_tx: mpsc::UnboundedSender<SipCommand>,
     commands: mpsc::UnboundedReceiver<SipCommand>,
@@ -140,6 +144,17 @@ fn media_update(media: &NegotiatedMedia, ours: u32) -> MediaUpdate {
     }
 }
 
+/// The `username` of a Digest credential, when it has one.
+fn digest_username(authorization: &str) -> Option<String> {
+    let rest = authorization.trim().strip_prefix("Digest")?;
+    rest.split(',').find_map(|part| {
+        let (k, v) = part.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("username")
+            .then(|| v.trim().trim_matches('"').to_owned())
+    })
+}
+
 /// The status a leg's end gives the `HANGUP` event (0 normal clearing).
 fn hangup_status(reason: &EndReason) -> u16 {
     match reason {
@@ -172,6 +187,7 @@ impl Endpoint {
     ) -> Endpoint {
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let ports = PortPool::new(media.port_range);
+        let guard = AuthGuard::new(admission.auth_guard.clone());
         Endpoint {
             ua,
             transports,
@@ -183,6 +199,7 @@ impl Endpoint {
             limiter: RateLimiter::default(),
             connector_limiters: HashMap::new(),
             digest: DigestServer::new("sma", random_bytes(), Instant::now()),
+            guard,
             calls: HashMap::new(),
             commands_tx,
             commands,
@@ -201,7 +218,11 @@ impl Endpoint {
                     let now = Instant::now();
                     match item {
                         Inbound::Message { bytes, source, local, transport } => {
-                            self.ua.handle_input(&bytes, source, local, transport, now);
+                            // A source blocked for failed authentication, under a drop
+                            // policy, gets no answer at all.
+                            if !self.guard.drops(source.ip(), now) {
+                                self.ua.handle_input(&bytes, source, local, transport, now);
+                            }
                         }
                         Inbound::TooLarge { head, size, limit, source, transport } => {
                             match reject_too_large(&head, size, limit) {
@@ -563,6 +584,11 @@ impl Endpoint {
 
     /// A voice connector's termination checks (source, transport, region, credentials, rate).
     /// `Err(())` when the call was refused.
+    /// A voice connector's termination checks, in an order that tells an unauthenticated
+    /// peer nothing about the connector: its source and transport first (refused with a
+    /// plain 403), then its credentials (407, throttled after repeated failures, one answer
+    /// for a wrong user and a wrong password), and only then the calling plan and the
+    /// calls-per-second limit, whose refusals may say why.
     fn terminate(
         &mut self,
         call: CallHandle,
@@ -572,26 +598,42 @@ impl Endpoint {
         transport: sma_sip::Transport,
         now: Instant,
     ) -> Result<(), ()> {
-        match admit_termination(vc, source.ip(), transport, &invite.uri) {
+        match admit_source(vc, source.ip(), transport) {
             Ok(()) => {}
             Err(Refusal::Forbidden(why)) => {
-                debug!(connector = %vc.id, region = %vc.region, "termination refused");
-                self.refuse(call, 403, &why, Headers::new(), now);
+                info!(connector = %vc.id, region = %vc.region, %source, %why, "termination refused");
+                self.refuse(call, 403, "forbidden", Headers::new(), now);
                 return Err(());
             }
             Err(Refusal::EncryptionRequired) => {
-                let why = format!("voice connector {} accepts TLS only", vc.name);
-                self.refuse(call, 403, &why, Headers::new(), now);
+                info!(connector = %vc.id, %source, "termination refused: TLS required");
+                self.refuse(call, 403, "TLS is required", Headers::new(), now);
                 return Err(());
             }
         }
         // The PBX reached us from an allowed source: what termination health reports.
         self.store.termination_seen(&vc.id, source.to_string());
         if !vc.credentials.is_empty() {
+            let authorization = invite.headers.get("Proxy-Authorization");
+            let user = authorization.and_then(digest_username);
+            let key = user.as_deref().map(|u| (vc.id.as_str(), u));
+            match self.guard.check(source.ip(), key, now) {
+                Verdict::Allow => {}
+                verdict => {
+                    // A refused attempt still spends a call of the connector's rate.
+                    self.connector_limiters
+                        .entry(vc.id.clone())
+                        .or_default()
+                        .admit(vc.cps_limit, now);
+                    warn!(connector = %vc.id, %source, user = user.as_deref().unwrap_or(""), ?verdict, stats = ?self.guard.stats, "authentication throttled");
+                    self.refuse(call, 403, "forbidden", Headers::new(), now);
+                    return Err(());
+                }
+            }
             let mut digest = self.digest.clone();
             digest.realm = vc.host.clone();
             let verdict = digest.verify(
-                invite.headers.get("Proxy-Authorization"),
+                authorization,
                 "INVITE",
                 |user| {
                     vc.credentials
@@ -602,27 +644,40 @@ impl Endpoint {
                 now,
             );
             match verdict {
-                Ok(user) => debug!(%user, "termination credentials accepted"),
+                Ok(user) => {
+                    debug!(%user, "termination credentials accepted");
+                    self.guard.succeeded(source.ip(), (&vc.id, &user));
+                }
                 Err(AuthFailure::Missing) | Err(AuthFailure::Stale) => {
                     let stale = matches!(verdict, Err(AuthFailure::Stale));
                     let mut headers = Headers::new();
-                    for challenge in digest.challenges(now, stale) {
+                    for challenge in digest.challenges_with(now, stale, &vc.digest_algorithms) {
                         headers.push("Proxy-Authenticate", challenge);
                     }
                     self.refuse(call, 407, "credentials required", headers, now);
                     return Err(());
                 }
                 Err(e) => {
-                    self.refuse(
-                        call,
-                        403,
-                        &format!("credentials refused: {e}"),
-                        Headers::new(),
-                        now,
-                    );
+                    let failures = self.guard.failed(source.ip(), key, now);
+                    self.connector_limiters
+                        .entry(vc.id.clone())
+                        .or_default()
+                        .admit(vc.cps_limit, now);
+                    // The detail (unknown user or wrong password) stays in the log: the
+                    // peer gets one answer for both, so it cannot enumerate user names.
+                    warn!(connector = %vc.id, %source, user = user.as_deref().unwrap_or(""), error = %e, failures, stats = ?self.guard.stats, "authentication failed");
+                    self.refuse(call, 403, "credentials refused", Headers::new(), now);
                     return Err(());
                 }
             }
+        }
+        if let Err(refusal) = admit_destination(vc, &invite.uri) {
+            let why = match refusal {
+                Refusal::Forbidden(why) => why,
+                Refusal::EncryptionRequired => "TLS is required".into(),
+            };
+            self.refuse(call, 403, &why, Headers::new(), now);
+            return Err(());
         }
         let limiter = self.connector_limiters.entry(vc.id.clone()).or_default();
         if !limiter.admit(vc.cps_limit, now) {
