@@ -583,3 +583,78 @@ fn the_server_header_is_configurable_and_can_be_blanked() {
         assert_eq!(server, expected, "{setting:?}: {response}");
     }
 }
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_flood_of_malformed_datagrams_gets_answers_or_drops_and_memory_stays_bounded() {
+    let webhook = busy();
+    let storage = tempfile::tempdir().expect("tempdir");
+    let serve = Serve::start(
+        &config((29300, 29399), &webhook.url, storage.path(), ""),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(1000)))
+        .expect("timeout");
+    let local = socket.local_addr().expect("addr");
+    // Answerable (a 400 naming the problem) and unanswerable (dropped and counted) kinds.
+    let kinds = [
+        format!("INVITE sip:bob smith@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-f-N\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: flood-N\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"),
+        format!("OPTIONS sip:127.0.0.1 SIP/7.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-g-N\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: flood-N\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"),
+        format!("BYE sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-h-N\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"),
+        "\u{1}\u{2}garbage N\r\n\r\n".to_owned(),
+        "SIP/2.0 200 OK\r\nVia: nonsense N\r\n\r\n".to_owned(),
+    ];
+    let receiver = socket.try_clone().expect("clone");
+    let counting = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut answers = 0usize;
+        while let Ok((n, _)) = receiver.recv_from(&mut buf) {
+            if buf[..n].starts_with(b"SIP/2.0 400") || buf[..n].starts_with(b"SIP/2.0 505") {
+                answers += 1;
+            }
+        }
+        answers
+    });
+    let before = rss_kib(serve.pid());
+    let mut during = 0;
+    for i in 0..40_000usize {
+        let text = kinds[i % kinds.len()].replace('N', &i.to_string());
+        socket
+            .send_to(text.as_bytes(), serve.addr("udp"))
+            .expect("send");
+        if i == 20_000 {
+            during = rss_kib(serve.pid());
+        }
+        // Keep the kernel's socket buffers from overflowing (a flood, not a loss test).
+        if i % 100 == 0 {
+            std::thread::sleep(Duration::from_millis(3));
+        }
+    }
+    let answers = counting.join().expect("counting");
+    let after = rss_kib(serve.pid());
+    println!(
+        "resident memory under a flood of 40,000 malformed datagrams: before {before} KiB, \
+         after 20,000 {during} KiB, after 40,000 {after} KiB; {answers} answered with 400/505"
+    );
+    // Three kinds of five can be answered (24,000); a busy machine may lose a few.
+    assert!(answers > 20_000, "{answers} answers");
+    // The server still works.
+    let response = raw_exchange(&serve, OPTIONS).expect("an answer to OPTIONS");
+    assert!(response.starts_with("SIP/2.0 200"), "{response}");
+    assert!(
+        after < before + 32 * 1024,
+        "memory grew from {before} KiB to {after} KiB"
+    );
+}

@@ -233,6 +233,11 @@ impl Serve {
         }
     }
 
+    /// The server's process id (to read its resident memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The address of the first listener of a transport (`udp`, `tcp`, `tls`).
     pub fn addr(&self, transport: &str) -> std::net::SocketAddr {
         self.listeners

@@ -335,6 +335,35 @@ fn server_invite_sends_trying_and_answers_retransmissions_with_last_provisional(
 }
 
 #[test]
+fn a_reused_branch_with_another_call_id_is_a_new_request() {
+    let mut h = Harness::new();
+    h.input(&invite_text("z9hG4bKreuse", "UDP", ""), Transport::Udp);
+    // The same branch, sent-by and method, but another Call-ID: a careless client's new
+    // call, not a retransmission (RFC 3261 §17.2.3 key plus the Call-ID).
+    let other = invite_text("z9hG4bKreuse", "UDP", "").replace("call-1@test", "call-2@test");
+    h.input(&other, Transport::Udp);
+    let ids: Vec<_> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            TransactionEvent::Request { id: Some(id), .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 2, "{:?}", h.events);
+    assert_ne!(ids[0], ids[1]);
+    // A true retransmission (same Call-ID too) is still absorbed.
+    h.input(&other, Transport::Udp);
+    assert_eq!(
+        h.events
+            .iter()
+            .filter(|e| matches!(e, TransactionEvent::Request { .. }))
+            .count(),
+        2
+    );
+}
+
+#[test]
 fn server_invite_failure_timer_g_until_ack_then_timer_i() {
     let mut h = Harness::new();
     h.input(&invite_text("z9hG4bKs2", "UDP", ""), Transport::Udp);

@@ -114,6 +114,10 @@ pub struct Via {
     pub host: Host,
     pub port: Option<u16>,
     pub params: Params,
+    /// A transport this stack does not serve (`SCTP`, `WS`…) on a Via it only carries
+    /// (one that is not its own): written back as received. `transport` is then a
+    /// placeholder, never used.
+    pub other_transport: Option<String>,
 }
 
 /// The RFC 3261 branch prefix that marks a branch as globally unique.
@@ -128,6 +132,7 @@ impl Via {
             host,
             port,
             params,
+            other_transport: None,
         }
     }
 
@@ -159,9 +164,16 @@ impl Via {
                 "Via protocol `{protocol}` is not SIP/2.0/<transport>"
             ));
         }
-        let transport = transport
-            .and_then(Transport::from_token)
-            .ok_or_else(|| format!("Via transport in `{protocol}` is not UDP, TCP or TLS"))?;
+        let (transport, other_transport) = match transport {
+            Some(t) => match Transport::from_token(t) {
+                Some(known) => (known, None),
+                None if !t.is_empty() && t.bytes().all(crate::message::is_token_byte) => {
+                    (Transport::Udp, Some(t.to_owned()))
+                }
+                None => return Err(format!("Via transport in `{protocol}` is not a token")),
+            },
+            None => return Err(format!("Via protocol `{protocol}` has no transport")),
+        };
         let rest = rest.trim();
         let (sent_by, params) = match rest.find(';') {
             Some(i) => (rest[..i].trim(), &rest[i + 1..]),
@@ -173,6 +185,7 @@ impl Via {
             host,
             port,
             params: Params::parse(params)?,
+            other_transport,
         })
     }
 
@@ -183,7 +196,10 @@ impl Via {
 
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
+        match &self.other_transport {
+            Some(t) => write!(f, "SIP/2.0/{t} {}", self.host)?,
+            None => write!(f, "SIP/2.0/{} {}", self.transport, self.host)?,
+        }
         if let Some(port) = self.port {
             write!(f, ":{port}")?;
         }
@@ -357,7 +373,11 @@ mod tests {
         );
         let v = Via::parse("SIP / 2.0 / TCP [2001:db8::1];branch=z9hG4bKx").unwrap();
         assert_eq!(v.transport, Transport::Tcp);
-        assert!(Via::parse("SIP/2.0/SCTP h;branch=x").is_err());
+        // A transport this stack does not serve is carried, written back as received.
+        let sctp = Via::parse("SIP/2.0/SCTP h;branch=x").unwrap();
+        assert_eq!(sctp.other_transport.as_deref(), Some("SCTP"));
+        assert_eq!(sctp.to_string(), "SIP/2.0/SCTP h;branch=x");
+        assert!(Via::parse("SIP/2.0/S(TP h").is_err());
         assert!(Via::parse("SIP/3.0/UDP h").is_err());
         assert!(Via::parse("garbage").is_err());
     }

@@ -200,7 +200,16 @@ impl RawCore {
         raw
     }
 
-    fn rejection(&self, status: u16, why: &str) -> Option<Box<Rejection>> {
+    /// The stateless reply, when a client could match it: a top Via (its branch and
+    /// sent-by) and a CSeq (its method) are all a client transaction matches a response by
+    /// (RFC 3261 §17.1.3). A missing From, To or Call-ID is filled in (`request_uri` becomes
+    /// the To), so a request lacking one still learns what was wrong.
+    fn rejection(
+        &self,
+        status: u16,
+        why: &str,
+        request_uri: Option<&str>,
+    ) -> Option<Box<Rejection>> {
         let top_via = self
             .via
             .first()
@@ -221,14 +230,32 @@ impl RawCore {
         // Values are echoed as received (RFC 3261 §8.2.6.2) minus control characters, so a
         // NUL or CR smuggled into a header cannot reach the reply.
         let clean = |v: &String| -> String { v.chars().filter(|c| !c.is_control()).collect() };
+        let cseq = clean(self.cseq.as_ref()?);
+        let uri = request_uri
+            .map(|u| u.chars().filter(|c| !c.is_control() && *c != '>').collect())
+            .filter(|u: &String| !u.is_empty())
+            .unwrap_or_else(|| "sip:unknown.invalid".to_owned());
+        // An address that does not parse (the reason for the 400, perhaps) is not echoed:
+        // the reply must parse at the client.
+        let address = |raw: &Option<String>| {
+            raw.as_ref()
+                .map(clean)
+                .filter(|a| NameAddr::parse(a).is_ok())
+        };
         Some(Box::new(Rejection {
             status,
             reason,
             via: self.via.iter().map(clean).collect(),
-            from: clean(self.from.as_ref()?),
-            to: clean(self.to.as_ref()?),
-            call_id: clean(self.call_id.as_ref()?),
-            cseq: clean(self.cseq.as_ref()?),
+            from: address(&self.from)
+                .unwrap_or_else(|| "<sip:anonymous@anonymous.invalid>;tag=missing".to_owned()),
+            to: address(&self.to).unwrap_or_else(|| format!("<{uri}>")),
+            call_id: self
+                .call_id
+                .as_ref()
+                .map(clean)
+                .filter(|c| !c.trim().is_empty())
+                .unwrap_or_else(|| "missing".to_owned()),
+            cseq,
             top_via: Some(top_via),
         }))
     }
@@ -250,9 +277,10 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
     let bare = |kind| ParseError { kind, reply: None };
     let (head_len, body_start) = find_head_end(bytes).ok_or(bare(ParseErrorKind::Unterminated))?;
     let head = &bytes[..head_len];
-    // NUL bytes and invalid UTF-8 are errors, but the head is still read (lossily) so the
-    // request can be answered with a 400 that names the problem.
-    let mut header_error: Option<ParseErrorKind> = if head.contains(&0) {
+    // NUL bytes (but for an escaped one inside a quoted string, RFC 3261 §25.1 quoted-pair)
+    // and invalid UTF-8 are errors, but the head is still read (lossily) so the request can
+    // be answered with a 400 that names the problem.
+    let mut header_error: Option<ParseErrorKind> = if stray_nul(head) {
         Some(ParseErrorKind::NulByte)
     } else {
         None
@@ -324,11 +352,14 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
         }
     }
     let raw = || RawCore::from_fields(&known);
+    // The Request-URI as written, for a reply's To when the request has none.
+    let request_uri = start_line.split_whitespace().nth(1);
 
-    let is_request = matches!(start, Ok(StartLine::Request { .. }));
+    // A line that is not a response's is a request's, however broken: it may be answered.
+    let is_request = !start_line.trim_start().starts_with("SIP/");
     let fail = |kind: ParseErrorKind, status: u16| {
         let reply = if is_request {
-            raw().rejection(status, &kind.to_string())
+            raw().rejection(status, &kind.to_string(), request_uri)
         } else {
             None
         };
@@ -345,16 +376,10 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
     }
     let start = match start {
         Ok(s) => s,
-        Err(kind @ ParseErrorKind::Version(_)) => {
-            let is_req = !start_line.starts_with("SIP/");
-            let reply = if is_req {
-                raw().rejection(505, &kind.to_string())
-            } else {
-                None
-            };
-            return Err(ParseError { kind, reply });
-        }
-        Err(kind) => return Err(bare(kind)),
+        Err(kind @ ParseErrorKind::Version(_)) => return Err(fail(kind, 505)),
+        // A request whose start line cannot be read (a Request-URI with spaces, stray
+        // whitespace) is still answered when its Via and CSeq can be.
+        Err(kind) => return Err(fail(kind, 400)),
     };
     if let Some(kind) = header_error {
         return Err(fail(kind, 400));
@@ -416,9 +441,8 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
                     400,
                 ));
             }
-            let max_forwards = core
-                .max_forwards
-                .ok_or_else(|| fail(ParseErrorKind::Missing("Max-Forwards"), 400))?;
+            // RFC 2543 requests have no Max-Forwards: taken as 70 (RFC 3261 §8.1.1.6, §16.6).
+            let max_forwards = core.max_forwards.unwrap_or(70);
             Ok(Message::Request(Request {
                 method,
                 uri,
@@ -449,6 +473,28 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
             body: body.to_vec(),
         })),
     }
+}
+
+/// Whether `head` has a NUL byte that is not an escaped character of a quoted string.
+fn stray_nul(head: &[u8]) -> bool {
+    if !head.contains(&0) {
+        return false;
+    }
+    let (mut in_quotes, mut escaped) = (false, false);
+    for &b in head {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' if in_quotes => escaped = true,
+            b'"' => in_quotes = !in_quotes,
+            b'\n' => in_quotes = false,
+            0 => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 fn truncate(line: &str) -> String {

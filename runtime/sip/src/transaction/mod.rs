@@ -122,10 +122,14 @@ enum Key {
         branch: String,
         method: Method,
     },
+    /// §17.2.3's branch, sent-by and method, and the Call-ID: a request that reuses
+    /// another's branch with a different Call-ID is a new request from a careless client,
+    /// not a retransmission of the other.
     Server {
         branch: String,
         sent_by: String,
         method: Method,
+        call_id: String,
     },
     /// RFC 2543 peers without the magic cookie.
     Legacy {
@@ -179,6 +183,7 @@ fn server_key(request: &Request) -> Key {
             branch: branch.to_owned(),
             sent_by,
             method: method_key(&request.method),
+            call_id: request.call_id.clone(),
         },
         _ => Key::Legacy {
             call_id: request.call_id.clone(),
@@ -274,11 +279,15 @@ impl TransactionLayer {
     pub fn find_invite_for_cancel(&self, cancel: &Request) -> Option<TransactionId> {
         let key = match server_key(cancel) {
             Key::Server {
-                branch, sent_by, ..
+                branch,
+                sent_by,
+                call_id,
+                ..
             } => Key::Server {
                 branch,
                 sent_by,
                 method: Method::Invite,
+                call_id,
             },
             Key::Legacy {
                 call_id,
