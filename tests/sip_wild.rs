@@ -206,6 +206,10 @@ fn media_follows_every_offer_and_answer() {
         long[3].3 - long[3].2 >= Duration::from_millis(2500),
         "{long:?}"
     );
+    // PCMA came with a 40 ms packet time: half the packets PCMU's 20 ms sends.
+    let interval = |b: &(usize, u8, Duration, Duration, usize)| (b.3 - b.2) / (b.4 as u32 - 1);
+    assert!(interval(long[0]) < Duration::from_millis(30), "{long:?}");
+    assert!(interval(long[3]) >= Duration::from_millis(30), "{long:?}");
     let log = serve.log();
     assert!(log.contains("new offer refused with 488"), "{log}");
     serve.wait_for_log("transaction finished", 1, Duration::from_secs(5));
