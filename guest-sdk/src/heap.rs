@@ -10,10 +10,12 @@
 //!   wasm pages only when that runs out. Every page a fresh instance starts with is reset
 //!   after it, so a page grown for nothing is paid on every invocation.
 //! - **Power-of-two size classes with a free list each.** A freed block is reused by the
-//!   next request of its class, so a handler that allocates and frees in a loop (or an
-//!   instance kept for a whole call) does not grow without bound. Blocks are never split or
-//!   merged: that wastes at most half of each block and keeps every operation a few
-//!   instructions.
+//!   next request of its class (the last block cut goes back to the end of the heap
+//!   instead), so a handler that allocates and frees in a loop, or an instance kept for a
+//!   whole call, does not grow without bound. Blocks are never split or merged: that wastes
+//!   at most half of each block and keeps every operation a few instructions. A resize that
+//!   changes class moves the block unless it is the last one and nothing of the new class is
+//!   free; freeing a block as a smaller class than it was cut would lose its tail.
 //!
 //! [`Heap`] is the bookkeeping alone, over any [`Memory`], so it is tested natively;
 //! `WasmHeap` (wasm only) puts it over the instance's linear memory. Neither is thread-safe: a
@@ -118,17 +120,25 @@ impl Heap {
         }
     }
 
-    /// Returns the block at `ptr` to its class's free list.
+    /// Returns the block at `ptr`: to the end of the heap when it is the last block cut, else
+    /// to its class's free list.
     ///
     /// # Safety
     /// `ptr` must come from this heap with the same `layout`, and not be used afterwards.
     pub unsafe fn dealloc(&mut self, ptr: *mut u8, layout: Layout) {
-        let Some((class, _)) = Self::class(layout) else {
+        let Some((class, block)) = Self::class(layout) else {
             return;
         };
+        let start = ptr as usize;
+        if start + block == self.next {
+            // Handing the last block back to the end lets the next request of any class
+            // reuse its bytes, which a free list would keep for one class only.
+            self.next = start;
+            return;
+        }
         // SAFETY: the block is at least 16 bytes and 16-aligned, and no longer in use.
         unsafe { (ptr as *mut usize).write(self.free[class]) };
-        self.free[class] = ptr as usize;
+        self.free[class] = start;
     }
 
     /// Resizes the block at `ptr`: in place when the new size stays within its block, or
@@ -151,13 +161,38 @@ impl Heap {
         else {
             return ptr::null_mut();
         };
-        // Shrinking keeps the block; from now on it is freed as the smaller class, which
-        // only leaves its tail unused.
-        if new_class <= old_class {
+        let start = ptr as usize;
+        if new_class == old_class {
             return ptr;
         }
-        let start = ptr as usize;
-        if start + old_block == self.next {
+        if new_class < old_class {
+            // Shrinking the last block cut gives its tail back to the end of the heap.
+            // Any other block moves to its smaller class and is freed whole: kept in place, it
+            // would be freed later as the smaller class and its tail lost, so an instance kept
+            // for a whole call would leak on every event (the tail cannot be split off either:
+            // blocks are never merged, so the large class would be cut anew each time).
+            if start + old_block == self.next {
+                self.next = start + new_block;
+                return ptr;
+            }
+            // SAFETY: as for `alloc`; the old block stays valid until it is freed below.
+            let moved = unsafe { self.alloc(new_layout, memory) };
+            if moved.is_null() {
+                // No memory for the copy: keeping the block is still correct, only wasteful.
+                return ptr;
+            }
+            // SAFETY: distinct live blocks; the new size is the smaller one.
+            unsafe {
+                ptr::copy_nonoverlapping(ptr, moved, new_size);
+                self.dealloc(ptr, layout);
+            }
+            return moved;
+        }
+        // Growing the last block in place takes fresh bytes from the end of the heap, so it
+        // is only done when the new class has no free block to move into. Otherwise a string
+        // built by doubling at the end of the heap (128, 256, 512 bytes) would take new bytes
+        // on every event of a kept instance while its freed blocks piled up in the list.
+        if start + old_block == self.next && self.free[new_class] == 0 {
             if let Some(stop) = start.checked_add(new_block).filter(|&s| s <= self.end) {
                 self.next = stop;
                 return ptr;
@@ -394,6 +429,67 @@ mod tests {
         assert_eq!(t, s, "shrinking keeps the block");
         unsafe { heap.dealloc(t, layout(10, 1)) };
         assert_eq!(unsafe { heap.alloc(layout(9, 1), &mut memory) }, t);
+    }
+
+    #[test]
+    fn shrinking_moves_or_gives_the_tail_back_so_a_kept_instance_does_not_leak() {
+        // What a handler does on each event of an instance kept for a call: grow a string,
+        // shrink it to fit (to hand it out), free it, with another block cut after it.
+        let mut memory = Buffer::new(1 << 20, 4096, 65536);
+        let mut heap = Heap::new();
+        let mut after_first = 0;
+        for round in 0..50_000 {
+            let big = unsafe { heap.alloc(layout(3000, 1), &mut memory) };
+            let other = unsafe { heap.alloc(layout(24, 8), &mut memory) };
+            let small = unsafe { heap.realloc(big, layout(3000, 1), 700, &mut memory) };
+            assert!(!small.is_null());
+            unsafe {
+                heap.dealloc(small, layout(700, 1));
+                heap.dealloc(other, layout(24, 8));
+            }
+            if round == 0 {
+                after_first = memory.used;
+            }
+        }
+        assert_eq!(memory.used, after_first, "the loop kept growing the memory");
+        // A shrunk block that is not the last one moves, keeping its contents, and its old
+        // block is free for the next request of its class.
+        let big = unsafe { heap.alloc(layout(4000, 1), &mut memory) };
+        unsafe { ptr::write_bytes(big, 7, 4000) };
+        let other = unsafe { heap.alloc(layout(24, 8), &mut memory) };
+        let small = unsafe { heap.realloc(big, layout(4000, 1), 100, &mut memory) };
+        assert_ne!(small, big);
+        let kept = unsafe { core::slice::from_raw_parts(small, 100) };
+        assert!(kept.iter().all(|&b| b == 7), "the contents did not move");
+        assert_eq!(unsafe { heap.alloc(layout(3500, 1), &mut memory) }, big);
+        assert!(!other.is_null());
+    }
+
+    #[test]
+    fn a_string_doubled_at_the_end_of_the_heap_reuses_freed_blocks() {
+        // A response built by doubling (128, 256, 512 bytes) while another block stays live
+        // behind it, then freed: the pattern of every event of an instance kept for a call.
+        let mut memory = Buffer::new(1 << 20, 4096, 65536);
+        let mut heap = Heap::new();
+        let mut after_first = 0;
+        for round in 0..10_000 {
+            let event = unsafe { heap.alloc(layout(613, 1), &mut memory) };
+            let s = unsafe { heap.alloc(layout(100, 1), &mut memory) };
+            let s = unsafe { heap.realloc(s, layout(100, 1), 200, &mut memory) };
+            let s = unsafe { heap.realloc(s, layout(200, 1), 400, &mut memory) };
+            assert!(!event.is_null() && !s.is_null());
+            unsafe {
+                heap.dealloc(event, layout(613, 1));
+                heap.dealloc(s, layout(400, 1));
+            }
+            if round == 1 {
+                after_first = heap.next;
+            }
+        }
+        assert_eq!(
+            heap.next, after_first,
+            "each round took new bytes from the end"
+        );
     }
 
     #[test]

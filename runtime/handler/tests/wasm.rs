@@ -301,6 +301,28 @@ fn a_call_session_reuses_its_instance_and_recovers_after_a_failure() {
 }
 
 #[test]
+fn an_instance_kept_for_a_call_does_not_grow_its_memory() {
+    // The `no_std` example on its own heap, one instance for 10,000 events under a 1 MiB cap:
+    // a few hundred bytes kept per event would run out after about 2,000 of them.
+    let handler = engine()
+        .load_file(
+            &rust_component("ivr_menu_rust.wasm"),
+            WasmLimits {
+                memory_bytes: 1024 * 1024,
+                ..WasmLimits::default()
+            },
+        )
+        .unwrap();
+    let mut session = handler.session();
+    let e = json(&event("new_inbound_call.json"));
+    for n in 0..10_000 {
+        if let Err(error) = session.invoke(&e, "tx") {
+            panic!("event {n} of the call failed: {error}");
+        }
+    }
+}
+
+#[test]
 fn a_failure_does_not_poison_the_handler() {
     let handler = chaos(short_deadline());
     assert!(handler.invoke(&json(&chaos_event("loop")), "tx").is_err());
