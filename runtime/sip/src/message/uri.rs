@@ -171,13 +171,11 @@ impl Uri {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
-        let user = match userinfo {
+        // The user without the password; an empty one (`sip:@host`, `sip::secret@host`) is
+        // refused, as the URI written back would be.
+        let user = match userinfo.map(|u| u.split_once(':').map_or(u, |(user, _password)| user)) {
             Some("") => return Err(UriError::Malformed(format!("empty user in `{text}`"))),
-            Some(u) => Some(
-                u.split_once(':')
-                    .map_or(u, |(user, _password)| user)
-                    .to_owned(),
-            ),
+            Some(u) => Some(u.to_owned()),
             None => None,
         };
         let (hostport, params) = split_params(hostport_params);
@@ -296,6 +294,11 @@ mod tests {
             Err(UriError::UnsupportedScheme("http".into()))
         );
         assert!(matches!(Uri::parse("sip:a@"), Err(UriError::Malformed(_))));
+        // A password with no user would be written back as `sip:@host` (found by fuzzing).
+        assert!(matches!(
+            Uri::parse("sip::secret@192.0.2.10:5060"),
+            Err(UriError::Malformed(_))
+        ));
         assert!(matches!(
             Uri::parse("sip:a@h:99999"),
             Err(UriError::Malformed(_))
