@@ -307,10 +307,12 @@ fn a_node_handler_answering_undefined_after_a_failure_keeps_the_call_up() {
 }
 
 #[test]
-fn simulate_fails_a_bridge_as_serve_does_and_the_handler_never_sees_a_missing_leg_b() {
+fn simulate_bridges_as_serve_does_and_the_handler_sees_leg_b_or_its_failure() {
     let handler = LambdaWebhook::python("forward.py");
     let storage = tempfile::tempdir().expect("tempdir");
     let media = (28400, 28499);
+    // Nothing routes the forwarded number here (no association, rule or carrier): the bridge
+    // fails with CallNotAnswered, and the handler apologises.
     let serve = Serve::start(
         &config(&handler.url, media, storage.path(), ""),
         &["udp:127.0.0.1:0"],
@@ -324,19 +326,32 @@ fn simulate_fails_a_bridge_as_serve_does_and_the_handler_never_sees_a_missing_le
     let served = summary(&handler.wait_for(3, Duration::from_secs(10)));
     let expected = triples(&[
         ("NEW_INBOUND_CALL", "", ""),
-        ("ACTION_FAILED", "CallAndBridge", "SystemException"),
+        ("ACTION_FAILED", "CallAndBridge", "CallNotAnswered"),
         ("HANGUP", "Hangup", ""),
     ]);
     assert_eq!(served, expected);
-    let (simulated, actions, printed) = simulate(&handler.url, "  []\n", None);
+    let (simulated, actions, printed) = simulate(&handler.url, "  - not_answered\n", None);
     assert_eq!(simulated, served, "{printed}");
     assert_eq!(actions, ["CallAndBridge", "Speak", "Hangup"], "{printed}");
+    // Answered in the simulation: the handler finds LEG-B in the participants.
+    let (simulated, actions, printed) = simulate(&handler.url, "  []\n", None);
+    assert_eq!(
+        simulated,
+        triples(&[
+            ("NEW_INBOUND_CALL", "", ""),
+            ("ACTION_SUCCESSFUL", "CallAndBridge", ""),
+            ("HANGUP", "Hangup", ""),
+            ("HANGUP", "Hangup", ""),
+        ]),
+        "{printed}"
+    );
+    assert_eq!(actions, ["CallAndBridge"], "{printed}");
     assert!(
         handler
             .exchanges()
             .iter()
             .all(|x| x["response"].get("error").is_none()),
-        "the handler never crashed on a Participants list without LEG-B"
+        "the handler never crashed on its participants list"
     );
     assert_ports_free(media);
 }

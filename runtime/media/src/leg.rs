@@ -2,12 +2,16 @@
 //! cores.
 //!
 //! One RTP/RTCP socket pair per leg from the configured port range. The receive task latches
-//! onto the source of the first valid packet (symmetric RTP, for callers behind NAT), decodes
-//! audio through the jitter buffer, reports digits from RFC 4733 events or, without them, from
-//! the in-band detector, sends RTCP reports, and reports a dead leg when nothing arrives for
-//! the inactivity timeout. Sending goes through the [`Pacer`](crate::pacer::Pacer).
+//! onto the source of the first valid packet (symmetric RTP, for callers behind NAT), relays
+//! packets to a bridged leg at once when its [`ReceiverControl`] says so, decodes audio
+//! through the jitter buffer only when something needs it (the call, a bridged leg, in-band
+//! digit detection), reports digits from RFC 4733 events or, without them, from the in-band
+//! detector, sends RTCP reports, and reports a dead leg when nothing arrives for the
+//! inactivity timeout. Sending goes through the [`Pacer`](crate::pacer::Pacer).
 
+use crate::bridge::ReceiverControl;
 use crate::codec::{AudioCodec, COMFORT_NOISE_PAYLOAD_TYPE};
+use crate::denoise::Denoiser;
 use crate::dtmf::detector::{DetectorConfig, DtmfDetector};
 use crate::dtmf::rfc4733::{EventReceiver, EventReport};
 use crate::dtmf::Digit;
@@ -151,6 +155,9 @@ pub struct LegConfig {
     pub ssrc: u32,
     /// What the pacer sent on this leg, for sender reports (and so round-trip time).
     pub sent: Option<Arc<SendCounters>>,
+    /// What to do with what arrives besides reporting digits: deliver the audio, relay or
+    /// pipe it to a bridged leg, suppress its noise. Changed by the call while it runs.
+    pub control: ReceiverControl,
 }
 
 /// Which path a digit came in on.
@@ -292,6 +299,8 @@ async fn receive(
     let mut reports = Vec::new();
     let mut digits = Vec::new();
     let frame = config.codec.samples_per_frame(config.ptime_ms);
+    let control = config.control.clone();
+    let mut denoiser: Option<Denoiser> = None;
 
     let handle_rtcp =
         |data: &[u8], last_sr: &mut Option<(NtpTime, NtpTime)>, round_trip: &mut Option<f64>| {
@@ -327,6 +336,8 @@ async fn receive(
                 }
                 let now = Instant::now();
                 let Ok(packet) = receiver.receive(data, now) else { continue };
+                // A bridged leg hears it before anything else is done with it.
+                control.relay(data, packet.ssrc, packet.timestamp);
                 // Symmetric RTP: the first valid packet's source is where the far end really is.
                 if remote != Some(source) {
                     remote = Some(source);
@@ -350,12 +361,16 @@ async fn receive(
                     telephone_events.receive(packet.timestamp, packet.payload, &mut reports);
                     for r in &reports {
                         if let EventReport::Pressed(digit) = r {
+                            // Decoded audio does not carry events: a piped leg gets it again.
+                            if let Some(pipe) = control.pcm() {
+                                pipe.push_digit(*digit);
+                            }
                             let _ = events.send(LegEvent::Digit { digit: *digit, source: DigitSource::Rfc4733 }).await;
                         }
                     }
                 } else if packet.payload_type == COMFORT_NOISE_PAYLOAD_TYPE {
                     // RFC 3389: the far end went quiet; the jitter buffer plays silence.
-                } else {
+                } else if detector.is_some() || control.needs_audio() {
                     jitter.push(packet.timestamp, packet.payload, now);
                 }
             }
@@ -403,7 +418,19 @@ async fn receive(
                             let _ = events.send(LegEvent::Digit { digit: *digit, source: DigitSource::InBand }).await;
                         }
                     }
-                    if events.send(LegEvent::Audio { samples, concealed }).await.is_err() {
+                    let mut samples = samples;
+                    if control.denoises() {
+                        let d = denoiser.get_or_insert_with(|| Denoiser::new(config.codec.sample_rate()));
+                        d.process(&mut samples);
+                    } else {
+                        denoiser = None;
+                    }
+                    if let Some(pipe) = control.pcm() {
+                        pipe.push(&samples);
+                    }
+                    if control.delivers_audio()
+                        && events.send(LegEvent::Audio { samples, concealed }).await.is_err()
+                    {
                         return;
                     }
                 }

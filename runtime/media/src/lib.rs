@@ -12,12 +12,18 @@
 //!   [`prompt`]: audio files decoded once per content and codec, shared by every call.
 //! - [`record`]: recordings to WAV, durable before they are reported.
 //! - [`resample`]: streaming resampling between 8, 16 and 48 kHz.
+//! - [`denoise`]: noise suppression of received audio (VoiceFocus), RNNoise's model.
 //! - [`tts`]: text-to-speech (eSpeak NG locally, or an OpenAI-compatible server) with the
 //!   SSML subset, cached like prompts.
 //! - [`output`]: a leg's one outgoing stream, whose source the call engine switches.
 //! - [`leg`]: a call leg's sockets and receive task (the IO shell).
+//! - [`bridge`]: media between two legs: a relay without decoding, or PCM through the
+//!   other leg's output.
+//! - [`storage`]: where buckets (prompts read, recordings written) live on disk.
 
+pub mod bridge;
 pub mod codec;
+pub mod denoise;
 pub mod dtmf;
 pub mod jitter;
 pub mod leg;
@@ -29,4 +35,5 @@ pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 pub mod source;
+pub mod storage;
 pub mod tts;

@@ -285,19 +285,37 @@ impl RtpReceiver {
     }
 }
 
-/// Send counters shared with the leg's RTCP reporter (the pacer sends, the leg reports).
+/// The sending state of a leg shared beyond the pacer: the counters the leg's RTCP reporter
+/// puts in sender reports, and the stream's sequence and clock, so a bridge relay can send
+/// packets into the same stream (same SSRC, next sequence numbers, timestamps on the
+/// stream's clock) between the pacer's own.
 #[derive(Debug, Default)]
 pub struct SendCounters {
     pub packets: AtomicU32,
     pub octets: AtomicU32,
     pub last_timestamp: AtomicU32,
+    /// The sequence number of the next packet (low 16 bits), whoever sends it.
+    pub sequence: AtomicU32,
+    /// The timestamp the pacer's next packet will carry: the stream's clock.
+    pub clock: AtomicU32,
+}
+
+impl SendCounters {
+    /// Takes the next sequence number and counts one packet of `payload_len` bytes stamped
+    /// `timestamp`.
+    pub fn sent(&self, payload_len: usize, timestamp: u32) -> u16 {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.octets.fetch_add(payload_len as u32, Ordering::Relaxed);
+        self.last_timestamp.store(timestamp, Ordering::Relaxed);
+        self.sequence.fetch_add(1, Ordering::Relaxed) as u16
+    }
 }
 
 /// The sending side of one stream: SSRC, sequence numbers, timestamps.
 #[derive(Debug, Clone)]
 pub struct RtpSender {
-    /// Published for sender reports, when set.
-    pub shared: Option<Arc<SendCounters>>,
+    /// Shared with the RTCP reporter and a bridge relay, once [`RtpSender::share`]d.
+    shared: Option<Arc<SendCounters>>,
     pub ssrc: u32,
     sequence: u16,
     timestamp: u32,
@@ -321,6 +339,18 @@ impl RtpSender {
         }
     }
 
+    /// From now on the sequence numbers and counters live in `counters` (seeded with this
+    /// sender's), where the RTCP reporter reads them and a relay can send into the stream.
+    pub fn share(&mut self, counters: Arc<SendCounters>) {
+        counters
+            .sequence
+            .store(u32::from(self.sequence), Ordering::Relaxed);
+        counters.clock.store(self.timestamp, Ordering::Relaxed);
+        counters.packets.store(self.packets_sent, Ordering::Relaxed);
+        counters.octets.store(self.octets_sent, Ordering::Relaxed);
+        self.shared = Some(counters);
+    }
+
     /// Builds the next packet into `out` (cleared first) and advances the timestamp by
     /// `samples`. `marker` marks the first packet after silence or of a telephone-event.
     pub fn packet(
@@ -332,7 +362,7 @@ impl RtpSender {
         out: &mut Vec<u8>,
     ) {
         self.packet_at(payload_type, marker, payload, self.timestamp, out);
-        self.timestamp = self.timestamp.wrapping_add(samples);
+        self.advance(samples);
     }
 
     /// Builds a packet with an explicit timestamp (telephone-events repeat the event's start
@@ -347,10 +377,18 @@ impl RtpSender {
     ) {
         out.clear();
         out.resize(12 + payload.len(), 0);
+        let sequence = match &self.shared {
+            Some(shared) => shared.sent(payload.len(), timestamp),
+            None => {
+                let s = self.sequence;
+                self.sequence = self.sequence.wrapping_add(1);
+                s
+            }
+        };
         let built = RtpPacketBuilder::new()
             .payload_type(payload_type & 0x7F)
             .ssrc(self.ssrc)
-            .sequence(Seq::from(self.sequence))
+            .sequence(Seq::from(sequence))
             .timestamp(timestamp)
             .marked(marker)
             .payload(payload)
@@ -362,14 +400,15 @@ impl RtpSender {
                 return;
             }
         }
-        self.sequence = self.sequence.wrapping_add(1);
         self.packets_sent = self.packets_sent.wrapping_add(1);
         self.octets_sent = self.octets_sent.wrapping_add(payload.len() as u32);
         self.last_timestamp = timestamp;
+    }
+
+    fn advance(&mut self, samples: u32) {
+        self.timestamp = self.timestamp.wrapping_add(samples);
         if let Some(shared) = &self.shared {
-            shared.packets.store(self.packets_sent, Ordering::Relaxed);
-            shared.octets.store(self.octets_sent, Ordering::Relaxed);
-            shared.last_timestamp.store(timestamp, Ordering::Relaxed);
+            shared.clock.store(self.timestamp, Ordering::Relaxed);
         }
     }
 
@@ -380,6 +419,6 @@ impl RtpSender {
 
     /// Advances the timestamp without sending (silence suppressed, or time spent in an event).
     pub fn skip(&mut self, samples: u32) {
-        self.timestamp = self.timestamp.wrapping_add(samples);
+        self.advance(samples);
     }
 }

@@ -34,6 +34,7 @@ fn config(remote: SocketAddr, telephone_event: Option<u8>) -> LegConfig {
         inactivity: Duration::from_millis(400),
         rtcp_interval: Duration::from_millis(200),
         inband_dtmf: false,
+        control: Default::default(),
         ssrc: 0x5151,
         sent: None,
     }
@@ -280,9 +281,9 @@ async fn rtcp_reports_give_loss_jitter_round_trip_and_mos() {
     let (mut rx_a, task_a) = spawn_receiver(&a, cfg_a, None).unwrap();
     let (_rx_b, task_b) = spawn_receiver(&b, cfg_b, None).unwrap();
     let mut sender_a = RtpSender::new(0xA, 0, 0);
-    sender_a.shared = Some(counters_a);
+    sender_a.share(counters_a);
     let mut sender_b = RtpSender::new(0xB, 0, 0);
-    sender_b.shared = Some(counters_b);
+    sender_b.share(counters_b);
     for (from, to, sender) in [(&a, &b, sender_a), (&b, &a, sender_b)] {
         pacer.add(
             from.rtp.clone(),

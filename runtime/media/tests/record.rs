@@ -176,6 +176,7 @@ async fn a_recording_over_sockets_matches_what_was_sent() {
         inactivity: Duration::from_millis(300),
         rtcp_interval: Duration::from_secs(5),
         inband_dtmf: false,
+        control: Default::default(),
         ssrc: 1,
         sent: None,
     };

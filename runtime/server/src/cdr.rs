@@ -3,7 +3,7 @@
 //! can be explained from its record alone.
 
 use serde::Serialize;
-use sma_actions::CallDetails;
+use sma_actions::{CallDetails, Participant};
 use sma_handler::Attempt;
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,6 +36,9 @@ pub struct CallRecord {
     /// Why targets could not be used: `name: error [kind]`, in order.
     pub failures: Vec<String>,
     pub mos: Option<f64>,
+    /// Where an outbound leg went (the route or carrier it was placed on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     #[serde(skip)]
     answered_at: Option<std::time::Instant>,
     #[serde(skip)]
@@ -56,7 +59,7 @@ impl CallRecord {
             source_phone_number: leg.map(|p| p.from.clone()).unwrap_or_default(),
             destination_phone_number: leg.map(|p| p.to.clone()).unwrap_or_default(),
             direction: "Inbound",
-            time_stamp_epoch_seconds: crate::call::storage::now_ms() / 1000,
+            time_stamp_epoch_seconds: sma_media::storage::now_ms() / 1000,
             region: details.aws_region.clone(),
             sip_rule_id: rule_id.to_owned(),
             sip_application_id: details.sip_media_application_id.clone(),
@@ -65,9 +68,22 @@ impl CallRecord {
             invocations: 0,
             failures: Vec::new(),
             mos: None,
+            route: None,
             answered_at: None,
             ended_at: None,
         }
+    }
+
+    /// The record of an outbound leg (`CallAndBridge`'s LEG-B, or an API-created call),
+    /// placed on `route`.
+    pub fn outbound(details: &CallDetails, leg: &Participant, route: &str) -> CallRecord {
+        let mut record = CallRecord::inbound(details, details.sip_rule_id.as_deref().unwrap_or(""));
+        record.call_id = leg.call_id.clone();
+        record.source_phone_number = leg.from.clone();
+        record.destination_phone_number = leg.to.clone();
+        record.direction = "Outbound";
+        record.route = (!route.is_empty()).then(|| route.to_owned());
+        record
     }
 
     pub fn application(&mut self, id: &str, region: &str) {

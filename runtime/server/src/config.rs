@@ -4,11 +4,10 @@
 //! typo never silently falls back to a default. The resources are applied to the store by
 //! [`crate::declared`], which checks how they refer to each other.
 
-use crate::call::engine::{EngineConfig, NoInputError};
 use serde::Deserialize;
+use sma_engine::{EngineConfig, NoInputError};
 use sma_sip::sdp::Codec;
-use sma_sip::Transport;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,8 +20,8 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("bad listener `{spec}`: {why} (expected <udp|tcp|tls>:<address>:<port>, e.g. udp:127.0.0.1:5060 or tcp:[::1]:5060)")]
-    Listener { spec: String, why: String },
+    #[error(transparent)]
+    Listener(#[from] sma_net::transport::ListenSpecError),
     #[error("bad codec `{0}` (expected PCMU, PCMA, G722 or opus)")]
     Codec(String),
     #[error("media port range {0}-{1} is empty or has fewer than 2 ports")]
@@ -31,41 +30,7 @@ pub enum ConfigError {
     Resource(String),
 }
 
-/// One `<transport>:<address>:<port>` listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListenSpec {
-    pub transport: Transport,
-    pub addr: SocketAddr,
-}
-
-impl std::str::FromStr for ListenSpec {
-    type Err = ConfigError;
-
-    fn from_str(spec: &str) -> Result<ListenSpec, ConfigError> {
-        let bad = |why: &str| ConfigError::Listener {
-            spec: spec.to_owned(),
-            why: why.to_owned(),
-        };
-        let (transport, addr) = spec.split_once(':').ok_or_else(|| bad("no transport"))?;
-        let transport = Transport::from_token(transport)
-            .ok_or_else(|| bad("transport must be udp, tcp or tls"))?;
-        let addr = addr
-            .parse()
-            .map_err(|_| bad("address is not <ip>:<port>"))?;
-        Ok(ListenSpec { transport, addr })
-    }
-}
-
-impl std::fmt::Display for ListenSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}",
-            self.transport.as_str().to_ascii_lowercase(),
-            self.addr
-        )
-    }
-}
+pub use sma_net::transport::ListenSpec;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +59,94 @@ pub struct File {
     pub sip_rules: Vec<SipRuleEntry>,
     #[serde(default)]
     pub voice_connectors: Vec<VoiceConnectorEntry>,
+    /// The operator's SIP trunks: where calls to numbers nothing else takes go.
+    #[serde(default)]
+    pub carriers: Vec<CarrierEntry>,
+}
+
+/// An operator's SIP trunk (`[[carriers]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarrierEntry {
+    pub name: String,
+    /// The carrier's proxy: `sip:host[:port][;transport=tcp]` or `sips:host[:port]`.
+    pub proxy: String,
+    /// `udp`, `tcp` or `tls`; default from the URI (`sips:` is TLS, else UDP).
+    pub transport: Option<String>,
+    /// Digest credentials for the carrier's challenges (and its registration).
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// `+` prefixes of the numbers it takes (`["+1", "+44"]`); empty: every number.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Lower first among carriers that take a number.
+    #[serde(default)]
+    pub priority: u32,
+    /// Register with the proxy: the address of record (e.g. `sip:+12065550100@carrier.example`)
+    /// and the registration's lifetime (refreshed at half of it).
+    pub register: Option<String>,
+    #[serde(default = "default_register_expires")]
+    pub register_expires_secs: u32,
+}
+
+fn default_register_expires() -> u32 {
+    3_600
+}
+
+impl CarrierEntry {
+    /// The carrier as routing sees it, or why the entry is wrong.
+    pub fn carrier(&self) -> Result<crate::outbound::Carrier, ConfigError> {
+        let bad = |why: String| ConfigError::Resource(format!("carrier `{}`: {why}", self.name));
+        let uri = sma_sip::message::Uri::parse(&self.proxy)
+            .map_err(|e| bad(format!("proxy `{}` is not a SIP URI: {e}", self.proxy)))?;
+        let transport = match &self.transport {
+            Some(t) => sma_sip::Transport::from_token(t)
+                .ok_or_else(|| bad(format!("transport `{t}` is not udp, tcp or tls")))?,
+            None => match (uri.scheme, uri.transport_param()) {
+                (sma_sip::message::Scheme::Sips, _) => sma_sip::Transport::Tls,
+                (_, Some(t)) => sma_sip::Transport::from_token(t).ok_or_else(|| {
+                    bad(format!("transport parameter `{t}` is not udp, tcp or tls"))
+                })?,
+                _ => sma_sip::Transport::Udp,
+            },
+        };
+        if self.username.is_some() != self.password.is_some() {
+            return Err(bad("username and password go together".into()));
+        }
+        if self.register.is_some() && self.username.is_none() {
+            return Err(bad(
+                "register needs the username and password it registers with".into(),
+            ));
+        }
+        for p in &self.prefixes {
+            let digits = p.strip_prefix('+').unwrap_or(p);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(format!("prefix `{p}` is not + and digits")));
+            }
+        }
+        let default_port = if transport == sma_sip::Transport::Tls {
+            5061
+        } else {
+            5060
+        };
+        Ok(crate::outbound::Carrier {
+            name: self.name.clone(),
+            host: uri.host.to_string(),
+            port: uri.port.unwrap_or(default_port),
+            transport,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            prefixes: self.prefixes.clone(),
+            priority: self.priority,
+            register: self
+                .register
+                .as_ref()
+                .map(|aor| crate::outbound::Registration {
+                    aor: aor.clone(),
+                    expires_secs: self.register_expires_secs.max(60),
+                }),
+        })
+    }
 }
 
 /// The management API (`chime-sdk-voice` over HTTP, AWS SigV4).
@@ -390,6 +443,10 @@ pub struct CallsSection {
     /// on) or `InputTimeLimitExceeded`.
     #[serde(default)]
     pub no_input_error: NoInputError,
+    /// An outbound route that gives no response at all (not even 100 Trying) within this
+    /// many milliseconds is abandoned for the next one (a PBX that is down, a wrong port).
+    #[serde(default = "default_route_response_ms")]
+    pub route_response_timeout_ms: u64,
 }
 
 impl CallsSection {
@@ -436,8 +493,13 @@ impl Default for CallsSection {
             max_recording_secs: default_record_max(),
             reporting_actions: None,
             no_input_error: NoInputError::default(),
+            route_response_timeout_ms: default_route_response_ms(),
         }
     }
+}
+
+fn default_route_response_ms() -> u64 {
+    3_000
 }
 
 fn default_max_calls() -> usize {
@@ -558,6 +620,45 @@ pub struct VoiceConnectorEntry {
     pub require_encryption: bool,
     #[serde(default)]
     pub termination: TerminationEntry,
+    /// Where calls to the PBX behind it go; when absent, what the API set is kept.
+    pub origination: Option<OriginationEntry>,
+}
+
+/// A voice connector's origination settings (`PutVoiceConnectorOrigination`'s shape).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OriginationEntry {
+    #[serde(default)]
+    pub routes: Vec<OriginationRouteEntry>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginationRouteEntry {
+    pub host: String,
+    #[serde(default = "default_sip_port")]
+    pub port: u16,
+    /// `UDP`, `TCP` or `TLS`.
+    #[serde(default = "default_route_protocol")]
+    pub protocol: String,
+    /// Lower first; 1-99.
+    #[serde(default = "default_route_order")]
+    pub priority: u32,
+    /// Among routes of one priority, the share of calls; 1-99.
+    #[serde(default = "default_route_order")]
+    pub weight: u32,
+}
+
+fn default_sip_port() -> u16 {
+    5060
+}
+fn default_route_protocol() -> String {
+    "UDP".into()
+}
+fn default_route_order() -> u32 {
+    1
 }
 
 /// Who may send calls through a voice connector.
@@ -829,7 +930,11 @@ impl File {
     }
 
     pub fn listeners(&self) -> Result<Vec<ListenSpec>, ConfigError> {
-        self.sip.listen.iter().map(|s| s.parse()).collect()
+        self.sip
+            .listen
+            .iter()
+            .map(|s| s.parse().map_err(ConfigError::from))
+            .collect()
     }
 
     pub fn codecs(&self) -> Result<Vec<Codec>, ConfigError> {
@@ -856,6 +961,19 @@ impl File {
 /// the demo handler's path at start-up.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
+/// `sma simulate --config`: the execution model's policies and the buckets of `path`, so a
+/// simulation runs as `sma serve` with that file would.
+pub fn simulate_as_served(path: &Path) -> Result<sma_qa::simulate::AsServed, String> {
+    let file = File::load(path).map_err(|e| e.to_string())?;
+    Ok(sma_qa::simulate::AsServed {
+        engine: file.calls.engine_config(),
+        buckets: Some(sma_media::storage::Buckets::new(
+            file.storage.root.clone(),
+            file.storage.buckets.clone(),
+        )),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -863,7 +981,7 @@ mod tests {
     #[test]
     fn listen_specs_parse_with_clear_errors() {
         let s: ListenSpec = "tls:[::1]:5061".parse().unwrap();
-        assert_eq!(s.transport, Transport::Tls);
+        assert_eq!(s.transport, sma_sip::Transport::Tls);
         assert_eq!(s.addr, "[::1]:5061".parse().unwrap());
         assert_eq!(s.to_string(), "tls:[::1]:5061");
         for bad in ["sctp:1.2.3.4:5", "udp:localhost:5060", "udp", "tcp:1.2.3.4"] {

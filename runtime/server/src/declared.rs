@@ -11,8 +11,9 @@ use crate::routing::normalize_number;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sma_store::records::{
-    Credential, HandlerSettings, PhoneNumber, Resource, SipMediaApplication,
-    SipMediaApplicationEndpoint, SipRule, SipRuleTargetApplication, Termination, VoiceConnector,
+    Credential, HandlerSettings, Origination, OriginationRoute, PhoneNumber, Resource,
+    SipMediaApplication, SipMediaApplicationEndpoint, SipRule, SipRuleTargetApplication,
+    Termination, VoiceConnector,
 };
 use sma_store::time::{iso8601, now_ms};
 use sma_store::{Store, Tx};
@@ -177,6 +178,26 @@ pub fn declare(file: &File) -> Result<Declared, ConfigError> {
         }
         let region = entry.region.clone().unwrap_or(file.node.region.clone());
         let t = &entry.termination;
+        for r in entry.origination.iter().flat_map(|o| &o.routes) {
+            if r.host.trim().is_empty() {
+                return Err(bad(format!(
+                    "voice connector `{}`: an origination route has no host",
+                    entry.name
+                )));
+            }
+            if sma_sip::Transport::from_token(&r.protocol).is_none() {
+                return Err(bad(format!(
+                    "voice connector `{}`: origination route protocol `{}` is not UDP, TCP or TLS",
+                    entry.name, r.protocol
+                )));
+            }
+            if !(1..=99).contains(&r.priority) || !(1..=99).contains(&r.weight) {
+                return Err(bad(format!(
+                    "voice connector `{}`: origination route {} priority and weight are 1-99",
+                    entry.name, r.host
+                )));
+            }
+        }
         declared.connectors.push(VoiceConnector {
             voice_connector_arn: arn(file, &region, "vc", &id),
             voice_connector_id: id,
@@ -199,7 +220,20 @@ pub fn declare(file: &File) -> Result<Declared, ConfigError> {
                 cidr_allowed_list: t.cidr_allow_list.clone(),
                 disabled: t.disabled,
             }),
-            origination: None,
+            origination: entry.origination.as_ref().map(|o| Origination {
+                routes: o
+                    .routes
+                    .iter()
+                    .map(|r| OriginationRoute {
+                        host: r.host.clone(),
+                        port: r.port,
+                        protocol: r.protocol.to_ascii_uppercase(),
+                        priority: r.priority,
+                        weight: r.weight,
+                    })
+                    .collect(),
+                disabled: o.disabled,
+            }),
             credentials: t
                 .credentials
                 .iter()
@@ -409,7 +443,9 @@ pub fn apply(store: &dyn Store, declared: Declared) -> Result<(), ConfigError> {
         |new, old| {
             new.created_timestamp = old.created_timestamp.clone();
             new.tags = old.tags.clone();
-            new.origination = old.origination.clone();
+            if new.origination.is_none() {
+                new.origination = old.origination.clone();
+            }
             new.logging = old.logging.clone();
             new.streaming = old.streaming.clone();
             new.emergency_calling = old.emergency_calling.clone();

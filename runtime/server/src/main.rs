@@ -5,13 +5,11 @@ mod cdr;
 mod config;
 mod control;
 mod declared;
-mod invoke;
-mod qa;
+mod outbound;
 mod routing;
 mod routing_table;
 mod serve;
 mod sip;
-mod time;
 
 use clap::{Parser, Subcommand};
 
@@ -35,15 +33,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a handler against one invocation event and print its validated response.
-    Invoke(invoke::InvokeArgs),
+    Invoke(sma_qa::invoke::InvokeArgs),
     /// Run the node: answer SIP calls on the configured listeners.
     Serve(serve::ServeArgs),
     /// Dial a scenario file like a caller: dial, listen, press, hang up, with a verdict per
     /// step (or many calls at once with --calls/--rate/--concurrency).
-    Call(qa::call_cmd::CallArgs),
+    Call(sma_qa::call_cmd::CallArgs),
     /// Run a handler through a scripted call flow with no SIP and no media, and print the
     /// timeline of events and actions.
-    Simulate(qa::simulate::SimulateArgs),
+    Simulate(sma_qa::simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,9 +54,9 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Invoke(args) => invoke::run(args),
+        Command::Invoke(args) => sma_qa::invoke::run(args),
         Command::Serve(args) => serve::run(args),
-        Command::Call(args) => qa::call_cmd::run(args),
-        Command::Simulate(args) => qa::simulate::run(args),
+        Command::Call(args) => sma_qa::call_cmd::run(args),
+        Command::Simulate(args) => sma_qa::simulate::run(args, &config::simulate_as_served),
     }
 }

@@ -14,7 +14,7 @@ use sma_handler::{
 };
 use sma_store::records::{
     HandlerSettings, PhoneNumber, SipMediaApplication, SipRule as RuleRecord,
-    VoiceConnector as ConnectorRecord,
+    VoiceConnector as ConnectorRecord, VoiceConnectorGroup as GroupRecord,
 };
 use sma_store::{Store, StoreError};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -61,6 +61,37 @@ pub struct VoiceConnector {
     pub disabled: bool,
     /// What the 407 offers, in order.
     pub digest_algorithms: Vec<sma_sip::auth::Algorithm>,
+    /// Its ARN, as `CallAndBridge` endpoints name it.
+    pub arn: String,
+    /// Where calls to the PBX behind it go (its origination settings).
+    pub origination: Vec<OriginationRoute>,
+    pub origination_disabled: bool,
+}
+
+/// One origination route of a voice connector: the PBX it delivers calls to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginationRoute {
+    pub host: String,
+    pub port: u16,
+    pub transport: sma_sip::Transport,
+    pub priority: u32,
+    pub weight: u32,
+}
+
+/// A voice connector group: its connectors in priority order.
+pub struct ConnectorGroup {
+    pub id: String,
+    pub name: String,
+    pub arn: String,
+    /// Voice connector ids, lowest priority number first.
+    pub connectors: Vec<String>,
+}
+
+/// Where a number of the inventory is associated (`Associate…PhoneNumbers…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NumberTarget {
+    VoiceConnector(String),
+    VoiceConnectorGroup(String),
 }
 
 /// One consistent view of the routing resources.
@@ -70,6 +101,9 @@ pub struct Snapshot {
     pub applications: HashMap<String, Arc<Application>>,
     pub rules: Vec<Arc<SipRule>>,
     pub voice_connectors: Vec<Arc<VoiceConnector>>,
+    pub groups: Vec<Arc<ConnectorGroup>>,
+    /// Numbers of the inventory associated with a voice connector or group, by digits.
+    pub number_targets: HashMap<String, NumberTarget>,
 }
 
 /// The current snapshot, and what the node has seen of each voice connector's PBX.
@@ -227,13 +261,32 @@ pub fn build(
     let apps = tx.list::<SipMediaApplication>()?;
     let rules = tx.list::<RuleRecord>()?;
     let connectors = tx.list::<ConnectorRecord>()?;
+    let groups = tx.list::<GroupRecord>()?;
     drop(tx);
     let mut snapshot = Snapshot::default();
     let mut unhostable = Vec::new();
     for n in numbers.iter().filter(|n| n.status != "DeleteInProgress") {
         if let Some(digits) = normalize_number(&n.e164_phone_number) {
+            let target = n.associations.iter().find_map(|a| match a.name.as_str() {
+                "VoiceConnectorId" => Some(NumberTarget::VoiceConnector(a.value.clone())),
+                "VoiceConnectorGroupId" => Some(NumberTarget::VoiceConnectorGroup(a.value.clone())),
+                _ => None,
+            });
+            if let Some(target) = target {
+                snapshot.number_targets.insert(digits.clone(), target);
+            }
             snapshot.numbers.insert(digits);
         }
+    }
+    for g in groups {
+        let mut items = g.voice_connector_items.clone();
+        items.sort_by_key(|i| i.priority);
+        snapshot.groups.push(Arc::new(ConnectorGroup {
+            id: g.voice_connector_group_id,
+            name: g.name,
+            arn: g.voice_connector_group_arn,
+            connectors: items.into_iter().map(|i| i.voice_connector_id).collect(),
+        }));
     }
     // Handlers of applications that are gone are dropped from the factory's cache.
     factory.keep_only(
@@ -317,6 +370,27 @@ pub fn build(
 
 fn connector(vc: ConnectorRecord) -> VoiceConnector {
     let termination = vc.termination.unwrap_or_default();
+    let origination = vc.origination.clone().unwrap_or_default();
+    let routes = origination
+        .routes
+        .iter()
+        .filter_map(|r| {
+            let transport = match sma_sip::Transport::from_token(&r.protocol) {
+                Some(t) => t,
+                None => {
+                    warn!(connector = %vc.voice_connector_id, protocol = %r.protocol, "origination route protocol not understood; route ignored");
+                    return None;
+                }
+            };
+            Some(OriginationRoute {
+                host: r.host.clone(),
+                port: r.port,
+                transport,
+                priority: r.priority,
+                weight: r.weight,
+            })
+        })
+        .collect();
     let mut allow = Vec::new();
     for cidr in &termination.cidr_allowed_list {
         match cidr.parse::<ipnet::IpNet>() {
@@ -339,6 +413,9 @@ fn connector(vc: ConnectorRecord) -> VoiceConnector {
     }
     VoiceConnector {
         digest_algorithms,
+        arn: vc.voice_connector_arn.clone(),
+        origination: routes,
+        origination_disabled: origination.disabled,
         id: vc.voice_connector_id,
         name: vc.name,
         region: vc.aws_region,

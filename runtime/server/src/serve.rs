@@ -4,21 +4,21 @@
 
 use crate::call::actor::CallContext;
 use crate::call::actor::CallRegistry;
-use crate::call::storage::Buckets;
 use crate::cdr::CdrWriter;
 use crate::config::{self, ListenSpec};
 use crate::control::Control;
 use crate::declared;
 use crate::routing_table::{HandlerFactory, RoutingTable};
 use crate::sip::endpoint::{Admission, Endpoint, MediaSettings};
-use crate::sip::tls;
-use crate::sip::transport::Transports;
 use clap::Args;
 use sma_api::voice::{Deployment, Limits};
 use sma_handler::{EngineSettings, WasmEngine, WebhookClient};
 use sma_media::pacer::{Pacer, PacerSettings};
 use sma_media::prompt::PromptCache;
+use sma_media::storage::Buckets;
 use sma_media::tts::{espeak::Espeak, http::HttpTts, http::HttpTtsConfig, Synthesizer};
+use sma_net::tls;
+use sma_net::transport::Transports;
 use sma_sip::message::ParseLimits;
 use sma_sip::ua::{UaConfig, UserAgent};
 use sma_sip::Transport;
@@ -114,7 +114,16 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         args.sip_listen.clone()
     };
     let tls = if listeners.iter().any(|l| l.transport == Transport::Tls) {
-        match tls::acceptor(file.sip.tls.as_ref()) {
+        match tls::acceptor(
+            file.sip
+                .tls
+                .as_ref()
+                .map(|t| tls::TlsFiles {
+                    certificate: t.certificate.clone(),
+                    private_key: t.private_key.clone(),
+                })
+                .as_ref(),
+        ) {
             Ok((acceptor, generated)) => {
                 if let Some(pem) = generated {
                     info!("tls: using a generated self-signed certificate (development only)");
@@ -269,6 +278,22 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut carriers = Vec::new();
+    for entry in &file.carriers {
+        match entry.carrier() {
+            Ok(c) => carriers.push(c),
+            Err(e) => {
+                eprintln!("sma serve: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    // Calls to numbers this runtime's rules serve come back in on its own listener.
+    let on_net = bound
+        .iter()
+        .find(|b| b.spec.transport == Transport::Udp)
+        .or_else(|| bound.first())
+        .map(|b| (b.advertised, b.spec.transport));
     let ctx = Arc::new(CallContext {
         pacer: Pacer::with_settings(PacerSettings {
             realtime_priority: match file.media.pacer_realtime_priority {
@@ -289,6 +314,10 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         max_recording: Duration::from_secs(calls.max_recording_secs),
         cdr,
         calls: calls_registry,
+        routing: table.clone(),
+        carriers: Arc::new(carriers),
+        on_net,
+        route_response_timeout: Duration::from_millis(calls.route_response_timeout_ms.max(100)),
     });
     let api_listen = args.api_listen.clone().unwrap_or(file.api.listen.clone());
     let _api = if api_listen == "off" {

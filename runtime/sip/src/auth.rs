@@ -243,7 +243,7 @@ fn compute(
 }
 
 /// The client side: answers a challenge.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub username: String,
     pub password: String,

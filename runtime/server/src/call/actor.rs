@@ -1,49 +1,79 @@
 //! The call actor: one tokio task per transaction, the one owner of its [`CallEngine`], its
-//! handler invoker, and its leg's media (the RTP stream, the receive task, collectors and
-//! recorders). Everything it waits for arrives as a message on one channel — SIP signals from
-//! the endpoint, handler results, prompts loaded, playback finished, media events — so the
-//! task is a plain loop over messages and the engine's next deadline.
+//! handler invoker, and its legs (each leg's SIP dialog handle, RTP stream, receive task,
+//! collectors and recorders). Everything it waits for arrives as a message on one channel —
+//! SIP signals from the endpoint (tagged with the leg's dialog), handler results, prompts
+//! loaded, playback finished, media events — so the task is a plain loop over messages and
+//! the next deadline.
+//!
+//! The work is split by subject: this module runs the loop, the engine and the handler;
+//! [`super::legs`] owns a leg's media and the actions that run on one leg;
+//! [`super::bridging`] dials a second leg (`CallAndBridge`) and connects the two.
 
-use super::digits::{CollectSpec, Collector, Listener, Step};
-use super::engine::{ActionCommand, ActionResult, CallEngine, EngineConfig, Outcome, Output};
-use super::storage::{self, Buckets};
+use super::bridging::Dialing;
+use super::digits::{Collector, Listener, Step};
 use crate::cdr::{CallRecord, CdrWriter};
+use crate::outbound::Carrier;
+use crate::routing_table::RoutingTable;
 use serde_json::Value;
-use sma_actions::{
-    Action, AudioSource, CallDetails, CallRecordingDestination, DigitCollection, DigitsPattern,
-    InvocationEvent, RecordingDestination, SpeechParameters,
-};
+use sma_actions::{CallDetails, InvocationEvent, RecordingDestination};
+use sma_engine::{ActionCommand, ActionResult, CallEngine, EngineConfig, Outcome, Output};
 use sma_handler::{CallInvoker, FailoverChain, InvokeError};
+use sma_media::bridge::{Destination, ReceiverControl, RelayGate};
 use sma_media::codec::AudioCodec;
-use sma_media::dtmf::Digit;
-use sma_media::leg::{spawn_receiver, LegConfig, LegEvent, LegSockets};
-use sma_media::output::{LegOutput, OutputControl};
-use sma_media::pacer::{FrameSource, Pacer, StreamHandle};
-use sma_media::prompt::{EncodedPrompt, PromptCache, PromptError, PromptSource};
-use sma_media::record::{CallRecorder, RecordEnd, RecordLimits, Recorder, Track};
-use sma_media::rtp::{RtpSender, SendCounters};
-use sma_media::source::digit_sequence;
-use sma_media::tts::{self, SpeechRequest, Synthesizer, TextType};
+use sma_media::leg::{LegEvent, LegSockets};
+use sma_media::output::OutputControl;
+use sma_media::pacer::{Pacer, StreamHandle};
+use sma_media::prompt::{EncodedPrompt, PromptCache};
+use sma_media::record::{CallRecorder, Recorder};
+use sma_media::rtp::SendCounters;
+use sma_media::storage::Buckets;
+use sma_media::tts::Synthesizer;
+use sma_sip::auth::Credentials;
+use sma_sip::message::{Headers, NameAddr, Uri};
 use sma_sip::ua::CallHandle;
+use sma_sip::Transport;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{info, info_span, warn, Instrument};
 
-/// What the actor asks the endpoint (the SIP side) to do for its leg.
-#[derive(Debug)]
+/// What the actor asks the endpoint (the SIP side) to do for one of its legs.
 pub enum SipCommand {
     /// Send 200 OK with the negotiated answer.
     Answer { call: CallHandle },
-    /// BYE when answered, else this final status.
+    /// BYE when answered, CANCEL for our unanswered INVITE, else this final status.
     Hangup { call: CallHandle, status: u16 },
     /// The transaction is over; the endpoint forgets the call.
     Finished { call: CallHandle },
+    /// A provisional response on an inbound leg: 180, or 183 with our answer (early media,
+    /// for a ringback tone).
+    Provisional { call: CallHandle, early_media: bool },
+    /// Places an outbound leg; the outcome comes back as [`SipSignal::Dialed`].
+    Dial(Box<DialRequest>),
 }
 
-/// What the endpoint tells the actor.
-#[derive(Debug)]
+/// An outbound leg to place.
+pub struct DialRequest {
+    /// Comes back in [`SipSignal::Dialed`], to match the answer to the request.
+    pub token: u64,
+    pub target: Uri,
+    pub destination: SocketAddr,
+    pub transport: Transport,
+    /// Who calls (the caller ID) and whom.
+    pub from: NameAddr,
+    pub to: NameAddr,
+    /// Headers the handler asked for (`SipHeaders`).
+    pub headers: Headers,
+    pub credentials: Option<Credentials>,
+    /// Where the leg's signals go.
+    pub signals: SignalSender,
+}
+
+/// The channel a call's legs report on, each signal tagged with its leg's dialog.
+pub type SignalSender = mpsc::UnboundedSender<(CallHandle, SipSignal)>;
+
+/// What the endpoint tells the actor about one leg.
 pub enum SipSignal {
     /// The leg ended (BYE, CANCEL, rejection, timeout), with the status for `HANGUP`;
     /// `unconfirmed` when our 200 OK was never acknowledged (the call never really began).
@@ -51,12 +81,23 @@ pub enum SipSignal {
     /// An offer/answer exchange changed the leg's media (re-INVITE, UPDATE, the answer in a
     /// late-offer ACK): where to send, the codec, the packet time, hold.
     Media(MediaUpdate),
-    /// The session cannot carry media (a late offer's ACK had no usable answer): the call is
-    /// ended, and the record says why.
+    /// The session cannot carry media (a late offer's ACK, or an outbound leg's answer, had
+    /// no usable SDP): the leg is ended, and the record says why.
     MediaFailed(String),
+    /// A [`DialRequest`] was placed, with the media sockets its offer names, or could not be.
+    Dialed {
+        token: u64,
+        result: Result<LegSockets, String>,
+    },
+    /// The far end of an outbound leg answered the INVITE at all (100 Trying).
+    Trying,
+    /// The far end of an outbound leg is ringing (180, or 183 with early media).
+    Progress { status: u16 },
+    /// An outbound leg answered, with the media its answer negotiated.
+    Answered(MediaUpdate),
 }
 
-/// The leg's media after an offer/answer exchange.
+/// A leg's media after an offer/answer exchange.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MediaUpdate {
     pub remote: SocketAddr,
@@ -80,19 +121,19 @@ pub struct CallContext {
     pub max_recording: Duration,
     pub cdr: CdrWriter,
     pub calls: Arc<CallRegistry>,
+    /// The routing resources, for where a new leg goes.
+    pub routing: Arc<RoutingTable>,
+    pub carriers: Arc<Vec<Carrier>>,
+    /// This runtime's own SIP listener, for numbers its rules serve (on-net calls).
+    pub on_net: Option<(SocketAddr, Transport)>,
+    /// A route that gives no response at all in this time is abandoned for the next.
+    pub route_response_timeout: Duration,
 }
 
-/// The leg's negotiated media.
+/// A leg's negotiated media and its sockets, as an inbound call starts with them.
 pub struct LegMedia {
-    pub codec: AudioCodec,
-    pub payload_type: u8,
-    pub telephone_event: Option<u8>,
-    pub ptime: u32,
-    pub remote: SocketAddr,
-    pub rtcp_mux: bool,
+    pub negotiated: MediaUpdate,
     pub sockets: LegSockets,
-    /// This side may send (the answer's direction sends and the far end is not on hold).
-    pub send: bool,
 }
 
 /// Everything a new inbound call starts with.
@@ -107,25 +148,31 @@ pub struct CallSetup {
     pub message_logs: Vec<String>,
     pub media: LegMedia,
     pub commands: mpsc::UnboundedSender<SipCommand>,
-    pub signals: mpsc::UnboundedReceiver<SipSignal>,
+    pub signals: mpsc::UnboundedReceiver<(CallHandle, SipSignal)>,
+    /// The sending side of `signals`, handed to the endpoint for the legs this call dials.
+    pub signals_tx: SignalSender,
     pub sip_call_id: String,
     pub call: CallHandle,
 }
 
-enum Msg {
-    Signal(SipSignal),
+pub(super) enum Msg {
+    Signal(CallHandle, SipSignal),
     Invoked(
         Result<sma_actions::ParsedResponse, InvokeError>,
         Box<CallInvoker>,
     ),
     FirstInvoked(Result<sma_handler::Answered, sma_handler::AllFailed>),
-    Played(u64),
+    /// A leg's output played source `id` to its end.
+    Played(usize, u64),
     Prompts(u64, Result<Vec<Arc<EncodedPrompt>>, (String, String)>),
-    Leg(LegEvent),
-    Outgoing(Vec<i16>),
+    Leg(usize, LegEvent),
+    /// What a leg's output sent, decoded (for its call recording).
+    Outgoing(usize, Vec<i16>),
     RecordingDone(u64, Result<RecordingDestination, String>, Option<String>),
     /// `UpdateSipMediaApplicationCall`'s arguments.
     UpdateRequested(serde_json::Map<String, Value>),
+    /// A route's host was resolved (dial `token`).
+    Resolved(u64, Result<SocketAddr, String>),
 }
 
 /// Calls in progress by TransactionId, so the management API can reach them.
@@ -136,7 +183,7 @@ pub struct CallRegistry {
 }
 
 impl CallRegistry {
-    fn lock(
+    pub(super) fn lock(
         &self,
     ) -> std::sync::MutexGuard<
         '_,
@@ -165,7 +212,7 @@ impl CallRegistry {
 }
 
 /// A running action's media state.
-enum Running {
+pub(super) enum Running {
     Pause {
         id: u64,
         until: Instant,
@@ -194,61 +241,94 @@ enum Running {
         id: u64,
         command: Box<ActionCommand>,
     },
+    /// A `CallAndBridge` dialing its second leg (see [`Dialing`]).
+    Bridge {
+        id: u64,
+    },
 }
 
 impl Running {
-    fn id(&self) -> u64 {
+    pub(super) fn id(&self) -> u64 {
         match self {
             Running::Pause { id, .. }
             | Running::Play { id, .. }
             | Running::Collect { id, .. }
             | Running::Send { id }
             | Running::Record { id, .. }
-            | Running::Loading { id, .. } => *id,
+            | Running::Loading { id, .. }
+            | Running::Bridge { id } => *id,
         }
     }
 }
 
-struct CallRecording {
-    recorder: CallRecorder,
-    location: String,
-    paused: bool,
-    stopped: bool,
+pub(super) struct CallRecording {
+    pub recorder: CallRecorder,
+    pub location: String,
+    pub paused: bool,
+    pub stopped: bool,
     /// It records what the party hears (`BOTH`, `OUTGOING`): the output is tapped.
-    taps_outgoing: bool,
+    pub taps_outgoing: bool,
 }
 
-struct Media {
-    output: OutputControl,
-    stream: StreamHandle,
-    receiver: tokio::task::JoinHandle<()>,
+/// A leg's running media.
+pub(super) struct Media {
+    pub output: OutputControl,
+    pub stream: StreamHandle,
+    pub receiver: tokio::task::JoinHandle<()>,
     /// The far end holds the call (or our direction does not send).
-    held: bool,
+    pub held: bool,
+    /// What the receive task does with what arrives.
+    pub control: ReceiverControl,
+    /// The outgoing stream's SSRC and shared state, for a relay into it.
+    pub ssrc: u32,
+    pub counters: Arc<SendCounters>,
+    pub destination: Destination,
+    /// Whether a relay may send into this leg's stream now.
+    pub gate: RelayGate,
 }
 
-struct Actor {
-    ctx: Arc<CallContext>,
-    engine: CallEngine,
-    chain: Arc<FailoverChain>,
-    message_logs: Vec<String>,
-    invoker: Option<CallInvoker>,
-    tx: mpsc::UnboundedSender<Msg>,
-    commands: mpsc::UnboundedSender<SipCommand>,
-    leg_call_id: String,
-    call: CallHandle,
-    leg_media: Option<LegMedia>,
-    media: Option<Media>,
-    answered: bool,
-    ended: bool,
-    running: Option<Running>,
-    listener: Option<(Listener, sma_actions::ActionData)>,
-    recording: Option<CallRecording>,
-    recording_started: bool,
-    record: CallRecord,
-    next_play: u64,
-    /// What the leg's output is playing for the running action (stale "finished" reports of
-    /// a replaced source are ignored).
-    playing: Option<u64>,
+/// One leg of the transaction: a SIP dialog and its media.
+pub(super) struct Leg {
+    /// The participant's `CallId`.
+    pub id: String,
+    pub call: CallHandle,
+    pub sockets: Option<LegSockets>,
+    /// The media the last offer/answer negotiated.
+    pub negotiated: Option<MediaUpdate>,
+    pub media: Option<Media>,
+    pub answered: bool,
+    pub ended: bool,
+    pub listener: Option<(Listener, sma_actions::ActionData)>,
+    pub recording: Option<CallRecording>,
+    pub recording_started: bool,
+    /// What the output plays for the running action or a ringback (stale "finished" reports
+    /// of a replaced source are ignored).
+    pub playing: Option<u64>,
+    /// Noise suppression on what this leg receives (`VoiceFocus`).
+    pub voice_focus: bool,
+    /// How the other party's audio reaches this leg while bridged.
+    pub bridge_in: Option<super::bridging::BridgeIn>,
+    pub record: CallRecord,
+}
+
+pub(super) struct Actor {
+    pub ctx: Arc<CallContext>,
+    pub engine: CallEngine,
+    pub chain: Arc<FailoverChain>,
+    pub message_logs: Vec<String>,
+    pub invoker: Option<CallInvoker>,
+    pub tx: mpsc::UnboundedSender<Msg>,
+    pub commands: mpsc::UnboundedSender<SipCommand>,
+    pub signals_tx: SignalSender,
+    pub legs: Vec<Leg>,
+    /// The running action and the leg it runs on.
+    pub running: Option<(usize, Running)>,
+    /// A `CallAndBridge` placing its second leg.
+    pub dialing: Option<Dialing>,
+    /// The two legs whose media is connected.
+    pub bridge: Option<(usize, usize)>,
+    pub next_play: u64,
+    pub next_token: u64,
 }
 
 /// Runs one inbound call to its end.
@@ -266,19 +346,15 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
     {
         let tx = tx.clone();
         tokio::spawn(async move {
-            while let Some(s) = signals.recv().await {
-                if tx.send(Msg::Signal(s)).is_err() {
+            while let Some((call, s)) = signals.recv().await {
+                if tx.send(Msg::Signal(call, s)).is_err() {
                     return;
                 }
             }
         });
     }
-    let leg_call_id = setup
-        .details
-        .participants
-        .first()
-        .map(|p| p.call_id.clone())
-        .unwrap_or_default();
+    let first = setup.details.participants.first();
+    let leg_id = first.map(|p| p.call_id.clone()).unwrap_or_default();
     let mut record = CallRecord::inbound(&setup.details, &setup.rule_id);
     record.trigger(setup.hostname_rule, setup.voice_connector.clone());
     let transaction_id = setup.details.transaction_id.clone();
@@ -287,6 +363,22 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
         (setup.details.sip_media_application_id.clone(), tx.clone()),
     );
     let engine = CallEngine::inbound(ctx.engine.clone(), setup.details, now);
+    let leg = Leg {
+        id: leg_id,
+        call: setup.call,
+        sockets: Some(setup.media.sockets),
+        negotiated: Some(setup.media.negotiated),
+        media: None,
+        answered: false,
+        ended: false,
+        listener: None,
+        recording: None,
+        recording_started: false,
+        playing: None,
+        voice_focus: false,
+        bridge_in: None,
+        record,
+    };
     let mut actor = Actor {
         ctx,
         engine,
@@ -295,19 +387,13 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
         invoker: None,
         tx,
         commands: setup.commands,
-        leg_call_id,
-        call: setup.call,
-        leg_media: Some(setup.media),
-        media: None,
-        answered: false,
-        ended: false,
+        signals_tx: setup.signals_tx,
+        legs: vec![leg],
         running: None,
-        listener: None,
-        recording: None,
-        recording_started: false,
-        record,
+        dialing: None,
+        bridge: None,
         next_play: 1,
-        playing: None,
+        next_token: 1,
     };
     actor.drain_engine();
     loop {
@@ -315,7 +401,7 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
             break;
         }
         let deadline = actor.next_deadline();
-        let sleep = crate::time::sleep_until(deadline);
+        let sleep = sma_net::time::sleep_until(deadline);
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
@@ -339,37 +425,45 @@ impl Actor {
             }
         };
         match &self.running {
-            Some(Running::Pause { until, .. }) | Some(Running::Record { until, .. }) => {
+            Some((_, Running::Pause { until, .. })) | Some((_, Running::Record { until, .. })) => {
                 consider(Some(*until))
             }
-            Some(Running::Collect { collector, .. }) => consider(collector.poll_timeout()),
+            Some((_, Running::Collect { collector, .. })) => consider(collector.poll_timeout()),
             _ => {}
         }
-        if let Some((l, _)) = &self.listener {
-            consider(l.poll_timeout());
+        for leg in &self.legs {
+            if let Some((l, _)) = &leg.listener {
+                consider(l.poll_timeout());
+            }
+        }
+        if let Some(d) = &self.dialing {
+            consider(d.next_deadline());
         }
         at
     }
 
     fn on_timeout(&mut self, now: Instant) {
         self.engine.handle_timeout(now);
-        if let Some((listener, data)) = &mut self.listener {
-            if let Some(digits) = listener.handle_timeout(now) {
-                let data = data.clone();
-                info!(%digits, "digits matched the ReceiveDigits listener");
-                self.engine.on_digits_received(&data, &digits);
+        for i in 0..self.legs.len() {
+            if let Some((listener, data)) = &mut self.legs[i].listener {
+                if let Some(digits) = listener.handle_timeout(now) {
+                    let data = data.clone();
+                    info!(%digits, leg = %self.legs[i].id, "digits matched the ReceiveDigits listener");
+                    self.engine.on_digits_received(&data, &digits);
+                }
             }
         }
+        self.dialing_timeout(now);
         match &mut self.running {
-            Some(Running::Pause { id, until }) if *until <= now => {
+            Some((_, Running::Pause { id, until })) if *until <= now => {
                 let id = *id;
                 self.running = None;
                 self.done(id, Outcome::Succeeded(ActionResult::default()));
             }
-            Some(Running::Record { until, .. }) if *until <= now => {
-                self.finish_record(RecordEnd::Duration);
+            Some((_, Running::Record { until, .. })) if *until <= now => {
+                self.finish_record(sma_media::record::RecordEnd::Duration);
             }
-            Some(Running::Collect { collector, .. }) => {
+            Some((_, Running::Collect { collector, .. })) => {
                 let step = collector.handle_timeout(now);
                 self.collect_step(step);
             }
@@ -377,24 +471,24 @@ impl Actor {
         }
     }
 
-    fn drain_engine(&mut self) {
+    pub(super) fn drain_engine(&mut self) {
         while let Some(output) = self.engine.poll_output() {
             match output {
                 Output::Invoke(event) => self.invoke(*event),
                 Output::Start(command) => self.start(*command),
                 Output::Interrupt(id) => {
-                    if self.running.as_ref().is_some_and(|r| r.id() == id) {
+                    if self.running.as_ref().is_some_and(|(_, r)| r.id() == id) {
                         self.stop_running();
                         self.done(id, Outcome::Interrupted);
                     }
                 }
-                Output::Hangup { status, .. } => {
-                    // One leg per transaction until bridging: it is this actor's leg.
-                    self.stop_running();
-                    let _ = self.commands.send(SipCommand::Hangup {
-                        call: self.call,
-                        status,
-                    });
+                Output::Hangup { call_id, status } => {
+                    if let Some(i) = self.leg_index(&call_id) {
+                        if self.running.as_ref().is_some_and(|(leg, _)| *leg == i) {
+                            self.stop_running();
+                        }
+                        self.hang_up(i, status);
+                    }
                 }
                 Output::Refused {
                     action_type,
@@ -405,6 +499,22 @@ impl Actor {
                 Output::Finished => {}
             }
         }
+    }
+
+    pub(super) fn leg_index(&self, call_id: &str) -> Option<usize> {
+        self.legs.iter().position(|l| l.id == call_id)
+    }
+
+    fn leg_of_call(&self, call: CallHandle) -> Option<usize> {
+        self.legs.iter().position(|l| l.call == call)
+    }
+
+    /// Asks the endpoint to end leg `i` (BYE, CANCEL, or `status` for an unanswered caller).
+    pub(super) fn hang_up(&mut self, i: usize, status: u16) {
+        let _ = self.commands.send(SipCommand::Hangup {
+            call: self.legs[i].call,
+            status,
+        });
     }
 
     /// Logs one message to or from application `app` when its message logs are on.
@@ -454,41 +564,15 @@ impl Actor {
     fn on_message(&mut self, msg: Msg) {
         let now = Instant::now();
         match msg {
-            Msg::Signal(SipSignal::Media(update)) => self.on_media_update(update),
-            Msg::Signal(SipSignal::MediaFailed(why)) => {
-                warn!(%why, "the session cannot carry media; ending the call");
-                self.record.invocation_failure(&why);
-                let _ = self.commands.send(SipCommand::Hangup {
-                    call: self.call,
-                    status: 488,
-                });
-            }
-            Msg::Signal(SipSignal::Ended {
-                status,
-                unconfirmed,
-            }) => {
-                if !self.ended {
-                    self.ended = true;
-                    info!(status, "leg ended");
-                    if unconfirmed {
-                        self.record.unconfirmed(
-                            "the call was never confirmed: our 200 OK got no ACK within 64*T1 (32 s)",
-                        );
-                    }
-                    self.record.end(status, self.answered && !unconfirmed);
-                    self.stop_running();
-                    self.stop_media();
-                    let id = self.leg_call_id.clone();
-                    self.engine.on_leg_ended(&id, status);
-                }
-            }
+            Msg::Signal(call, signal) => self.on_signal(call, signal, now),
             Msg::FirstInvoked(Ok(answered)) => {
                 for failure in &answered.failures {
-                    self.record.failed_target(failure);
+                    self.legs[0].record.failed_target(failure);
                 }
                 self.engine
                     .pin_application(&answered.application_id, &answered.region);
-                self.record
+                self.legs[0]
+                    .record
                     .application(&answered.application_id, &answered.region);
                 self.invoker = self
                     .chain
@@ -501,7 +585,7 @@ impl Actor {
             }
             Msg::FirstInvoked(Err(all)) => {
                 for failure in &all.failures {
-                    self.record.failed_target(failure);
+                    self.legs[0].record.failed_target(failure);
                 }
                 warn!(%all, "no target application could be invoked");
                 self.engine.on_invoke_failed(&all.to_string(), false, now);
@@ -517,33 +601,22 @@ impl Actor {
                     Err(error) => {
                         let why = format!("{error} [{}]", error.kind());
                         warn!(%why, "handler invocation failed");
-                        self.record.invocation_failure(&why);
+                        self.legs[0].record.invocation_failure(&why);
                         let retryable = !matches!(error, InvokeError::DeadlineExceeded(_));
                         self.engine.on_invoke_failed(&why, retryable, now);
                     }
                 }
             }
-            Msg::Played(id) => self.on_played(id, now),
+            Msg::Played(leg, id) => self.on_played(leg, id, now),
             Msg::Prompts(id, result) => self.on_prompts(id, result, now),
-            Msg::Leg(event) => self.on_leg_event(event, now),
+            Msg::Leg(leg, event) => self.on_leg_event(leg, event, now),
             Msg::UpdateRequested(arguments) => {
                 info!("call update requested through the API");
                 self.engine.on_update_requested(arguments);
             }
-            Msg::Outgoing(samples) => {
-                if let Some(r) = self.recording.as_mut().filter(|r| !r.stopped) {
-                    let s = if r.paused {
-                        vec![0; samples.len()]
-                    } else {
-                        samples
-                    };
-                    if let Err(e) = r.recorder.outgoing(&s) {
-                        warn!(%e, "call recording write failed");
-                    }
-                }
-            }
+            Msg::Outgoing(leg, samples) => self.record_outgoing(leg, samples),
             Msg::RecordingDone(id, result, terminator) => {
-                if self.running.as_ref().is_none_or(|r| r.id() != id) {
+                if self.running.as_ref().is_none_or(|(_, r)| r.id() != id) {
                     return;
                 }
                 self.running = None;
@@ -565,10 +638,67 @@ impl Actor {
                     ),
                 }
             }
+            Msg::Resolved(token, result) => self.on_resolved(token, result, now),
         }
     }
 
-    fn done(&mut self, id: u64, outcome: Outcome) {
+    fn on_signal(&mut self, call: CallHandle, signal: SipSignal, now: Instant) {
+        // Signals of the leg being dialed (before it is a leg of the call) go to the dialer.
+        let Some(i) = self.leg_of_call(call) else {
+            self.on_dial_signal(call, signal, now);
+            return;
+        };
+        match signal {
+            SipSignal::Media(update) => self.on_media_update(i, update),
+            SipSignal::MediaFailed(why) => {
+                warn!(%why, leg = %self.legs[i].id, "the session cannot carry media; ending the leg");
+                self.legs[i].record.invocation_failure(&why);
+                self.hang_up(i, 488);
+            }
+            SipSignal::Ended {
+                status,
+                unconfirmed,
+            } => self.leg_ended(i, status, unconfirmed),
+            // An established leg's dialog does not dial again.
+            SipSignal::Dialed { .. }
+            | SipSignal::Trying
+            | SipSignal::Progress { .. }
+            | SipSignal::Answered(_) => {}
+        }
+    }
+
+    /// Leg `i` is gone: what ran on it stops, its media is released, the bridge (if any) is
+    /// undone, and the engine hears of it (`HANGUP` for that leg; the other leg stays).
+    fn leg_ended(&mut self, i: usize, status: u16, unconfirmed: bool) {
+        if self.legs[i].ended {
+            return;
+        }
+        self.legs[i].ended = true;
+        info!(status, leg = %self.legs[i].id, "leg ended");
+        let answered = self.legs[i].answered;
+        let record = &mut self.legs[i].record;
+        if unconfirmed {
+            record.unconfirmed(
+                "the call was never confirmed: our 200 OK got no ACK within 64*T1 (32 s)",
+            );
+        }
+        record.end(status, answered && !unconfirmed);
+        if self.running.as_ref().is_some_and(|(leg, _)| *leg == i) {
+            self.stop_running();
+        }
+        if self.dialing.as_ref().is_some_and(|d| d.from == i) {
+            // The caller left while the bridge rang: the second leg is cancelled.
+            self.abandon_dialing("the caller hung up while the bridged party rang");
+        }
+        if self.bridge.is_some_and(|(a, b)| a == i || b == i) {
+            self.unbridge();
+        }
+        self.stop_media(i);
+        let id = self.legs[i].id.clone();
+        self.engine.on_leg_ended(&id, status);
+    }
+
+    pub(super) fn done(&mut self, id: u64, outcome: Outcome) {
         if let Outcome::Failed {
             error_type,
             message,
@@ -579,7 +709,7 @@ impl Actor {
         self.engine.on_action_done(id, outcome);
     }
 
-    fn fail(&mut self, id: u64, error_type: &str, message: impl Into<String>) {
+    pub(super) fn fail(&mut self, id: u64, error_type: &str, message: impl Into<String>) {
         self.running = None;
         self.done(
             id,
@@ -590,493 +720,35 @@ impl Actor {
         );
     }
 
-    /// Answers the leg and starts its media (the first media action does this, §1.3).
-    fn ensure_answered(&mut self) -> Result<(), String> {
-        if self.ended {
-            return Err("the leg has ended".into());
-        }
-        if self.answered {
-            return Ok(());
-        }
-        self.start_media()?;
-        self.answered = true;
-        self.record.answered();
-        let _ = self.commands.send(SipCommand::Answer { call: self.call });
-        let leg_id = self.leg_call_id.clone();
-        self.engine.on_leg_answered(&leg_id);
-        Ok(())
-    }
-
-    /// Starts sending and receiving on the leg with its negotiated media.
-    fn start_media(&mut self) -> Result<(), String> {
-        let Some(leg) = self.leg_media.as_ref() else {
-            return Err("no media for the leg".into());
-        };
-        let tx = self.tx.clone();
-        let (output, control) = LegOutput::new(
-            leg.codec,
-            leg.payload_type,
-            leg.ptime,
-            Box::new(move |id| {
-                let _ = tx.send(Msg::Played(id));
-            }),
-        )
-        .map_err(|e| format!("codec: {e}"))?;
-        let counters = Arc::new(SendCounters::default());
-        let ssrc: u32 = rand_u32();
-        let mut sender = RtpSender::new(ssrc, rand_u32() as u16, rand_u32());
-        sender.shared = Some(counters.clone());
-        let stream = self.ctx.pacer.add(
-            leg.sockets.rtp.clone(),
-            leg.remote,
-            sender,
-            Box::new(output),
-            Duration::from_millis(u64::from(leg.ptime)),
-            Instant::now(),
-        );
-        let retarget = stream.clone();
-        let config = LegConfig {
-            codec: leg.codec,
-            audio_payload_type: leg.payload_type,
-            telephone_event: leg.telephone_event,
-            ptime_ms: leg.ptime,
-            rtcp_mux: leg.rtcp_mux,
-            remote: leg.remote,
-            inactivity: self.ctx.inactivity,
-            rtcp_interval: Duration::from_secs(5),
-            inband_dtmf: false,
-            ssrc,
-            sent: Some(counters),
-        };
-        let (mut events, receiver) = spawn_receiver(
-            &leg.sockets,
-            config,
-            Some(Arc::new(move |addr| retarget.retarget(addr))),
-        )
-        .map_err(|e| format!("media sockets: {e}"))?;
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            while let Some(e) = events.recv().await {
-                if tx.send(Msg::Leg(e)).is_err() {
-                    return;
-                }
-            }
-        });
-        let held = !leg.send;
-        control.set_held(held);
-        self.media = Some(Media {
-            output: control,
-            stream,
-            receiver,
-            held,
-        });
-        Ok(())
-    }
-
-    /// Sends what the party hears to the call recording.
-    fn tap_outgoing(&self) {
-        let tx = self.tx.clone();
-        if let Some(m) = &self.media {
-            let _ = m.output.set_tap(Some(Box::new(move |s: &[i16]| {
-                let _ = tx.send(Msg::Outgoing(s.to_vec()));
-            })));
+    fn collector_mut(&mut self) -> Option<&mut Collector> {
+        match &mut self.running {
+            Some((_, Running::Collect { collector, .. })) => Some(collector),
+            _ => None,
         }
     }
 
-    /// A new offer/answer: media follows the signalling. A new address retargets the stream;
-    /// hold and resume stop and restart sending (what plays keeps its time); a new codec or
-    /// packet time restarts sending and receiving with it (what was playing ends there).
-    fn on_media_update(&mut self, update: MediaUpdate) {
-        let Some(leg) = self.leg_media.as_mut() else {
-            return;
-        };
-        let rebuild = leg.codec != update.codec
-            || leg.payload_type != update.payload_type
-            || leg.ptime != update.ptime
-            || leg.telephone_event != update.telephone_event
-            || leg.rtcp_mux != update.rtcp_mux;
-        info!(
-            remote = %update.remote,
-            codec = ?update.codec,
-            ptime = update.ptime,
-            send = update.send,
-            rebuild,
-            "media follows the new offer/answer"
-        );
-        leg.remote = update.remote;
-        leg.codec = update.codec;
-        leg.payload_type = update.payload_type;
-        leg.telephone_event = update.telephone_event;
-        leg.ptime = update.ptime;
-        leg.rtcp_mux = update.rtcp_mux;
-        leg.send = update.send;
-        if self.media.is_none() {
-            // Not answered yet: the media starts with these when it does.
-            return;
-        }
-        if rebuild {
-            let playing = self.playing.take();
-            if let Some(media) = self.media.take() {
-                media.stream.stop();
-                media.receiver.abort();
-            }
-            if let Err(why) = self.start_media() {
-                warn!(%why, "media could not restart with the new codec");
-                self.record.invocation_failure(&why);
-                let _ = self.commands.send(SipCommand::Hangup {
-                    call: self.call,
-                    status: 488,
-                });
-                return;
-            }
-            if self
-                .recording
-                .as_ref()
-                .is_some_and(|r| !r.stopped && r.taps_outgoing)
-            {
-                self.tap_outgoing();
-            }
-            // What was playing was encoded for the old codec: it ends here.
-            if let Some(id) = playing {
-                let _ = self.tx.send(Msg::Played(id));
-                self.playing = Some(id);
-            }
-            return;
-        }
-        if let Some(media) = self.media.as_mut() {
-            if !update.remote.ip().is_unspecified() {
-                media.stream.retarget(update.remote);
-            }
-            if media.held == update.send {
-                media.held = !update.send;
-                media.output.set_held(media.held);
-                info!(held = media.held, "hold changed");
-            }
-        }
-    }
-
-    fn codec(&self) -> AudioCodec {
-        self.leg_media
-            .as_ref()
-            .map_or(AudioCodec::Pcmu, |m| m.codec)
-    }
-
-    fn play(&mut self, source: Box<dyn FrameSource>) -> Option<u64> {
-        let id = self.next_play;
-        self.next_play += 1;
-        self.media.as_ref()?.output.play(id, source);
-        self.playing = Some(id);
-        Some(id)
-    }
-
-    fn play_prompt(&mut self, prompt: &Arc<EncodedPrompt>, repeat: u32) -> Option<u64> {
-        let pt = self.leg_media.as_ref().map_or(0, |m| m.payload_type);
-        let ptime = prompt.ptime_ms;
-        self.play(Box::new(PromptSource::new(
-            prompt.clone(),
-            pt,
-            repeat,
-            0,
-            ptime,
-        )))
-    }
-
-    fn start(&mut self, command: ActionCommand) {
-        let id = command.id;
-        let name = command.action.name();
-        debug!(action = name, id, "starting action");
-        match &command.action {
-            Action::Hangup(h) => {
-                let code = h.sip_response_code.map_or(0, |c| c.get());
-                let status = if code == 0 { 480 } else { code as u16 };
-                self.engine.on_action_done(id, Outcome::Silent);
-                let _ = self.commands.send(SipCommand::Hangup {
-                    call: self.call,
-                    status,
-                });
-            }
-            Action::Pause(p) => {
-                let ms = p.duration_in_milliseconds.get().max(0) as u64;
-                self.running = Some(Running::Pause {
-                    id,
-                    until: Instant::now() + Duration::from_millis(ms),
-                });
-            }
-            Action::VoiceFocus(_) => {
-                // No noise suppressor yet: accepted as a no-op (contract §3.14's recommendation).
-                self.engine
-                    .on_action_done(id, Outcome::Succeeded(ActionResult::default()));
-            }
-            // The engine refuses these before they start; a shell never sees them.
-            Action::CallAndBridge(_)
-            | Action::JoinChimeMeeting(_)
-            | Action::ModifyChimeMeetingAttendees(_)
-            | Action::StartBotConversation(_) => {
-                self.fail(
-                    id,
-                    "SystemException",
-                    format!("System error while running action: {name} is not supported by this runtime yet."),
-                );
-            }
-            Action::PlayAudio(_)
-            | Action::PlayAudioAndGetDigits(_)
-            | Action::Speak(_)
-            | Action::SpeakAndGetDigits(_) => {
-                if let Err(why) = self.ensure_answered() {
-                    return self.fail(id, "SystemException", why);
-                }
-                self.load(command);
-            }
-            Action::ReceiveDigits(r) => {
-                if let Err(why) = self.ensure_answered() {
-                    return self.fail(id, "SystemException", why);
-                }
-                let Some(Some(regex)) = self.digits_regex(id, Some(&r.input_digits_regex)) else {
-                    return;
-                };
-                let ms = |v: i64| Duration::from_millis(v.max(0) as u64);
-                let listener = Listener::new(
-                    regex,
-                    ms(r.in_between_digits_duration_in_milliseconds.get()),
-                    ms(r.flush_digits_duration_in_milliseconds.get()),
-                );
-                let data =
-                    sma_actions::ActionData::new("ReceiveDigits", command.parameters.to_map());
-                self.listener = Some((listener, data));
-                self.engine.on_action_done(
-                    id,
-                    Outcome::Succeeded(ActionResult {
-                        received_digits: Some(String::new()),
-                        ..Default::default()
-                    }),
-                );
-            }
-            Action::SendDigits(s) => {
-                if let Err(why) = self.ensure_answered() {
-                    return self.fail(id, "SystemException", why);
-                }
-                let tone = s.tone_duration_in_milliseconds.map_or(250, |t| t.get()) as u32;
-                match self.digit_source(&s.digits, tone) {
-                    Ok(source) => {
-                        self.play(source);
-                        self.running = Some(Running::Send { id });
-                    }
-                    Err(why) => self.fail(id, "SystemException", why),
-                }
-            }
-            Action::RecordAudio(r) => {
-                if let Err(why) = self.ensure_answered() {
-                    return self.fail(id, "SystemException", why);
-                }
-                self.start_record(id, r);
-            }
-            Action::StartCallRecording(r) => {
-                if let Err(why) = self.ensure_answered() {
-                    return self.fail(id, "SystemException", why);
-                }
-                self.start_call_recording(id, r);
-            }
-            Action::StopCallRecording(_)
-            | Action::PauseCallRecording(_)
-            | Action::ResumeCallRecording(_) => {
-                let outcome = self.control_call_recording(&command.action);
-                self.engine.on_action_done(id, outcome);
-            }
-        }
-    }
-
-    /// SendDigits: RFC 4733 events when negotiated, in-band tones otherwise; `,` pauses 500 ms.
-    fn digit_source(&self, digits: &str, tone_ms: u32) -> Result<Box<dyn FrameSource>, String> {
-        let Some(leg) = self.leg_media.as_ref() else {
-            return Err("no media".into());
-        };
-        digit_sequence(
-            digits,
-            tone_ms,
-            60,
-            leg.codec,
-            leg.payload_type,
-            leg.telephone_event,
-            leg.ptime,
-        )
-        .map_err(|e| e.to_string())
-    }
-
-    /// Loads the prompts or synthesizes the speech an action plays, off the async threads.
-    fn load(&mut self, command: ActionCommand) {
-        let id = command.id;
-        let codec = self.codec();
-        let ctx = self.ctx.clone();
-        let jobs: Vec<Job> = match &command.action {
-            Action::PlayAudio(p) => vec![Job::File(p.audio_source.clone())],
-            Action::PlayAudioAndGetDigits(p) => std::iter::once(&p.audio_source)
-                .chain(&p.failure_audio_source)
-                .map(|source| Job::File(source.clone()))
-                .collect(),
-            Action::Speak(s) => vec![Job::Speech(SpeechParameters {
-                text: s.text.clone(),
-                engine: s.engine,
-                language_code: s.language_code.clone(),
-                text_type: s.text_type,
-                voice_id: s.voice_id.clone(),
-            })],
-            Action::SpeakAndGetDigits(s) => {
-                let main = s.speech_parameters.clone();
-                // Unset failure parameters inherit the prompt's (contract §3.12).
-                let failure = s
-                    .failure_speech_parameters
-                    .as_ref()
-                    .map(|f| SpeechParameters {
-                        text: f.text.clone(),
-                        engine: f.engine.or(main.engine),
-                        language_code: f.language_code.clone().or(main.language_code.clone()),
-                        text_type: f.text_type.or(main.text_type),
-                        voice_id: f.voice_id.clone().or(main.voice_id.clone()),
-                    });
-                std::iter::once(main)
-                    .chain(failure)
-                    .map(Job::Speech)
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
-        self.running = Some(Running::Loading {
-            id,
-            command: Box::new(command),
-        });
-        let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = jobs.into_iter().map(|job| job.run(&ctx, codec)).collect();
-            let _ = tx.send(Msg::Prompts(id, result));
-        });
-    }
-
-    fn on_prompts(
-        &mut self,
-        id: u64,
-        result: Result<Vec<Arc<EncodedPrompt>>, (String, String)>,
-        now: Instant,
-    ) {
-        let Some(Running::Loading { id: running, .. }) = &self.running else {
-            return;
-        };
-        if *running != id {
-            return;
-        }
-        let Some(Running::Loading { command, .. }) = self.running.take() else {
-            return;
-        };
-        let prompts = match result {
-            Ok(p) => p,
-            Err((error_type, message)) => return self.fail(id, &error_type, message),
-        };
-        let Some(first) = prompts.first().cloned() else {
-            return self.fail(id, "SystemException", "nothing to play");
-        };
-        match &command.action {
-            Action::PlayAudio(p) => {
-                let repeat = p.repeat().clamp(1, 1000) as u32;
-                let terminators = p
-                    .playback_terminators
-                    .iter()
-                    .flatten()
-                    .filter_map(|t| t.chars().next())
-                    .collect();
-                self.play_prompt(&first, repeat);
-                self.running = Some(Running::Play { id, terminators });
-            }
-            Action::Speak(_) => {
-                self.play_prompt(&first, 1);
-                self.running = Some(Running::Play {
-                    id,
-                    terminators: Vec::new(),
-                });
-            }
-            Action::PlayAudioAndGetDigits(p) => {
-                self.start_collect(id, p, first, prompts.get(1).cloned(), now)
-            }
-            Action::SpeakAndGetDigits(p) => {
-                self.start_collect(id, p, first, prompts.get(1).cloned(), now)
-            }
-            _ => {}
-        }
-    }
-
-    fn start_collect(
-        &mut self,
-        id: u64,
-        p: &dyn DigitCollection,
-        prompt: Arc<EncodedPrompt>,
-        failure: Option<Arc<EncodedPrompt>>,
-        _now: Instant,
-    ) {
-        let Some(regex) = self.digits_regex(id, p.input_digits_regex()) else {
-            return;
-        };
-        let ms = |v: i64| Duration::from_millis(v.max(1) as u64);
-        let spec = CollectSpec {
-            min: p.min_digits().max(0) as usize,
-            max: p.max_digits().clamp(1, 128) as usize,
-            terminators: p
-                .terminators()
-                .iter()
-                .filter_map(|t| t.chars().next())
-                .collect(),
-            in_between: ms(p.in_between_ms()),
-            per_attempt: ms(p.repeat_duration_ms()),
-            attempts: p.attempts().clamp(1, 100) as u32,
-            regex,
-        };
-        self.play_prompt(&prompt, 1);
-        self.running = Some(Running::Collect {
-            id,
-            collector: Collector::new(spec),
-            prompt: Some(prompt),
-            failure,
-        });
-    }
-
-    /// Compiles `InputDigitsRegex`: `None` when it is invalid (the action has then failed with
-    /// the contract's message), `Some(None)` when there is none.
-    fn digits_regex(&mut self, id: u64, pattern: Option<&str>) -> Option<Option<DigitsPattern>> {
-        match pattern.map(DigitsPattern::new).transpose() {
-            Ok(regex) => Some(regex),
-            Err(_) => {
-                self.fail(
-                    id,
-                    "InvalidActionParameter",
-                    "The InputDigitsRegex parameter is invalid.",
-                );
-                None
-            }
-        }
-    }
-
-    fn collect_step(&mut self, step: Step) {
-        let Some(Running::Collect {
-            id,
-            prompt,
-            failure,
-            ..
-        }) = &self.running
+    pub(super) fn collect_step(&mut self, step: Step) {
+        let Some((
+            leg,
+            Running::Collect {
+                id,
+                prompt,
+                failure,
+                ..
+            },
+        )) = &self.running
         else {
             return;
         };
-        let (id, prompt, failure) = (*id, prompt.clone(), failure.clone());
+        let (leg, id, prompt, failure) = (*leg, *id, prompt.clone(), failure.clone());
         match step {
             Step::Nothing => {}
-            Step::StopPrompt => {
-                if let Some(m) = &self.media {
-                    m.output.stop();
-                }
-            }
+            Step::StopPrompt => self.stop_output(leg),
             Step::PlayFailure => {
-                if let Some(m) = &self.media {
-                    m.output.stop();
-                }
+                self.stop_output(leg);
                 match failure {
                     Some(f) => {
-                        self.play_prompt(&f, 1);
+                        self.play_prompt(leg, &f, 1);
                     }
                     None => {
                         let next = self.collector_mut().map(|c| c.failure_finished());
@@ -1088,13 +760,11 @@ impl Actor {
             }
             Step::PlayPrompt => {
                 if let Some(p) = prompt {
-                    self.play_prompt(&p, 1);
+                    self.play_prompt(leg, &p, 1);
                 }
             }
             Step::Done(digits) => {
-                if let Some(m) = &self.media {
-                    m.output.stop();
-                }
+                self.stop_output(leg);
                 info!(%digits, "digits collected");
                 self.running = None;
                 self.done(
@@ -1119,25 +789,21 @@ impl Actor {
         }
     }
 
-    fn collector_mut(&mut self) -> Option<&mut Collector> {
-        match &mut self.running {
-            Some(Running::Collect { collector, .. }) => Some(collector),
-            _ => None,
-        }
-    }
-
-    fn on_played(&mut self, play: u64, now: Instant) {
-        if self.playing != Some(play) {
+    fn on_played(&mut self, leg: usize, play: u64, now: Instant) {
+        if self.legs.get(leg).is_none_or(|l| l.playing != Some(play)) {
             return;
         }
-        self.playing = None;
+        self.legs[leg].playing = None;
+        if self.ringback_finished(leg, play) {
+            return;
+        }
         match &mut self.running {
-            Some(Running::Play { id, .. }) | Some(Running::Send { id }) => {
+            Some((l, Running::Play { id, .. })) | Some((l, Running::Send { id })) if *l == leg => {
                 let id = *id;
                 self.running = None;
                 self.done(id, Outcome::Succeeded(ActionResult::default()));
             }
-            Some(Running::Collect { collector, .. }) => {
+            Some((l, Running::Collect { collector, .. })) if *l == leg => {
                 // Either the prompt or the failure prompt ended.
                 let step = collector.failure_finished();
                 if step == Step::Nothing {
@@ -1148,415 +814,30 @@ impl Actor {
             }
             _ => {}
         }
-    }
-
-    fn on_leg_event(&mut self, event: LegEvent, now: Instant) {
-        match event {
-            LegEvent::Audio { samples, .. } => {
-                if let Some(r) = self.recording.as_mut().filter(|r| !r.stopped) {
-                    let s = if r.paused {
-                        vec![0; samples.len()]
-                    } else {
-                        samples.clone()
-                    };
-                    if let Err(e) = r.recorder.incoming(&s) {
-                        warn!(%e, "call recording write failed");
-                    }
-                }
-                if let Some(Running::Record {
-                    recorder: Some(recorder),
-                    ..
-                }) = &mut self.running
-                {
-                    match recorder.push(&samples) {
-                        Ok(Some(end)) => self.finish_record(end),
-                        Ok(None) => {}
-                        Err(e) => {
-                            let id = self.running.as_ref().map_or(0, Running::id);
-                            self.fail(
-                                id,
-                                "SystemException",
-                                format!("System error while running action: {e}"),
-                            );
-                        }
-                    }
-                }
-            }
-            LegEvent::Digit { digit, source } => {
-                let c = digit.as_char();
-                debug!(digit = %c, ?source, "digit received");
-                if let Some((listener, _)) = &mut self.listener {
-                    listener.digit(c, now);
-                }
-                match &mut self.running {
-                    Some(Running::Play { id, terminators }) if terminators.contains(&c) => {
-                        let id = *id;
-                        if let Some(m) = &self.media {
-                            m.output.stop();
-                        }
-                        self.running = None;
-                        self.done(id, Outcome::Succeeded(ActionResult::default()));
-                    }
-                    Some(Running::Collect { collector, .. }) => {
-                        let step = collector.digit(c, now);
-                        self.collect_step(step);
-                    }
-                    Some(Running::Record {
-                        recorder: Some(recorder),
-                        ..
-                    }) => {
-                        if let Some(end) = recorder.digit(digit) {
-                            self.finish_record(end);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            LegEvent::Inactive => {
-                if !self.ended {
-                    warn!("no RTP from the caller for the inactivity timeout; hanging up");
-                    let _ = self.commands.send(SipCommand::Hangup {
-                        call: self.call,
-                        status: 408,
-                    });
-                }
-            }
-            LegEvent::Latched(addr) => debug!(%addr, "media latched"),
-            LegEvent::Quality(q) => {
-                debug!(
-                    mos = q.mos,
-                    jitter_ms = q.jitter_ms,
-                    loss = q.fraction_lost,
-                    "quality"
-                );
-                self.record.quality(q.mos);
-            }
-        }
-    }
-
-    fn start_record(&mut self, id: u64, r: &sma_actions::RecordAudio) {
-        let destination = &r.recording_destination;
-        let prefix = destination.prefix.clone().unwrap_or_default();
-        let key = storage::record_audio_key(
-            &prefix,
-            &self.engine.details().transaction_id,
-            &self.leg_call_id,
-            storage::now_ms(),
-        );
-        let path = match self.ctx.buckets.object(&destination.bucket_name, &key) {
-            Ok(p) => p,
-            Err(e) => {
-                return self.fail(
-                    id,
-                    "InvalidActionParameter",
-                    format!("RecordingDestination parameter value is invalid: {e}"),
-                )
-            }
-        };
-        let rate = self.codec().sample_rate();
-        let max = r.duration_in_seconds.map_or(self.ctx.max_recording, |d| {
-            Duration::from_secs(d.get().max(1) as u64).min(self.ctx.max_recording)
-        });
-        let silence = r.silence_duration_in_seconds.map(|d| {
-            (
-                Duration::from_secs(d.get().max(1) as u64),
-                r.silence_threshold
-                    .map_or(200, |t| t.get().clamp(1, 1000) as u16),
-            )
-        });
-        let limits = RecordLimits {
-            sample_rate: rate,
-            max_duration: max,
-            silence,
-            terminators: r
-                .recording_terminators
-                .iter()
-                .flatten()
-                .filter_map(|t| t.chars().next().and_then(Digit::new))
-                .collect(),
-        };
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        match Recorder::create(&path, limits) {
-            Ok(recorder) => {
-                self.running = Some(Running::Record {
-                    id,
-                    recorder: Some(recorder),
-                    destination: RecordingDestination {
-                        r#type: "S3".into(),
-                        bucket_name: destination.bucket_name.clone(),
-                        prefix: None,
-                        key: Some(key),
-                    },
-                    // A caller who sends no RTP still ends the recording on time.
-                    until: Instant::now() + max + Duration::from_millis(500),
-                });
-            }
-            Err(e) => self.fail(
-                id,
-                "InvalidActionParameter",
-                format!("Error occurred while uploading recording to S3 bucket: {e}"),
-            ),
-        }
-    }
-
-    /// Ends a RecordAudio: the file is committed (fsync + rename) off the async threads, and
-    /// only then is success reported.
-    fn finish_record(&mut self, end: RecordEnd) {
-        let Some(Running::Record {
-            id,
-            recorder,
-            destination,
-            ..
-        }) = &mut self.running
-        else {
-            return;
-        };
-        let Some(recorder) = recorder.take() else {
-            return;
-        };
-        let (id, destination) = (*id, destination.clone());
-        let tx = self.tx.clone();
-        let terminator = match end {
-            RecordEnd::Terminator(d) => Some(d.as_char().to_string()),
-            _ => None,
-        };
-        info!(?end, "recording finished");
-        tokio::task::spawn_blocking(move || {
-            let result = recorder
-                .finish()
-                .map(|_| destination)
-                .map_err(|e| e.to_string());
-            let _ = tx.send(Msg::RecordingDone(id, result, terminator));
-        });
-    }
-
-    fn start_call_recording(&mut self, id: u64, r: &sma_actions::StartCallRecording) {
-        if self.recording_started {
-            return self.fail(
-                id,
-                "InvalidActionParameter",
-                "CallId parameter for action is invalid: call recording was already started on this leg.",
-            );
-        }
-        let location = r.destination.location.trim_matches('/');
-        let (bucket, prefix) = match location.split_once('/') {
-            Some((b, p)) => (b, Some(p)),
-            None => (location, None),
-        };
-        let key = storage::call_recording_key(
-            prefix,
-            &self.engine.details().transaction_id,
-            &self.leg_call_id,
-            storage::now_ms(),
-        );
-        let path = match self.ctx.buckets.object(bucket, &key) {
-            Ok(p) => p,
-            Err(e) => {
-                return self.fail(
-                    id,
-                    "InvalidActionParameter",
-                    format!("NoAccessToDestination: Error while accessing destination ({e})"),
-                )
-            }
-        };
-        let track = match r.track() {
-            sma_actions::Track::Both => Track::Both,
-            sma_actions::Track::Incoming => Track::Incoming,
-            sma_actions::Track::Outgoing => Track::Outgoing,
-        };
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let recorder = match CallRecorder::create(&path, track, self.codec().sample_rate()) {
-            Ok(r) => r,
-            Err(e) => {
-                return self.fail(
-                    id,
-                    "SystemException",
-                    format!("NoAccessToDestination: Error while accessing destination ({e})"),
-                )
-            }
-        };
-        let taps_outgoing = matches!(track, Track::Both | Track::Outgoing);
-        if taps_outgoing {
-            self.tap_outgoing();
-        }
-        let location = format!("{bucket}/{key}");
-        self.recording = Some(CallRecording {
-            recorder,
-            location: location.clone(),
-            paused: false,
-            stopped: false,
-            taps_outgoing,
-        });
-        self.recording_started = true;
-        self.engine.on_action_done(
-            id,
-            Outcome::Succeeded(ActionResult {
-                call_recording_destination: Some(CallRecordingDestination {
-                    r#type: "S3".into(),
-                    location,
-                }),
-                ..Default::default()
-            }),
-        );
-    }
-
-    fn control_call_recording(&mut self, action: &Action) -> Outcome {
-        let Some(recording) = self.recording.as_mut().filter(|r| !r.stopped) else {
-            return Outcome::Failed {
-                error_type: "InvalidActionParameter".into(),
-                message: "CallId parameter for action is invalid: no call recording is in progress on this leg.".into(),
-            };
-        };
-        match action {
-            Action::PauseCallRecording(_) => recording.paused = true,
-            Action::ResumeCallRecording(_) => recording.paused = false,
-            _ => self.stop_call_recording(),
-        }
-        Outcome::Succeeded(ActionResult::default())
-    }
-
-    /// Finalizes the call recording (stop, or the call's end); it cannot restart on the leg.
-    fn stop_call_recording(&mut self) {
-        if let Some(m) = &self.media {
-            let _ = m.output.set_tap(None);
-        }
-        let Some(recording) = self.recording.take() else {
-            return;
-        };
-        let location = recording.location.clone();
-        tokio::task::spawn_blocking(move || match recording.recorder.finish() {
-            Ok(info) => {
-                info!(%location, seconds = info.duration.as_secs_f64(), "call recording delivered")
-            }
-            Err(e) => warn!(%location, %e, "call recording could not be finalized"),
-        });
-    }
-
-    /// Stops the running action's media without reporting it.
-    fn stop_running(&mut self) {
-        match self.running.take() {
-            Some(Running::Record {
-                recorder: Some(recorder),
-                ..
-            }) => {
-                // Keep what was recorded: a hang-up during voicemail is the usual end of one.
-                tokio::task::spawn_blocking(move || {
-                    let _ = recorder.finish();
-                });
-            }
-            Some(Running::Play { .. })
-            | Some(Running::Collect { .. })
-            | Some(Running::Send { .. }) => {
-                if let Some(m) = &self.media {
-                    m.output.stop();
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn stop_media(&mut self) {
-        self.stop_call_recording();
-        if let Some(media) = self.media.take() {
-            media.stream.stop();
-            media.receiver.abort();
-        }
-        // Dropping the sockets returns the ports to the range.
-        self.leg_media = None;
+        // Nothing of its own plays on the leg now: the other party is heard again.
+        self.refresh_bridge();
     }
 
     fn finish(mut self) {
         self.stop_running();
-        self.stop_media();
-        self.record.invocations(self.engine.invocations());
-        self.record.finish(self.engine.details());
-        self.ctx.cdr.write(&self.record);
-        let _ = self.commands.send(SipCommand::Finished { call: self.call });
+        self.abandon_dialing("the transaction ended");
+        self.unbridge();
+        for i in 0..self.legs.len() {
+            self.stop_media(i);
+        }
+        let invocations = self.engine.invocations();
+        let details = self.engine.details().clone();
+        for leg in &mut self.legs {
+            leg.record.invocations(invocations);
+            leg.record.finish(&details);
+            self.ctx.cdr.write(&leg.record);
+            let _ = self.commands.send(SipCommand::Finished { call: leg.call });
+        }
         info!(sequence = self.engine.sequence(), "transaction finished");
     }
 }
 
-/// A prompt or speech to prepare.
-enum Job {
-    File(AudioSource),
-    Speech(SpeechParameters),
-}
-
-impl Job {
-    /// Runs on a blocking thread: reads and decodes a file, or synthesizes speech, through
-    /// the shared cache. Errors carry the contract's error type.
-    fn run(
-        self,
-        ctx: &CallContext,
-        codec: AudioCodec,
-    ) -> Result<Arc<EncodedPrompt>, (String, String)> {
-        match self {
-            Job::File(source) => {
-                let invalid = |why: String| {
-                    (
-                        "InvalidAudioSource".to_owned(),
-                        format!("Cannot access S3 bucket or audio file: {why}"),
-                    )
-                };
-                if !sma_actions::is_s3(&source.r#type) {
-                    return Err(invalid(format!(
-                        "audio source type `{}` is not S3",
-                        source.r#type
-                    )));
-                }
-                let path = ctx
-                    .buckets
-                    .object(&source.bucket_name, &source.key)
-                    .map_err(|e| invalid(e.to_string()))?;
-                let meta = std::fs::metadata(&path)
-                    .map_err(|e| invalid(format!("{}/{}: {e}", source.bucket_name, source.key)))?;
-                // Identity without hashing the content: path, size and modification time.
-                let modified = meta
-                    .modified()
-                    .ok()
-                    .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos());
-                let identity = format!(
-                    "file\u{0}{}\u{0}{}\u{0}{modified}",
-                    path.display(),
-                    meta.len()
-                );
-                ctx.prompts
-                    .get_with(identity.as_bytes(), codec, || {
-                        let bytes = std::fs::read(&path).map_err(|e| {
-                            PromptError::Corrupt(format!("{}: {e}", path.display()))
-                        })?;
-                        sma_media::prompt::decode(bytes)
-                    })
-                    .map_err(|e| invalid(e.to_string()))
-            }
-            Job::Speech(p) => {
-                let request = SpeechRequest {
-                    text: p.text.clone(),
-                    text_type: match p.text_type {
-                        Some(sma_actions::TextType::Ssml) => TextType::Ssml,
-                        _ => TextType::Text,
-                    },
-                    voice_id: p.voice_id.clone(),
-                    language_code: p.language_code.clone(),
-                };
-                tts::cached(&ctx.prompts, ctx.tts.as_ref(), &request, codec).map_err(|e| {
-                    let t = match e {
-                        tts::TtsError::Engine { .. } => "SystemException",
-                        _ => "InvalidActionParameter",
-                    };
-                    (t.to_owned(), e.to_string())
-                })
-            }
-        }
-    }
-}
-
-fn rand_u32() -> u32 {
+pub(super) fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(

@@ -1,8 +1,7 @@
-//! Calls: the execution model ([`engine`]), digit collection ([`digits`]), where buckets live
-//! ([`storage`]), and the call actor that runs one transaction on real SIP and media
-//! ([`actor`]).
+//! Calls: digit collection ([`digits`]) and the call actor that runs one transaction on real
+//! SIP and media ([`actor`]) with the execution model of `sma-engine`.
 
 pub mod actor;
+mod bridging;
 pub mod digits;
-pub mod engine;
-pub mod storage;
+mod legs;

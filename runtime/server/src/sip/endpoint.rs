@@ -4,20 +4,21 @@
 //! negotiation with a port pair from the media range, then a call actor per transaction.
 //! Actors ask it to answer or hang up their leg; it tells them when the leg ends.
 
-use super::transport::{Inbound, Transports};
 use crate::call::actor::{
-    self, CallContext, CallSetup, LegMedia, MediaUpdate, SipCommand, SipSignal,
+    self, CallContext, CallSetup, DialRequest, LegMedia, MediaUpdate, SignalSender, SipCommand,
+    SipSignal,
 };
 use crate::routing::{self, admit_destination, admit_source, RateLimiter, Refusal, Route};
 use crate::routing_table::{RoutingTable, VoiceConnector};
 use crate::sip::auth_guard::{AuthGuard, Verdict};
 use sma_actions::{CallDetails, Direction as LegDirection, Participant, ParticipantTag, Status};
-use sma_media::codec::AudioCodec;
 use sma_media::leg::PortPool;
+use sma_net::audio_codec;
+use sma_net::transport::{Inbound, Transports};
 use sma_sip::auth::{AuthFailure, DigestServer};
 use sma_sip::message::{reject_too_large, Headers};
 use sma_sip::sdp::{Codec, Direction, LocalMedia, NegotiatedMedia, SdpSession, SessionDescription};
-use sma_sip::ua::{CallHandle, EndReason, UaEvent, UserAgent};
+use sma_sip::ua::{CallHandle, EndReason, OutgoingCall, UaEvent, UserAgent};
 use sma_sip::Request;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -54,10 +55,32 @@ struct ActiveCall {
     late_offer: bool,
     /// The codec the leg uses now (kept first when answering a new offer, RFC 3264 §8.3.2).
     codec: Codec,
-    signals: mpsc::UnboundedSender<SipSignal>,
+    signals: SignalSender,
     sip_call_id: String,
     /// When the INVITE arrived (answer latency).
     invited: Instant,
+    /// We placed this call (a second leg, an API call): `answer` holds our offer.
+    outbound: bool,
+}
+
+impl ActiveCall {
+    fn signal(&self, call: CallHandle, signal: SipSignal) {
+        let _ = self.signals.send((call, signal));
+    }
+
+    /// The far end's answer to our offer (in a 183 or the 200): the media it negotiates.
+    fn accept_answer(&mut self, sdp: &[u8]) -> Result<NegotiatedMedia, String> {
+        let offer =
+            SessionDescription::parse(&self.answer).map_err(|e| format!("our offer: {e}"))?;
+        let answer =
+            SessionDescription::parse(sdp).map_err(|e| format!("the answer is not SDP: {e}"))?;
+        let media = self
+            .sdp
+            .accept_answer(&offer, &answer, &self.local)
+            .map_err(|e| format!("the answer cannot be used: {e}"))?;
+        self.codec = media.codec.codec;
+        Ok(media)
+    }
 }
 
 pub struct Endpoint {
@@ -98,16 +121,6 @@ fn party(user: Option<&str>) -> String {
             None => u.to_owned(),
         },
         None => String::new(),
-    }
-}
-
-/// The media engine's codec for a negotiated SDP codec.
-pub fn audio_codec(codec: Codec) -> AudioCodec {
-    match codec {
-        Codec::Pcmu => AudioCodec::Pcmu,
-        Codec::Pcma => AudioCodec::Pcma,
-        Codec::G722 => AudioCodec::G722,
-        Codec::Opus => AudioCodec::Opus,
     }
 }
 
@@ -211,7 +224,7 @@ impl Endpoint {
     pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) {
         loop {
             let deadline = self.ua.poll_timeout();
-            let sleep = crate::time::sleep_until(deadline);
+            let sleep = sma_net::time::sleep_until(deadline);
             tokio::select! {
                 item = inbound.recv() => {
                     let Some(item) = item else { return };
@@ -246,7 +259,8 @@ impl Endpoint {
     fn on_command(&mut self, command: SipCommand, now: Instant) {
         match command {
             SipCommand::Answer { call } => {
-                if let Some(c) = self.calls.get(&call) {
+                // A call we placed is answered by the far end, never by us.
+                if let Some(c) = self.calls.get(&call).filter(|c| !c.outbound) {
                     let answer = c.answer.clone();
                     let invited = c.invited;
                     if self.ua.answer(call, answer, now) {
@@ -263,6 +277,14 @@ impl Endpoint {
                 }
             }
             SipCommand::Hangup { call, status } => self.ua.hangup(call, status, now),
+            SipCommand::Provisional { call, early_media } => {
+                let body = early_media
+                    .then(|| self.calls.get(&call).map(|c| c.answer.clone()))
+                    .flatten();
+                let status = if body.is_some() { 183 } else { 180 };
+                self.ua.provisional(call, status, body, now);
+            }
+            SipCommand::Dial(request) => self.dial(*request, now),
             SipCommand::Finished { call } => {
                 if let Some(c) = self.calls.remove(&call) {
                     debug!(call_id = %c.sip_call_id, "call finished");
@@ -310,7 +332,7 @@ impl Endpoint {
                     let (sdp, media) = c.sdp.answer(&offer, &local).map_err(|e| e.to_string())?;
                     info!(call_id = %c.sip_call_id, direction = media.direction.as_str(), remote = %media.remote, "new offer answered");
                     c.codec = media.codec.codec;
-                    let _ = c.signals.send(SipSignal::Media(media_update(&media, c.local.ptime)));
+                    c.signal(call, SipSignal::Media(media_update(&media, c.local.ptime)));
                     Ok::<_, String>(sdp.to_bytes())
                 });
                 let answer = match answer {
@@ -328,10 +350,13 @@ impl Endpoint {
             UaEvent::Ended { call, reason } => {
                 if let Some(c) = self.calls.get(&call) {
                     info!(call_id = %c.sip_call_id, ?reason, "call ended");
-                    let _ = c.signals.send(SipSignal::Ended {
-                        status: hangup_status(&reason),
-                        unconfirmed: reason == EndReason::AckTimeout,
-                    });
+                    c.signal(
+                        call,
+                        SipSignal::Ended {
+                            status: hangup_status(&reason),
+                            unconfirmed: reason == EndReason::AckTimeout,
+                        },
+                    );
                 }
             }
             UaEvent::Dropped { source, reason } => debug!(%source, %reason, "message dropped"),
@@ -340,10 +365,48 @@ impl Endpoint {
                     warn!(call_id = %c.sip_call_id, status, "our offer was refused");
                 }
             }
-            UaEvent::Info { .. }
-            | UaEvent::Progress { .. }
-            | UaEvent::Answered { .. }
-            | UaEvent::OfferAnswered { .. } => {}
+            UaEvent::Trying { call } => {
+                if let Some(c) = self.calls.get(&call) {
+                    c.signal(call, SipSignal::Trying);
+                }
+            }
+            UaEvent::Progress { call, response } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    // Early media in a 183: its answer is taken now (the 200 repeats it).
+                    if !response.body.is_empty() {
+                        if let Err(why) = c.accept_answer(&response.body) {
+                            debug!(call_id = %c.sip_call_id, %why, "early media answer ignored");
+                        }
+                    }
+                    c.signal(
+                        call,
+                        SipSignal::Progress {
+                            status: response.status,
+                        },
+                    );
+                }
+            }
+            UaEvent::Answered { call, response } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    let sdp = if response.body.is_empty() {
+                        // No SDP in the 200: the answer came in an earlier 183, or never.
+                        Err("the 200 OK has no SDP answer".to_owned())
+                    } else {
+                        c.accept_answer(&response.body)
+                    };
+                    match sdp.map(|m| media_update(&m, c.local.ptime)) {
+                        Ok(update) => {
+                            info!(call_id = %c.sip_call_id, remote = %update.remote, codec = ?update.codec, "outbound call answered");
+                            c.signal(call, SipSignal::Answered(update));
+                        }
+                        Err(why) => {
+                            warn!(call_id = %c.sip_call_id, %why, "outbound call answered without usable media");
+                            c.signal(call, SipSignal::MediaFailed(why));
+                        }
+                    }
+                }
+            }
+            UaEvent::Info { .. } | UaEvent::OfferAnswered { .. } => {}
         }
     }
 
@@ -374,13 +437,11 @@ impl Endpoint {
             Ok(media) => {
                 info!(call_id = %c.sip_call_id, remote = %media.remote, codec = media.codec.codec.encoding(), "late offer answered in the ACK");
                 c.codec = media.codec.codec;
-                let _ = c
-                    .signals
-                    .send(SipSignal::Media(media_update(&media, c.local.ptime)));
+                c.signal(call, SipSignal::Media(media_update(&media, c.local.ptime)));
             }
             Err(why) => {
                 warn!(call_id = %c.sip_call_id, %why, "late offer not answered");
-                let _ = c.signals.send(SipSignal::MediaFailed(why));
+                c.signal(call, SipSignal::MediaFailed(why));
             }
         }
     }
@@ -507,7 +568,7 @@ impl Endpoint {
         info!(codec = codec.encoding(), payload_type, %remote, local_port = local.port, rule = %rule.name, "call accepted");
         self.ua.ring(call, now);
 
-        let start_ms = crate::call::storage::now_ms();
+        let start_ms = sma_media::storage::now_ms();
         let transaction_id = uuid::Uuid::new_v4().to_string();
         let leg = Participant {
             call_id: uuid::Uuid::new_v4().to_string(),
@@ -540,9 +601,10 @@ impl Endpoint {
                 answer: answer.to_bytes(),
                 late_offer,
                 codec,
-                signals: signals_tx,
+                signals: signals_tx.clone(),
                 sip_call_id: invite.call_id.clone(),
                 invited: now,
+                outbound: false,
             },
         );
         actor::spawn(
@@ -565,21 +627,118 @@ impl Endpoint {
                     .cloned()
                     .collect(),
                 media: LegMedia {
-                    codec: audio_codec(codec),
-                    payload_type,
-                    telephone_event,
-                    ptime,
-                    remote,
-                    rtcp_mux,
+                    negotiated: MediaUpdate {
+                        codec: audio_codec(codec),
+                        payload_type,
+                        telephone_event,
+                        ptime,
+                        remote,
+                        rtcp_mux,
+                        send,
+                    },
                     sockets,
-                    send,
                 },
                 commands: self.commands_tx.clone(),
                 signals,
+                signals_tx,
                 sip_call_id: invite.call_id.clone(),
                 call,
             },
         );
+    }
+
+    /// Places an outbound leg: a port pair for its media, our offer, the INVITE. The actor
+    /// hears `Dialed` with the sockets (or why not), then the leg's progress.
+    fn dial(&mut self, request: DialRequest, now: Instant) {
+        let DialRequest {
+            token,
+            target,
+            destination,
+            transport,
+            from,
+            to,
+            headers,
+            credentials,
+            signals,
+        } = request;
+        let refuse = |why: String| {
+            let _ = signals.send((
+                CallHandle(0),
+                SipSignal::Dialed {
+                    token,
+                    result: Err(why),
+                },
+            ));
+        };
+        if self.admission.max_concurrent_calls > 0
+            && self.calls.len() >= self.admission.max_concurrent_calls
+        {
+            return refuse("the node is at its concurrent call limit".into());
+        }
+        let Some(local_sip) = self
+            .transports
+            .local_address(transport, destination.is_ipv4())
+        else {
+            return refuse(format!("no {transport} listener to send from"));
+        };
+        let ip = self.media.address.unwrap_or(local_sip.ip());
+        let sockets = match self.ports.bind(ip) {
+            Ok(s) => s,
+            Err(e) => return refuse(format!("no free media port: {e}")),
+        };
+        let local = LocalMedia {
+            address: ip,
+            port: sockets.rtp_port(),
+            codecs: self.media.codecs.clone(),
+            telephone_event: true,
+            ptime: self.media.ptime,
+            direction: Direction::SendRecv,
+        };
+        self.session_ids += 1;
+        let mut sdp = SdpSession::new(self.session_ids);
+        let offer = sdp.offer(&local).to_bytes();
+        let call = self.ua.invite(
+            OutgoingCall {
+                target: target.clone(),
+                from,
+                to,
+                destination,
+                transport,
+                local: local_sip,
+                body: offer.clone(),
+                headers,
+                credentials,
+            },
+            now,
+        );
+        let sip_call_id = self
+            .ua
+            .dialog(call)
+            .map(|d| d.call_id.clone())
+            .unwrap_or_default();
+        info!(%sip_call_id, %target, %destination, %transport, "placing an outbound call");
+        let codec = self.media.codecs.first().copied().unwrap_or(Codec::Pcmu);
+        self.calls.insert(
+            call,
+            ActiveCall {
+                local,
+                sdp,
+                answer: offer,
+                late_offer: false,
+                codec,
+                signals: signals.clone(),
+                sip_call_id,
+                invited: now,
+                outbound: true,
+            },
+        );
+        let _ = signals.send((
+            call,
+            SipSignal::Dialed {
+                token,
+                result: Ok(sockets),
+            },
+        ));
     }
 
     /// A voice connector's termination checks (source, transport, region, credentials, rate).

@@ -1,6 +1,4 @@
-//! SIP in the runtime: transports and the endpoint task around the sans-IO core.
+//! SIP in the runtime: the endpoint task around the sans-IO core (transports are `sma-net`'s).
 
 pub mod auth_guard;
 pub mod endpoint;
-pub mod tls;
-pub mod transport;

@@ -100,6 +100,10 @@ pub enum UaEvent {
         source: SocketAddr,
         transport: Transport,
     },
+    /// Our INVITE reached the far end: its 100 Trying (reported once per call).
+    Trying {
+        call: CallHandle,
+    },
     /// A provisional response to our INVITE.
     Progress {
         call: CallHandle,
@@ -210,6 +214,8 @@ struct Call {
     ack: Option<Transmit>,
     /// UAS: the application hung up before the ACK arrived.
     bye_after_ack: bool,
+    /// UAC: a 100 Trying was reported.
+    tried: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -628,6 +634,7 @@ impl UserAgent {
                 pending_offer: None,
                 ack: None,
                 bye_after_ack: false,
+                tried: false,
             },
         );
         self.events.push_back(UaEvent::IncomingCall {
@@ -1202,6 +1209,7 @@ impl UserAgent {
                 pending_offer: None,
                 ack: None,
                 bye_after_ack: false,
+                tried: false,
             },
         );
         call
@@ -1239,6 +1247,9 @@ impl UserAgent {
             }
             if status > 100 {
                 self.events.push_back(UaEvent::Progress { call, response });
+            } else if !c.tried {
+                c.tried = true;
+                self.events.push_back(UaEvent::Trying { call });
             }
             return;
         }

@@ -6,7 +6,6 @@
 //! requests to the same peer reuse the connection it opened; a connection idle for the
 //! configured time is closed.
 
-use crate::config::ListenSpec;
 use sma_sip::message::{FramingError, ParseLimits, StreamFramer};
 use sma_sip::transaction::Transmit;
 use sma_sip::Transport;
@@ -20,6 +19,50 @@ use tokio::sync::mpsc;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
+
+/// A listener that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad listener `{spec}`: {why} (expected <udp|tcp|tls>:<address>:<port>, e.g. udp:127.0.0.1:5060 or tcp:[::1]:5060)")]
+pub struct ListenSpecError {
+    pub spec: String,
+    pub why: String,
+}
+
+/// One `<transport>:<address>:<port>` listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenSpec {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+impl std::str::FromStr for ListenSpec {
+    type Err = ListenSpecError;
+
+    fn from_str(spec: &str) -> Result<ListenSpec, ListenSpecError> {
+        let bad = |why: &str| ListenSpecError {
+            spec: spec.to_owned(),
+            why: why.to_owned(),
+        };
+        let (transport, addr) = spec.split_once(':').ok_or_else(|| bad("no transport"))?;
+        let transport = Transport::from_token(transport)
+            .ok_or_else(|| bad("transport must be udp, tcp or tls"))?;
+        let addr = addr
+            .parse()
+            .map_err(|_| bad("address is not <ip>:<port>"))?;
+        Ok(ListenSpec { transport, addr })
+    }
+}
+
+impl std::fmt::Display for ListenSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}",
+            self.transport.as_str().to_ascii_lowercase(),
+            self.addr
+        )
+    }
+}
 
 /// Something that arrived for the endpoint.
 #[derive(Debug)]
@@ -62,6 +105,8 @@ pub struct Transports {
     idle: Duration,
     /// Advertised address for outbound TCP connections, by family.
     tcp_local: Vec<SocketAddr>,
+    /// Advertised addresses of the TLS listeners.
+    tls_local: Vec<SocketAddr>,
     /// Opens outbound TLS connections (a caller's side); servers only accept them.
     tls_client: Option<(TlsConnector, ServerName<'static>)>,
 }
@@ -105,6 +150,7 @@ impl Transports {
             limits,
             idle,
             tcp_local: Vec::new(),
+            tls_local: Vec::new(),
             tls_client: None,
         };
         let mut bound = Vec::new();
@@ -139,6 +185,8 @@ impl Transports {
                     let adv = advertise(local, advertised);
                     if spec.transport == Transport::Tcp {
                         transports.tcp_local.push(adv);
+                    } else {
+                        transports.tls_local.push(adv);
                     }
                     tokio::spawn(accept_loop(
                         listener,
@@ -156,6 +204,23 @@ impl Transports {
             }
         }
         Ok((transports, bound))
+    }
+
+    /// The address this node sends `transport` from towards an IPv4 (or IPv6) peer: what
+    /// goes in the Via and Contact of a request it originates. `None` when it has no listener
+    /// of that transport.
+    pub fn local_address(&self, transport: Transport, ipv4: bool) -> Option<SocketAddr> {
+        let pick = |list: &[SocketAddr]| {
+            list.iter()
+                .copied()
+                .find(|a| a.is_ipv4() == ipv4)
+                .or_else(|| list.first().copied())
+        };
+        match transport {
+            Transport::Udp => pick(&self.udp.iter().map(|(a, _)| *a).collect::<Vec<_>>()),
+            Transport::Tcp => pick(&self.tcp_local),
+            Transport::Tls => pick(&self.tls_local),
+        }
     }
 
     /// Lets `send` open TLS connections, verifying the peer as `name`.

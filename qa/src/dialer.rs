@@ -2,8 +2,8 @@
 //! (one call, or thousands in load mode). Calls ask it to dial and hang up; it tells each
 //! call about its responses and its end. The same shape as the server's endpoint task.
 
-use crate::config::ListenSpec;
-use crate::sip::transport::{Inbound, Transports};
+use sma_net::transport::ListenSpec;
+use sma_net::transport::{Inbound, Transports};
 use sma_sip::auth::Credentials;
 use sma_sip::message::{reason_phrase, Headers, NameAddr, ParseLimits, Uri};
 use sma_sip::ua::{CallHandle, EndReason, OutgoingCall, UaConfig, UaEvent, UserAgent};
@@ -57,7 +57,7 @@ pub enum DialerError {
     #[error("cannot find a local address toward {0}: {1}")]
     Route(SocketAddr, std::io::Error),
     #[error("{0}")]
-    Transport(#[from] crate::sip::transport::TransportError),
+    Transport(#[from] sma_net::transport::TransportError),
     #[error("TLS needs --ca-file: the server's certificate or the CA that signed it")]
     NoTrust,
 }
@@ -201,7 +201,7 @@ async fn run(
                     Request::Hangup(call) => ua.hangup(call, 487, now),
                 }
             }
-            _ = crate::time::sleep_until(deadline) => ua.handle_timeout(Instant::now()),
+            _ = sma_net::time::sleep_until(deadline) => ua.handle_timeout(Instant::now()),
         }
         while let Some(t) = ua.poll_transmit() {
             transports.send(t);

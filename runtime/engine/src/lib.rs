@@ -18,7 +18,12 @@
 //!   timeout, then 480 and `HANGUP` (B.3);
 //! - a failed invocation is retried (same `Sequence`, B.14) and then every leg is released
 //!   with 480 without invoking again;
-//! - at most `max_invocations` per transaction, then every leg is hung up.
+//! - at most `max_invocations` per transaction, then every leg is hung up;
+//! - `CallAndBridge` adds LEG-B when it answers (§3.1) and reports at once; while it rings the
+//!   unanswered timeout of LEG-A waits (the bridge has its own); either leg's end is its own
+//!   `HANGUP` and the other leg stays;
+//! - an API-created call (§1.4) starts with `NEW_OUTBOUND_CALL` (actions ignored, attributes
+//!   kept), then `RINGING`, then `CALL_ANSWERED` or `HANGUP`.
 
 use serde_json::{Map, Value};
 use sma_actions::{
@@ -28,6 +33,10 @@ use sma_actions::{
     SCHEMA_VERSION,
 };
 use std::collections::VecDeque;
+
+/// `ActionData.Type` of a `NEW_OUTBOUND_CALL` that carries the API's `ArgumentsMap` (handlers
+/// read only `ActionData.Parameters.Arguments`; the type is this runtime's choice).
+pub const OUTBOUND_CALL_REQUEST: &str = "CallCreateRequest";
 use std::time::{Duration, Instant};
 
 /// Policies of the execution model.
@@ -109,16 +118,11 @@ pub struct EchoedParameters {
 
 impl EchoedParameters {
     /// The parameters of `action`, running on `leg`.
-    fn new(action: &Action, received: Parameters, leg: &str) -> Self {
+    fn new(received: Parameters, leg: &str) -> Self {
         let sent = received.get("CallId");
         match sent.as_ref().and_then(Value::as_str) {
             Some(id) if !id.trim().is_empty() => Self {
                 call_id: Some(id.to_owned()),
-                received,
-                added: false,
-            },
-            _ if matches!(action, Action::CallAndBridge(_)) => Self {
-                call_id: None,
                 received,
                 added: false,
             },
@@ -267,6 +271,8 @@ pub struct CallEngine {
     closed: bool,
     finished: bool,
     hangup_requested: bool,
+    /// The `CallAndBridge` dialing now: LEG-A's unanswered timeout waits for it.
+    bridging: Option<u64>,
 }
 
 impl CallEngine {
@@ -300,6 +306,7 @@ impl CallEngine {
             closed: false,
             finished: false,
             hangup_requested: false,
+            bridging: None,
         };
         engine.events.push_back(PendingEvent {
             kind: EventType::NewInboundCall,
@@ -311,12 +318,145 @@ impl CallEngine {
         engine
     }
 
+    /// A transaction for a call placed with `CreateSipMediaApplicationCall` (§1.4): `details`
+    /// has LEG-A, outbound, with no status yet. Queues `NEW_OUTBOUND_CALL`, carrying the API's
+    /// `ArgumentsMap` at `ActionData.Parameters.Arguments` when there is one. The far end's
+    /// answer is not timed here: the shell dials with its own timeout and reports the end.
+    pub fn outbound(
+        config: EngineConfig,
+        details: CallDetails,
+        arguments: Option<Map<String, Value>>,
+    ) -> CallEngine {
+        let leg = details
+            .participants
+            .first()
+            .map(|p| p.call_id.clone())
+            .unwrap_or_default();
+        let count = details.participants.len();
+        let mut engine = CallEngine {
+            config,
+            details,
+            answered: vec![false; count],
+            sequence: 0,
+            invocations: 0,
+            queue: VecDeque::new(),
+            list: 0,
+            list_leg: leg.clone(),
+            running: None,
+            invoking: None,
+            retry_at: None,
+            events: VecDeque::new(),
+            outputs: VecDeque::new(),
+            consecutive_invalid: 0,
+            unanswered_deadline: None,
+            next_id: 1,
+            closed: false,
+            finished: false,
+            hangup_requested: false,
+            bridging: None,
+        };
+        let data = arguments.map(|arguments| {
+            let mut parameters = Map::new();
+            parameters.insert("Arguments".into(), Value::Object(arguments));
+            ActionData::new(OUTBOUND_CALL_REQUEST, parameters)
+        });
+        engine.events.push_back(PendingEvent {
+            kind: EventType::NewOutboundCall,
+            data,
+            error: None,
+            leg,
+        });
+        engine.advance();
+        engine
+    }
+
+    /// The API-created leg `call_id` is ringing: `RINGING` (its response is ignored, §1.7).
+    pub fn on_ringing(&mut self, call_id: &str) {
+        if self.leg_index(call_id).is_none() {
+            return;
+        }
+        self.events.push_back(PendingEvent {
+            kind: EventType::Ringing,
+            data: None,
+            error: None,
+            leg: call_id.to_owned(),
+        });
+        self.advance();
+    }
+
+    /// The API-created leg `call_id` answered: it is `Connected`, and `CALL_ANSWERED` asks the
+    /// handler for its first actions.
+    pub fn on_outbound_answered(&mut self, call_id: &str) {
+        let Some(i) = self.leg_index(call_id) else {
+            return;
+        };
+        self.answered[i] = true;
+        self.details.participants[i].status = Some(Status::Connected);
+        self.events.push_back(PendingEvent {
+            kind: EventType::CallAnswered,
+            data: None,
+            error: None,
+            leg: call_id.to_owned(),
+        });
+        self.advance();
+    }
+
+    /// The `CallAndBridge` `id` was answered: `leg_b` (LEG-B, outbound) joins the
+    /// participants as `Connected`, LEG-A is answered too, and the action succeeds at once.
+    /// An earlier LEG-B that has left is replaced, so each tag names one participant (a
+    /// handler finds "the" LEG-B by its tag).
+    pub fn on_bridged(&mut self, id: u64, mut leg_b: Participant) {
+        if self.running.as_ref().is_none_or(|r| r.id != id) {
+            return;
+        }
+        self.bridging = None;
+        leg_b.status = Some(Status::Connected);
+        while let Some(i) = self.details.participants.iter().position(|p| {
+            p.participant_tag == leg_b.participant_tag && p.status == Some(Status::Disconnected)
+        }) {
+            self.details.participants.remove(i);
+            self.answered.remove(i);
+        }
+        self.details.participants.push(leg_b);
+        self.answered.push(true);
+        let leg_a = self
+            .running
+            .as_ref()
+            .and_then(|r| r.parameters.call_id())
+            .map(str::to_owned);
+        if let Some(a) = leg_a {
+            self.on_leg_answered(&a);
+        }
+        self.on_action_done(id, Outcome::Succeeded(ActionResult::default()));
+    }
+
+    /// The `CallAndBridge` `id` got no answer (busy, no answer in time, refused, no route, no
+    /// usable media): `ACTION_FAILED` with `error_type`. An unanswered LEG-A gets its full
+    /// unanswered timeout again from `now`, for the handler's next move.
+    pub fn on_bridge_failed(&mut self, id: u64, error_type: &str, message: &str, now: Instant) {
+        if self.running.as_ref().is_none_or(|r| r.id != id) {
+            return;
+        }
+        self.bridging = None;
+        if self.leg_index_unanswered().is_some() {
+            self.unanswered_deadline = Some(now + self.config.unanswered_timeout);
+        }
+        self.on_action_done(
+            id,
+            Outcome::Failed {
+                error_type: error_type.to_owned(),
+                message: message.to_owned(),
+            },
+        );
+    }
+
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.retry_at, self.unanswered_deadline) {
+        let unanswered = self.unanswered_deadline.filter(|_| self.bridging.is_none());
+        match (self.retry_at, unanswered) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -352,7 +492,7 @@ impl CallEngine {
                 self.outputs.push_back(Output::Invoke(Box::new(event)));
             }
         }
-        if self.unanswered_deadline.is_some_and(|at| at <= now) {
+        if self.bridging.is_none() && self.unanswered_deadline.is_some_and(|at| at <= now) {
             self.unanswered_deadline = None;
             if let Some(i) = self.leg_index_unanswered() {
                 let call_id = self.details.participants[i].call_id.clone();
@@ -542,7 +682,11 @@ impl CallEngine {
         let Some(invocation) = self.invoking.as_mut() else {
             return;
         };
-        let first = invocation.event.kind == EventType::NewInboundCall;
+        // The first event went through failover already (the shell's chain).
+        let first = matches!(
+            invocation.event.kind,
+            EventType::NewInboundCall | EventType::NewOutboundCall
+        );
         if !first && retryable && invocation.attempts <= self.config.retries {
             invocation.attempts += 1;
             self.retry_at = Some(now + self.config.retry_delay);
@@ -695,6 +839,7 @@ impl CallEngine {
             .is_some_and(|r| r.parameters.call_id() == Some(call_id))
         {
             self.running = None;
+            self.bridging = None;
         }
         if self.connected_legs() == 0 {
             self.queue.clear();
@@ -807,7 +952,7 @@ impl CallEngine {
             );
         };
         // Echo the resolved leg (§2.5): the parameters as received plus CallId.
-        let parameters = EchoedParameters::new(&action, parameters, &leg);
+        let parameters = EchoedParameters::new(parameters, &leg);
         if let Some(why) = unsupported(&action) {
             // Refused here, not by a shell, so `sma serve` and `sma simulate` refuse alike.
             let leg = parameters.call_id().unwrap_or(&self.list_leg).to_owned();
@@ -817,6 +962,21 @@ impl CallEngine {
                 why,
                 leg,
             );
+        }
+        if matches!(action, Action::CallAndBridge(_)) {
+            let bridged = self.details.participants.iter().any(|p| {
+                p.participant_tag == ParticipantTag::LegB && p.status != Some(Status::Disconnected)
+            });
+            if bridged {
+                let leg = parameters.call_id().unwrap_or(&self.list_leg).to_owned();
+                return self.refuse(
+                    ActionData::new(name, parameters.to_map()),
+                    "InvalidActionParameter",
+                    "The call is already bridged: hang up LEG-B before bridging again.".into(),
+                    leg,
+                );
+            }
+            self.bridging = Some(id);
         }
         let reports = match &self.config.reporting {
             Some(names) => names.iter().any(|n| n == name),
@@ -896,8 +1056,7 @@ impl CallEngine {
 /// contract's `SystemException`, as the hosted service fails an action it cannot run.
 fn unsupported(action: &Action) -> Option<String> {
     match action {
-        Action::CallAndBridge(_)
-        | Action::JoinChimeMeeting(_)
+        Action::JoinChimeMeeting(_)
         | Action::ModifyChimeMeetingAttendees(_)
         | Action::StartBotConversation(_) => Some(format!(
             "System error while running action: {} is not supported by this runtime yet.",
@@ -908,5 +1067,4 @@ fn unsupported(action: &Action) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "engine_tests.rs"]
 mod tests;

@@ -161,7 +161,7 @@ fn tls_for(
             "TLS needs --ca-file: the server's certificate or the CA that signed it".into(),
         );
     };
-    let connector = crate::sip::tls::connector(ca_file).map_err(|e| e.to_string())?;
+    let connector = sma_net::tls::connector(ca_file).map_err(|e| e.to_string())?;
     // The host part of `host:port` (or `[v6]:port`) is the name the certificate must carry.
     let host = match target.rsplit_once(':') {
         Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),

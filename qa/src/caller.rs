@@ -193,7 +193,7 @@ pub async fn place_call(
             msg = rx.recv() => msg,
             Some(signal) = signals.recv() => Some(Msg::Signal(signal)),
             Some(event) = leg_events => Some(Msg::Leg(event)),
-            _ = crate::time::sleep_until(deadline) => {
+            _ = sma_net::time::sleep_until(deadline) => {
                 run.handle_timeout(Instant::now());
                 None
             }
@@ -214,7 +214,7 @@ pub async fn place_call(
                         });
                     match negotiated {
                         Ok(m) => {
-                            let codec = crate::sip::endpoint::audio_codec(m.codec.codec);
+                            let codec = sma_net::audio_codec(m.codec.codec);
                             codec_name = Some(format!(
                                 "{}/{}",
                                 m.codec.codec.encoding(),
@@ -425,7 +425,7 @@ fn start_media(
     let counters = Arc::new(SendCounters::default());
     let ssrc = random_u32();
     let mut sender = RtpSender::new(ssrc, random_u32() as u16, random_u32());
-    sender.shared = Some(counters.clone());
+    sender.share(counters.clone());
     let stream = shared.pacer.add(
         sockets.rtp.clone(),
         m.remote,
@@ -446,6 +446,7 @@ fn start_media(
         rtcp_interval: Duration::from_secs(5),
         // Digits from a far end without telephone-events come in-band.
         inband_dtmf: m.telephone_event.is_none(),
+        control: Default::default(),
         ssrc,
         sent: Some(counters),
     };

@@ -1,7 +1,6 @@
 //! TLS for `tls:` listeners: a certificate and key from PEM files, or a self-signed
 //! certificate generated at start-up for development.
 
-use crate::config::TlsSection;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
@@ -20,8 +19,15 @@ pub enum TlsError {
     Config(String),
 }
 
+/// A certificate chain and its private key, as PEM files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub certificate: std::path::PathBuf,
+    pub private_key: std::path::PathBuf,
+}
+
 /// The acceptor, and for a generated certificate its PEM (so tests and clients can trust it).
-pub fn acceptor(section: Option<&TlsSection>) -> Result<(TlsAcceptor, Option<String>), TlsError> {
+pub fn acceptor(section: Option<&TlsFiles>) -> Result<(TlsAcceptor, Option<String>), TlsError> {
     let (certs, key, generated) = match section {
         Some(s) => {
             let path = s.certificate.display().to_string();

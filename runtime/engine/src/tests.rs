@@ -163,7 +163,7 @@ fn the_echo_is_the_parameters_as_sent_plus_the_leg_they_did_not_name() {
     // The handler's own CallId and a key the runtime does not know are echoed as sent.
     let speak = json!({"Type": "Speak", "Parameters": {
         "CallId": LEG, "Text": "x", "X-Note": [1, {"a": null}]}});
-    // CallAndBridge names no leg and gets none added (it is refused here, see below).
+    // CallAndBridge names no leg: its echo gets LEG-A's, as the contract's success example.
     let bridge = json!({"Type": "CallAndBridge", "Parameters": {
         "CallTimeoutSeconds": 30, "CallerIdNumber": "+18005550122",
         "Endpoints": [{"BridgeEndpointType": "PSTN", "Uri": "+12065550100"}]}});
@@ -173,11 +173,15 @@ fn the_echo_is_the_parameters_as_sent_plus_the_leg_they_did_not_name() {
     assert_eq!(Value::Object(s.parameters.to_map()), speak["Parameters"]);
     assert_eq!(s.parameters.call_id(), Some(LEG));
     e.on_action_done(s.id, ok());
-    let event = refused(&mut e);
+    let b = started(&mut e);
+    e.on_bridge_failed(b.id, "CallNotAnswered", "Call not answered", Instant::now());
+    let event = invoked(&mut e);
     assert_eq!(event.invocation_event_type, EventType::ActionFailed);
     let data = event.action_data.expect("action data");
     assert_eq!(data.r#type, "CallAndBridge");
-    assert_eq!(Value::Object(data.parameters), bridge["Parameters"]);
+    let mut echoed = bridge["Parameters"].clone();
+    echoed["CallId"] = json!(LEG);
+    assert_eq!(Value::Object(data.parameters), echoed);
 }
 
 #[test]
@@ -205,8 +209,6 @@ fn a_blank_or_missing_call_id_runs_on_the_invoking_leg_and_the_echo_names_it() {
 #[test]
 fn actions_this_runtime_cannot_execute_fail_in_the_engine_for_every_shell() {
     for action in [
-        json!({"Type": "CallAndBridge", "Parameters": {"CallerIdNumber": "+18005550122",
-            "Endpoints": [{"BridgeEndpointType": "PSTN", "Uri": "+12065550100"}]}}),
         json!({"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": "t"}}),
         json!({"Type": "ModifyChimeMeetingAttendees", "Parameters": {"Operation": "Mute",
             "MeetingId": "m", "AttendeeList": ["a"]}}),
@@ -683,4 +685,247 @@ fn the_reporting_set_is_configurable() {
         invoked(&mut e).invocation_event_type,
         EventType::ActionSuccessful
     );
+}
+
+const LEG_B: &str = "leg-b";
+
+fn bridge() -> Value {
+    json!({"Type": "CallAndBridge", "Parameters": {"CallerIdNumber": "+14255550199",
+        "CallTimeoutSeconds": 20,
+        "Endpoints": [{"BridgeEndpointType": "PSTN", "Uri": "+12065550177"}]}})
+}
+
+fn leg_b(call_id: &str) -> Participant {
+    Participant {
+        call_id: call_id.into(),
+        participant_tag: ParticipantTag::LegB,
+        to: "+12065550177".into(),
+        from: "+14255550199".into(),
+        direction: Direction::Outbound,
+        start_time_in_milliseconds: "2".into(),
+        status: None,
+        sip_headers: None,
+    }
+}
+
+/// NEW_INBOUND_CALL answered with a CallAndBridge: the bridge action running on LEG-A.
+fn bridging() -> (CallEngine, Instant, ActionCommand) {
+    let (mut e, t0) = engine();
+    invoked(&mut e);
+    e.on_response(read(respond(json!([bridge()]))));
+    let b = started(&mut e);
+    (e, t0, b)
+}
+
+fn status_of(event: &InvocationEvent, call_id: &str) -> Option<Status> {
+    event
+        .call_details
+        .participants
+        .iter()
+        .find(|p| p.call_id == call_id)
+        .and_then(|p| p.status)
+}
+
+#[test]
+fn call_and_bridge_runs_on_the_invoking_leg_and_reports_leg_b_when_answered() {
+    let (mut e, _, b) = bridging();
+    assert_eq!(b.action.name(), "CallAndBridge");
+    assert_eq!(b.call_id, LEG);
+    // The unanswered caller's 30 s do not run while the bridge dials.
+    assert_eq!(e.poll_timeout(), None);
+    e.on_bridged(b.id, leg_b(LEG_B));
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::ActionSuccessful);
+    let data = event.action_data.clone().expect("action data");
+    assert_eq!(data.r#type, "CallAndBridge");
+    // The echo names LEG-A, as the contract's success example does.
+    assert_eq!(data.parameter_str("CallId"), Some(LEG));
+    assert_eq!(event.call_details.participants.len(), 2);
+    assert_eq!(status_of(&event, LEG_B), Some(Status::Connected));
+    assert_eq!(
+        event.call_details.participants[1].participant_tag,
+        ParticipantTag::LegB
+    );
+    // LEG-A was answered with it: no unanswered timeout is left.
+    assert_eq!(e.poll_timeout(), None);
+}
+
+#[test]
+fn a_bridge_that_is_not_answered_fails_and_the_caller_gets_a_fresh_unanswered_timeout() {
+    let (mut e, t0, b) = bridging();
+    let later = t0 + Duration::from_secs(25);
+    e.on_bridge_failed(b.id, "CallNotAnswered", "Call not answered", later);
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::ActionFailed);
+    let data = event.action_data.clone().unwrap();
+    assert_eq!(data.error_type.as_deref(), Some("CallNotAnswered"));
+    assert_eq!(data.error_message.as_deref(), Some("Call not answered"));
+    assert_eq!(event.call_details.participants.len(), 1, "no LEG-B");
+    assert_eq!(e.poll_timeout(), Some(later + Duration::from_secs(30)));
+    // A late answer of the failed bridge changes nothing.
+    e.on_response(read(respond(json!([]))));
+    e.on_bridged(b.id, leg_b(LEG_B));
+    assert!(outputs(&mut e).is_empty());
+}
+
+#[test]
+fn either_leg_hanging_up_is_its_own_hangup_and_the_other_leg_stays() {
+    let (mut e, _, b) = bridging();
+    e.on_bridged(b.id, leg_b(LEG_B));
+    invoked(&mut e);
+    e.on_response(read(respond(json!([]))));
+    e.on_leg_ended(LEG_B, 0);
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::Hangup);
+    let data = event.action_data.clone().unwrap();
+    assert_eq!(data.parameter_str("CallId"), Some(LEG_B));
+    assert_eq!(data.parameter_str("ParticipantTag"), Some("LEG-B"));
+    assert_eq!(status_of(&event, LEG_B), Some(Status::Disconnected));
+    assert_eq!(status_of(&event, LEG), Some(Status::Connected));
+    // The answer to B's HANGUP runs on A, the leg that is left (§3.2).
+    e.on_response(read(respond(json!([speak("the other party left")]))));
+    let next = started(&mut e);
+    assert_eq!(next.call_id, LEG);
+}
+
+#[test]
+fn the_caller_leaving_a_bridged_call_leaves_leg_b_up_for_the_handler() {
+    let (mut e, _, b) = bridging();
+    e.on_bridged(b.id, leg_b(LEG_B));
+    invoked(&mut e);
+    e.on_response(read(respond(json!([]))));
+    e.on_leg_ended(LEG, 0);
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::Hangup);
+    assert!(outputs(&mut e).is_empty(), "B is not hung up by the engine");
+    e.on_response(read(respond(json!([
+        {"Type": "Hangup", "Parameters": {"ParticipantTag": "LEG-B", "SipResponseCode": "0"}}
+    ]))));
+    let hangup = started(&mut e);
+    assert_eq!(hangup.call_id, LEG_B);
+    e.on_action_done(hangup.id, Outcome::Silent);
+    e.on_leg_ended(LEG_B, 0);
+    assert_eq!(invoked(&mut e).invocation_event_type, EventType::Hangup);
+    e.on_response(read(respond(json!([speak("nobody hears this")]))));
+    assert_eq!(outputs(&mut e), vec![Output::Finished]);
+}
+
+#[test]
+fn the_caller_hanging_up_while_leg_b_rings_ends_the_bridge_without_a_report() {
+    let (mut e, _, b) = bridging();
+    e.on_leg_ended(LEG, 487);
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::Hangup);
+    e.on_response(read(respond(json!([]))));
+    assert_eq!(outputs(&mut e), vec![Output::Finished]);
+    // The bridge's late outcome is ignored.
+    e.on_bridge_failed(b.id, "CallNotAnswered", "Call not answered", Instant::now());
+    assert!(outputs(&mut e).is_empty());
+}
+
+#[test]
+fn bridging_again_needs_leg_b_gone_and_the_new_leg_b_replaces_the_old() {
+    let (mut e, t0, b) = bridging();
+    e.on_bridged(b.id, leg_b(LEG_B));
+    invoked(&mut e);
+    e.on_response(read(respond(json!([bridge()]))));
+    let event = refused(&mut e);
+    let data = event.action_data.unwrap();
+    assert_eq!(data.error_type.as_deref(), Some("InvalidActionParameter"));
+    e.on_response(read(respond(json!([]))));
+    e.on_leg_ended(LEG_B, 0);
+    invoked(&mut e);
+    e.on_response(read(respond(json!([bridge()]))));
+    let again = started(&mut e);
+    e.on_bridged(again.id, leg_b("leg-b-2"));
+    let event = invoked(&mut e);
+    let tags: Vec<(&str, ParticipantTag)> = event
+        .call_details
+        .participants
+        .iter()
+        .map(|p| (p.call_id.as_str(), p.participant_tag))
+        .collect();
+    assert_eq!(
+        tags,
+        vec![
+            (LEG, ParticipantTag::LegA),
+            ("leg-b-2", ParticipantTag::LegB)
+        ]
+    );
+    let _ = t0;
+}
+
+fn outbound_details() -> CallDetails {
+    let mut d = details();
+    d.sip_rule_id = None;
+    d.participants[0].direction = Direction::Outbound;
+    d.participants[0].status = None;
+    d
+}
+
+#[test]
+fn an_api_call_starts_with_new_outbound_call_then_ringing_then_call_answered() {
+    let mut args = Map::new();
+    args.insert("event_id".into(), json!("123456"));
+    let mut e = CallEngine::outbound(EngineConfig::default(), outbound_details(), Some(args));
+    let first = invoked(&mut e);
+    assert_eq!(first.invocation_event_type, EventType::NewOutboundCall);
+    assert_eq!(first.sequence, 1);
+    assert_eq!(first.call_details.participants[0].status, None);
+    assert_eq!(
+        first.action_data.as_ref().unwrap().parameters["Arguments"],
+        json!({"event_id": "123456"})
+    );
+    // Actions are ignored here; the attributes are kept.
+    e.on_response(read(
+        json!({"SchemaVersion": "1.0", "Actions": [speak("ignored")],
+        "TransactionAttributes": {"event_id": "123456"}}),
+    ));
+    assert!(outputs(&mut e).is_empty());
+    assert_eq!(
+        e.poll_timeout(),
+        None,
+        "no unanswered timer: the dialer times it"
+    );
+    e.on_ringing(LEG);
+    let ringing = invoked(&mut e);
+    assert_eq!(ringing.invocation_event_type, EventType::Ringing);
+    assert!(ringing.action_data.is_none());
+    e.on_response(read(respond(json!([speak("ignored too")]))));
+    assert!(outputs(&mut e).is_empty());
+    e.on_outbound_answered(LEG);
+    let answered = invoked(&mut e);
+    assert_eq!(answered.invocation_event_type, EventType::CallAnswered);
+    assert_eq!(status_of(&answered, LEG), Some(Status::Connected));
+    assert_eq!(
+        answered
+            .call_details
+            .transaction_attributes
+            .as_ref()
+            .and_then(|a| a.get("event_id"))
+            .map(String::as_str),
+        Some("123456")
+    );
+    e.on_response(read(respond(json!([speak("press 1 to confirm")]))));
+    assert_eq!(started(&mut e).call_id, LEG);
+}
+
+#[test]
+fn an_api_call_nobody_answers_ends_with_hangup_and_its_status() {
+    let mut e = CallEngine::outbound(EngineConfig::default(), outbound_details(), None);
+    let first = invoked(&mut e);
+    assert!(
+        first.action_data.is_none(),
+        "no ArgumentsMap, no ActionData"
+    );
+    e.on_response(read(respond(json!([]))));
+    e.on_leg_ended(LEG, 486);
+    let event = invoked(&mut e);
+    assert_eq!(event.invocation_event_type, EventType::Hangup);
+    assert_eq!(
+        event.action_data.unwrap().parameters["SipResponseCode"],
+        json!(486)
+    );
+    e.on_response(read(respond(json!([]))));
+    assert_eq!(outputs(&mut e), vec![Output::Finished]);
 }

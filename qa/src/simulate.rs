@@ -7,9 +7,7 @@
 //! events and actions and checks the scenario's expectations, so handler authors in any
 //! language get unit tests of their call flow.
 
-use crate::call::engine::{ActionResult, CallEngine, EngineConfig, Outcome, Output};
-use crate::call::storage::Buckets;
-use crate::qa::scenario::ScenarioError;
+use crate::scenario::ScenarioError;
 use clap::Args;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -17,7 +15,9 @@ use sma_actions::{
     Action, AudioSource, CallDetails, Direction, Participant, ParticipantTag, RecordingDestination,
     Status,
 };
+use sma_engine::{ActionResult, CallEngine, EngineConfig, Outcome, Output};
 use sma_handler::FailoverChain;
+use sma_media::storage::Buckets;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -67,6 +67,11 @@ pub enum ScriptItem {
     Fail(Failure),
     /// The caller hangs up during the next action.
     Hangup,
+    /// The next `CallAndBridge` is not answered (`CallNotAnswered`); without this item a
+    /// bridge is answered at once.
+    NotAnswered,
+    /// The bridged party (LEG-B) hangs up during the next action.
+    LegBHangsUp,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -146,7 +151,7 @@ impl Simulation {
         let file = path.display().to_string();
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let doc: Document = serde_path_to_error::deserialize(de)
-            .map_err(|e| crate::qa::scenario::yaml_error(e, &file))?;
+            .map_err(|e| crate::scenario::yaml_error(e, &file))?;
         Ok(Simulation {
             name: doc.name.unwrap_or_else(|| {
                 path.file_stem()
@@ -183,6 +188,42 @@ pub struct SimulationResult {
 }
 
 const LEG: &str = "simulated-leg-a";
+const LEG_B: &str = "simulated-leg-b";
+
+/// The party a `CallAndBridge` reaches, as LEG-B.
+fn bridged_party(action: &Action, call_id: String) -> Participant {
+    let (to, from) = match action {
+        Action::CallAndBridge(b) => (
+            b.endpoints
+                .first()
+                .map(|e| e.uri.clone())
+                .unwrap_or_default(),
+            b.caller_id_number.clone(),
+        ),
+        _ => (String::new(), String::new()),
+    };
+    Participant {
+        call_id,
+        participant_tag: ParticipantTag::LegB,
+        to,
+        from,
+        direction: Direction::Outbound,
+        start_time_in_milliseconds: sma_media::storage::now_ms().to_string(),
+        status: Some(Status::Connected),
+        sip_headers: None,
+    }
+}
+
+/// The legs still connected.
+fn connected(engine: &CallEngine) -> Vec<String> {
+    engine
+        .details()
+        .participants
+        .iter()
+        .filter(|p| p.status != Some(Status::Disconnected))
+        .map(|p| p.call_id.clone())
+        .collect()
+}
 
 fn details(sim: &Simulation) -> CallDetails {
     let headers: sma_actions::SipHeaders = sim
@@ -204,7 +245,7 @@ fn details(sim: &Simulation) -> CallDetails {
             to: sim.call.to.clone(),
             from: sim.call.from.clone(),
             direction: Direction::Inbound,
-            start_time_in_milliseconds: crate::call::storage::now_ms().to_string(),
+            start_time_in_milliseconds: sma_media::storage::now_ms().to_string(),
             status: Some(Status::Connected),
             sip_headers: (!headers.is_empty()).then_some(headers),
         }],
@@ -229,12 +270,14 @@ fn describe(item: &ScriptItem) -> String {
         },
         ScriptItem::Fail(f) => format!("fail with {}", f.error_type),
         ScriptItem::Hangup => "caller hangs up".into(),
+        ScriptItem::NotAnswered => "the bridged party does not answer".into(),
+        ScriptItem::LegBHangsUp => "the bridged party hangs up".into(),
     }
 }
 
 /// What `sma serve` would run the simulated call with: the execution model's policies, and
 /// the buckets audio sources are read from (when a `sma.toml` says where they are).
-pub struct Runtime {
+pub struct AsServed {
     pub engine: EngineConfig,
     pub buckets: Option<Buckets>,
 }
@@ -270,7 +313,7 @@ fn missing_audio(buckets: &Buckets, action: &Action) -> Option<String> {
 pub async fn simulate(
     sim: &Simulation,
     chain: &FailoverChain,
-    runtime: Runtime,
+    runtime: AsServed,
 ) -> SimulationResult {
     let config = runtime.engine;
     let mut now = Instant::now();
@@ -283,6 +326,7 @@ pub async fn simulate(
     let mut steps = 0u32;
     let mut failures = Vec::new();
     let mut caller_gave_up = false;
+    let mut bridges = 0u32;
     while !engine.is_finished() {
         steps += 1;
         if steps > 2_000 {
@@ -297,13 +341,20 @@ pub async fn simulate(
                     continue;
                 }
                 // Nothing left to do and the call is up (the handler answered `null`, or an
-                // empty list with nothing queued): a real caller hangs up, once.
+                // empty list with nothing queued): the parties still on it hang up, once.
                 None if !caller_gave_up => {
                     caller_gave_up = true;
-                    entries.push(Entry::Note(
-                        "the caller hangs up: nothing was left to do".into(),
-                    ));
-                    engine.on_leg_ended(LEG, 0);
+                    for leg in connected(&engine) {
+                        let who = if leg == LEG {
+                            "caller"
+                        } else {
+                            "bridged party"
+                        };
+                        entries.push(Entry::Note(format!(
+                            "the {who} hangs up: nothing was left to do"
+                        )));
+                        engine.on_leg_ended(&leg, 0);
+                    }
                     continue;
                 }
                 None => {
@@ -345,8 +396,53 @@ pub async fn simulate(
                 });
                 if let Action::Hangup(_) = command.action {
                     engine.on_action_done(command.id, Outcome::Silent);
-                    let status = if answered { 0 } else { 480 };
+                    let status = if answered || command.call_id != LEG {
+                        0
+                    } else {
+                        480
+                    };
                     engine.on_leg_ended(&command.call_id, status);
+                    continue;
+                }
+                if let Action::CallAndBridge(_) = command.action {
+                    // The bridged party answers at once unless the script says otherwise.
+                    let item = match script.peek() {
+                        Some((_, ScriptItem::NotAnswered | ScriptItem::Hangup)) => script.next(),
+                        _ => None,
+                    };
+                    match item {
+                        Some((i, ScriptItem::Hangup)) => {
+                            used[i] = true;
+                            entries.push(Entry::Script {
+                                index: i + 1,
+                                item: describe(&ScriptItem::Hangup),
+                            });
+                            engine.on_leg_ended(LEG, 487);
+                        }
+                        Some((i, item)) => {
+                            used[i] = true;
+                            entries.push(Entry::Script {
+                                index: i + 1,
+                                item: describe(item),
+                            });
+                            engine.on_bridge_failed(
+                                command.id,
+                                "CallNotAnswered",
+                                "Call not answered",
+                                now,
+                            );
+                        }
+                        None => {
+                            bridges += 1;
+                            let call_id = if bridges == 1 {
+                                LEG_B.to_owned()
+                            } else {
+                                format!("{LEG_B}-{bridges}")
+                            };
+                            answered = true;
+                            engine.on_bridged(command.id, bridged_party(&command.action, call_id));
+                        }
+                    }
                     continue;
                 }
                 if !answered {
@@ -368,8 +464,11 @@ pub async fn simulate(
                     continue;
                 }
                 // The next script item this action can take.
+                let leg_b_up = connected(&engine).iter().any(|l| l != LEG);
                 let takes = |item: &ScriptItem| match item {
                     ScriptItem::Fail(_) | ScriptItem::Hangup => true,
+                    ScriptItem::LegBHangsUp => leg_b_up,
+                    ScriptItem::NotAnswered => false,
                     ScriptItem::Digits(_) | ScriptItem::NoInput | ScriptItem::InvalidDigits => {
                         collects_digits(&command.action)
                     }
@@ -392,6 +491,14 @@ pub async fn simulate(
                                 engine.on_leg_ended(LEG, 0);
                                 continue;
                             }
+                            ScriptItem::LegBHangsUp => {
+                                if let Some(b) = connected(&engine).into_iter().find(|l| l != LEG) {
+                                    engine.on_leg_ended(&b, 0);
+                                }
+                                // The action on the other leg runs on.
+                                Outcome::Succeeded(ActionResult::default())
+                            }
+                            ScriptItem::NotAnswered => Outcome::Succeeded(ActionResult::default()),
                             ScriptItem::Fail(f) => Outcome::Failed {
                                 error_type: f.error_type.clone(),
                                 message: f
@@ -598,7 +705,9 @@ fn to_json(result: &SimulationResult) -> Value {
     json!({"passed": result.failures.is_empty(), "failures": result.failures, "timeline": timeline})
 }
 
-pub fn run(args: SimulateArgs) -> ExitCode {
+/// `sma simulate`; `as_served` reads a `sma.toml` given with `--config` (the server's
+/// configuration format, which this crate does not know).
+pub fn run(args: SimulateArgs, as_served: &dyn Fn(&Path) -> Result<AsServed, String>) -> ExitCode {
     let text = match std::fs::read_to_string(&args.scenario) {
         Ok(t) => t,
         Err(e) => {
@@ -640,18 +749,12 @@ pub fn run(args: SimulateArgs) -> ExitCode {
         }
     };
     let as_served = match &args.config {
-        None => Runtime {
+        None => AsServed {
             engine: EngineConfig::default(),
             buckets: None,
         },
-        Some(path) => match crate::config::File::load(path) {
-            Ok(file) => Runtime {
-                engine: file.calls.engine_config(),
-                buckets: Some(Buckets::new(
-                    file.storage.root.clone(),
-                    file.storage.buckets.clone(),
-                )),
-            },
+        Some(path) => match as_served(path) {
+            Ok(a) => a,
             Err(e) => {
                 eprintln!("sma simulate: {e}");
                 return ExitCode::from(2);

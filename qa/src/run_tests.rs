@@ -2,7 +2,7 @@
 //! relies on.
 
 use super::*;
-use crate::qa::scenario::Scenario;
+use crate::scenario::Scenario;
 use std::path::Path;
 
 fn scenario(steps: &str) -> Arc<Scenario> {
