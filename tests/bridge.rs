@@ -1,0 +1,452 @@
+//! Two-leg calls end to end: `CallAndBridge` to real SIP peers (baresip answering, SIPp busy
+//! or ringing), through a voice connector's origination routes and to this runtime's own
+//! rules, with audio and digits checked in both directions, failover between routes, and
+//! each leg's hang-up reported on its own.
+
+use serde_json::{json, Value};
+use sma_e2e::calls::{
+    actions, assert_ports_free, best_correlation, kind, prompt_signal, wav, Baresip,
+    ScriptedWebhook,
+};
+use sma_e2e::{require_program, root, sma, Serve};
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NUMBER: &str = "+12065550100";
+const CONNECTOR_ARN: &str = "arn:aws:chime:us-east-1:000000000000:vc/pbx";
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The number goes to `webhook`; the voice connector `pbx` originates to `routes`
+/// (`(port, priority)` on 127.0.0.1, UDP); `extra` is more TOML.
+fn config(
+    media: (u16, u16),
+    webhook: &str,
+    storage: &Path,
+    routes: &[(u16, u32)],
+    extra: &str,
+) -> String {
+    let routes: String = routes
+        .iter()
+        .map(|(port, priority)| {
+            format!(
+                "[[voice_connectors.origination.routes]]\nhost = \"127.0.0.1\"\nport = {port}\nprotocol = \"UDP\"\npriority = {priority}\nweight = 1\n"
+            )
+        })
+        .collect();
+    format!(
+        r#"[media]
+port_range = [{lo}, {hi}]
+[node]
+cdr_path = "{storage}/cdr.jsonl"
+[storage]
+root = "{storage}"
+[calls]
+route_response_timeout_ms = 600
+[[phone_numbers]]
+number = "{NUMBER}"
+[[applications]]
+id = "app"
+name = "app"
+endpoint = "{webhook}"
+[[sip_rules]]
+name = "number"
+trigger_type = "ToPhoneNumber"
+trigger_value = "{NUMBER}"
+targets = [{{ application = "app", priority = 1 }}]
+[[voice_connectors]]
+id = "pbx"
+name = "pbx"
+outbound_host_name = "pbx.vc.example"
+[voice_connectors.origination]
+{routes}
+{extra}
+"#,
+        lo = media.0,
+        hi = media.1,
+        storage = storage.display(),
+    )
+}
+
+/// A handler that bridges every new call to `endpoint` and, when either party leaves, hangs
+/// up the other (contract §7.6: the handler must).
+fn bridging(endpoint: Value, timeout: u32) -> ScriptedWebhook {
+    ScriptedWebhook::start(move |event| match kind(event) {
+        "NEW_INBOUND_CALL" => {
+            let caller = event["CallDetails"]["Participants"][0]["From"].clone();
+            actions(json!([{"Type": "CallAndBridge", "Parameters": {
+                "CallTimeoutSeconds": timeout, "CallerIdNumber": caller,
+                "Endpoints": [endpoint.clone()],
+                "SipHeaders": {"X-Ticket": "42"}}}]))
+        }
+        "HANGUP" => {
+            let left = &event["ActionData"]["Parameters"]["ParticipantTag"];
+            let other = if left == "LEG-A" { "LEG-B" } else { "LEG-A" };
+            let still_up = event["CallDetails"]["Participants"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["ParticipantTag"] == other && p["Status"] == "Connected");
+            if still_up {
+                actions(json!([{"Type": "Hangup", "Parameters": {"ParticipantTag": other}}]))
+            } else {
+                actions(json!([]))
+            }
+        }
+        "ACTION_FAILED" => actions(json!([
+            {"Type": "Speak", "Parameters": {"Text": "The call could not be connected."}},
+            {"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}}
+        ])),
+        _ => actions(json!([])),
+    })
+}
+
+fn connector_endpoint(user: &str) -> Value {
+    json!({"BridgeEndpointType": "AWS", "Arn": CONNECTOR_ARN, "Uri": user})
+}
+
+/// Starts `sma call` with `steps` (the caller, LEG-A).
+fn caller(serve: &Serve, dir: &Path, rtp: &str, steps: &str) -> Child {
+    let scenario = dir.join("caller.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: caller\ncall:\n  to: sip:{NUMBER}@{}\n  from: sip:+15555550123@127.0.0.1\nsteps:\n{steps}",
+            serve.addr("udp")
+        ),
+    )
+    .expect("scenario");
+    Command::new(sma())
+        .args(["call", "-s"])
+        .arg(&scenario)
+        .args(["--rtp-ports", rtp, "--no-record"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sma call")
+}
+
+fn finished(child: Child) -> (bool, String) {
+    let out = child.wait_with_output().expect("sma call output");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `(event type, action type, participant tag)` of each event.
+fn flow(events: &[Value]) -> Vec<(String, String, String)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                kind(e).to_owned(),
+                e["ActionData"]["Type"].as_str().unwrap_or("").to_owned(),
+                e["ActionData"]["Parameters"]["ParticipantTag"]
+                    .as_str()
+                    .or(e["ActionData"]["ErrorType"].as_str())
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn records(storage: &Path) -> Vec<Value> {
+    std::fs::read_to_string(storage.join("cdr.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// `signal` over and over for 30 s: baresip hangs up when its microphone file ends.
+fn looped(signal: &[i16]) -> Vec<i16> {
+    signal.iter().copied().cycle().take(8000 * 30).collect()
+}
+
+fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_bridged_call_carries_audio_and_digits_both_ways_and_each_leg_hangs_up_on_its_own() {
+    let media = (27000, 27099);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // B plays a distinctive signal; the caller plays another.
+    let b_signal = prompt_signal(8000, 2.0);
+    let a_signal: Vec<i16> = prompt_signal(8000, 3.0).into_iter().rev().collect();
+    std::fs::write(dir.path().join("b.wav"), wav(&b_signal, 8000)).expect("b.wav");
+    std::fs::write(dir.path().join("a.wav"), wav(&a_signal, 8000)).expect("a.wav");
+    let (phone, address) = Baresip::answering((27100, 27199), &looped(&b_signal));
+    let handler = bridging(connector_endpoint("+14255550199"), 20);
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[(address.port(), 1)], ""),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let child = caller(
+        &serve,
+        dir.path(),
+        "27200-27299",
+        "  - expect: answered\n  - expect_prompt: {file: b.wav, within: 8s}\n  - play: a.wav\n  - send_digits: {digits: \"58\", duration_ms: 120}\n  - wait: 1s\n  - hangup\n",
+    );
+    let (ok, out) = finished(child);
+    assert!(ok, "{out}\n{}\n{}", serve.log(), phone.log());
+    // B heard the caller's audio (relayed: both legs PCMU at 20 ms) and digits.
+    let heard = phone.received();
+    let score = best_correlation(&heard, &a_signal[..8000]);
+    assert!(
+        score > 0.6,
+        "B did not hear the caller: correlation {score:.2}"
+    );
+    let log = phone.log();
+    assert!(
+        log.contains("received event: '5'") && log.contains("received event: '8'"),
+        "B did not get the caller's RFC 4733 digits:\n{log}"
+    );
+    // The caller left first: its HANGUP, then the handler's Hangup of B, then B's HANGUP.
+    let events = handler.wait_for(4, Duration::from_secs(10));
+    let flow = flow(&events);
+    assert_eq!(
+        flow,
+        vec![
+            ("NEW_INBOUND_CALL".into(), "".into(), "".into()),
+            (
+                "ACTION_SUCCESSFUL".into(),
+                "CallAndBridge".into(),
+                "".into()
+            ),
+            ("HANGUP".into(), "Hangup".into(), "LEG-A".into()),
+            ("HANGUP".into(), "Hangup".into(), "LEG-B".into()),
+        ],
+        "{}",
+        serve.log()
+    );
+    let bridged = &events[1];
+    let participants = bridged["CallDetails"]["Participants"].as_array().unwrap();
+    assert_eq!(participants.len(), 2);
+    assert_eq!(participants[1]["ParticipantTag"], "LEG-B");
+    assert_eq!(participants[1]["Status"], "Connected");
+    assert_eq!(participants[1]["Direction"], "Outbound");
+    assert_eq!(participants[1]["To"], "+14255550199");
+    assert_eq!(
+        bridged["ActionData"]["Parameters"]["CallId"],
+        participants[0]["CallId"]
+    );
+    // One record per leg; B's says where it went.
+    wait_until("two call records", Duration::from_secs(5), || {
+        records(dir.path()).len() >= 2
+    });
+    let cdr = records(dir.path());
+    let b = cdr
+        .iter()
+        .find(|r| r["Direction"] == "Outbound")
+        .expect("B's record");
+    assert_eq!(b["Status"], "Completed");
+    assert!(
+        b["Route"]
+            .as_str()
+            .unwrap_or("")
+            .contains("voice connector pbx"),
+        "{b}"
+    );
+    drop(serve);
+    assert_ports_free(media);
+}
+
+#[test]
+fn a_dead_route_is_skipped_for_the_next_and_the_record_says_so() {
+    let media = (27300, 27399);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b_signal = prompt_signal(8000, 2.0);
+    std::fs::write(dir.path().join("b.wav"), wav(&b_signal, 8000)).expect("b.wav");
+    let (phone, address) = Baresip::answering((27400, 27499), &looped(&b_signal));
+    let dead = free_udp_port();
+    let handler = bridging(connector_endpoint("+14255550199"), 20);
+    let serve = Serve::start(
+        &config(
+            media,
+            &handler.url,
+            dir.path(),
+            &[(dead, 1), (address.port(), 2)],
+            "",
+        ),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let child = caller(
+        &serve,
+        dir.path(),
+        "27500-27599",
+        "  - expect: answered\n  - expect_prompt: {file: b.wav, within: 8s}\n  - hangup\n",
+    );
+    let (ok, out) = finished(child);
+    assert!(ok, "{out}\n{}\n{}", serve.log(), phone.log());
+    wait_until("B's record", Duration::from_secs(10), || {
+        records(dir.path())
+            .iter()
+            .any(|r| r["Direction"] == "Outbound")
+    });
+    let cdr = records(dir.path());
+    let b = cdr.iter().find(|r| r["Direction"] == "Outbound").unwrap();
+    let failures = b["Failures"].to_string();
+    assert!(
+        failures.contains(&format!("127.0.0.1:{dead}")) && failures.contains("no response"),
+        "{b}"
+    );
+    assert!(b["Route"]
+        .as_str()
+        .unwrap_or("")
+        .contains(&address.port().to_string()));
+}
+
+/// A SIPp far end on its own port, playing `scenario` (tests/sipp) once.
+fn sipp_far_end(scenario: &str) -> (Child, u16) {
+    let sipp = require_program("sipp", "sip-tester");
+    let port = free_udp_port();
+    let child = Command::new(sipp)
+        .arg("-sf")
+        .arg(root().join("tests/sipp").join(scenario))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
+        .args(["-mp", &free_udp_port().to_string()])
+        .args(["-timeout", "60", "-timeout_error", "-nostdin"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp");
+    // SIPp binds before it reads the scenario's first receive.
+    std::thread::sleep(Duration::from_millis(300));
+    (child, port)
+}
+
+#[test]
+fn busy_and_no_answer_fail_the_bridge_with_call_not_answered() {
+    for (scenario, timeout, expect_cancel) in
+        [("uas-busy.xml", 20, false), ("uas-ring.xml", 2, true)]
+    {
+        let media = (27600, 27699);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (sipp, port) = sipp_far_end(scenario);
+        // A busy far end ends the dialing: the second route is never tried.
+        let never = free_udp_port();
+        let handler = bridging(connector_endpoint("5550"), timeout);
+        let serve = Serve::start(
+            &config(
+                media,
+                &handler.url,
+                dir.path(),
+                &[(port, 1), (never, 2)],
+                "",
+            ),
+            &["udp:127.0.0.1:0"],
+            &[],
+        );
+        let child = caller(
+            &serve,
+            dir.path(),
+            "27700-27799",
+            "  - expect: answered\n  - expect_audio: {min_ms: 500, within: 15s}\n  - expect_hangup: 15s\n",
+        );
+        let (ok, out) = finished(child);
+        assert!(ok, "{scenario}: {out}\n{}", serve.log());
+        let sipp_out = sipp.wait_with_output().expect("sipp");
+        assert!(
+            sipp_out.status.success(),
+            "{scenario}: SIPp far end failed{}:\n{}",
+            if expect_cancel { " (no CANCEL?)" } else { "" },
+            String::from_utf8_lossy(&sipp_out.stdout)
+        );
+        let events = handler.wait_for(3, Duration::from_secs(10));
+        assert_eq!(
+            flow(&events)[1],
+            (
+                "ACTION_FAILED".into(),
+                "CallAndBridge".into(),
+                "CallNotAnswered".into()
+            ),
+            "{scenario}"
+        );
+        assert_eq!(
+            events[1]["CallDetails"]["Participants"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        let cdr = records(dir.path());
+        let b = cdr
+            .iter()
+            .find(|r| r["Direction"] == "Outbound")
+            .expect("B's record");
+        assert_eq!(b["Status"], "Failed", "{scenario}");
+        let failures = b["Failures"].to_string();
+        assert!(
+            !failures.contains(&never.to_string()),
+            "{scenario}: {failures}"
+        );
+        drop(serve);
+        assert_ports_free(media);
+    }
+}
+
+#[test]
+fn a_number_served_here_is_delivered_to_its_rule_as_a_new_inbound_call() {
+    let media = (27800, 27899);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prompt = prompt_signal(8000, 2.0);
+    std::fs::create_dir_all(dir.path().join("prompts")).expect("bucket");
+    std::fs::write(dir.path().join("prompts/agent.wav"), wav(&prompt, 8000)).expect("prompt");
+    std::fs::write(dir.path().join("agent.wav"), wav(&prompt, 8000)).expect("copy");
+    // The second application (the "agent" side) answers with a prompt.
+    let agent = ScriptedWebhook::start(|event| match kind(event) {
+        "NEW_INBOUND_CALL" => actions(json!([{"Type": "PlayAudio", "Parameters": {
+            "AudioSource": {"Type": "S3", "BucketName": "prompts", "Key": "agent.wav"}}},
+            {"Type": "Pause", "Parameters": {"DurationInMilliseconds": 5000}}])),
+        _ => actions(json!([])),
+    });
+    let handler = bridging(
+        json!({"BridgeEndpointType": "PSTN", "Uri": "+12065550177"}),
+        20,
+    );
+    let extra = format!(
+        "[[phone_numbers]]\nnumber = \"+12065550177\"\n[[applications]]\nid = \"agent\"\nname = \"agent\"\nendpoint = \"{}\"\n[[sip_rules]]\nname = \"agent\"\ntrigger_type = \"ToPhoneNumber\"\ntrigger_value = \"+12065550177\"\ntargets = [{{ application = \"agent\", priority = 1 }}]\n",
+        agent.url
+    );
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[], &extra),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let child = caller(
+        &serve,
+        dir.path(),
+        "27900-27999",
+        "  - expect: answered\n  - expect_prompt: {file: agent.wav, within: 8s}\n  - hangup\n",
+    );
+    let (ok, out) = finished(child);
+    assert!(ok, "{out}\n{}", serve.log());
+    let agent_events = agent.wait_for(1, Duration::from_secs(5));
+    let leg = &agent_events[0]["CallDetails"]["Participants"][0];
+    assert_eq!(leg["To"], "+12065550177");
+    assert_eq!(leg["From"], "+15555550123", "the caller ID is LEG-A's From");
+    assert_eq!(leg["SipHeaders"]["X-Ticket"], "42");
+    drop(serve);
+    assert_ports_free(media);
+}
