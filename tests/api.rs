@@ -314,3 +314,167 @@ fn voice_connector_termination_set_through_the_api_applies_to_the_next_call() {
         &[vc, "127.0.0.1"],
     );
 }
+
+/// A click-to-call application: keeps the API's arguments in its attributes at
+/// `NEW_OUTBOUND_CALL`, speaks when the called party answers and waits, and hangs up when
+/// the API asks (`CALL_UPDATE_REQUESTED`).
+fn click_to_call() -> ScriptedWebhook {
+    ScriptedWebhook::start(|event| match kind(event) {
+        "NEW_OUTBOUND_CALL" => json!({"SchemaVersion": "1.0",
+            "Actions": [{"Type": "Hangup", "Parameters": {}}],
+            "TransactionAttributes": event["ActionData"]["Parameters"]["Arguments"].clone()}),
+        "CALL_ANSWERED" => actions(json!([
+            {"Type": "Speak", "Parameters": {"Text": "This is your appointment reminder."}},
+            {"Type": "Pause", "Parameters": {"DurationInMilliseconds": 30000}}
+        ])),
+        "CALL_UPDATE_REQUESTED" => actions(json!([
+            {"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}}
+        ])),
+        _ => actions(json!([])),
+    })
+}
+
+/// A number to call from, the click-to-call application, and a carrier reaching
+/// `carrier_port` for +1425 numbers.
+fn outbound_config(webhook: &str, carrier_port: u16, storage: &std::path::Path) -> String {
+    format!(
+        "[node]\ncdr_path = \"{}/cdr.jsonl\"\n[media]\nport_range = [29600, 29699]\n\
+[[phone_numbers]]\nnumber = \"+12065550100\"\n\
+[[applications]]\nid = \"click\"\nname = \"click\"\nendpoint = \"{webhook}\"\n\
+[[carriers]]\nname = \"trunk\"\nproxy = \"sip:127.0.0.1:{carrier_port}\"\nprefixes = [\"+1425\"]\n",
+        storage.display()
+    )
+}
+
+#[test]
+fn boto3_places_a_call_the_handler_drives_and_the_api_updates() {
+    use sma_e2e::calls::Baresip;
+    let storage = tempfile::tempdir().expect("tempdir");
+    let (phone, address) = Baresip::answering((29700, 29799), &vec![0i16; 8000 * 30]);
+    let webhook = click_to_call();
+    let serve = Serve::start(
+        &outbound_config(&webhook.url, address.port(), storage.path()),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let transaction = run(
+        &venv("python"),
+        "flow.py",
+        &serve,
+        Some("call"),
+        &["click", "+12065550100", "+14255550199"],
+    );
+    let events = webhook.wait_for(3, Duration::from_secs(15));
+    assert_eq!(
+        events.iter().map(kind).collect::<Vec<_>>(),
+        ["NEW_OUTBOUND_CALL", "RINGING", "CALL_ANSWERED"],
+        "{}\n{}",
+        serve.log(),
+        phone.log()
+    );
+    let first = &events[0];
+    assert_eq!(transaction_of(first), transaction);
+    assert_eq!(
+        first["ActionData"]["Parameters"]["Arguments"]["event_id"],
+        "123456"
+    );
+    let leg = &first["CallDetails"]["Participants"][0];
+    assert_eq!(leg["Direction"], "Outbound");
+    assert_eq!(leg["From"], "+12065550100");
+    assert_eq!(leg["To"], "+14255550199");
+    assert!(
+        leg.get("Status").is_none(),
+        "no status before the answer: {leg}"
+    );
+    assert!(first["CallDetails"].get("SipRuleId").is_none());
+    let answered = &events[2];
+    assert_eq!(
+        answered["CallDetails"]["Participants"][0]["Status"],
+        "Connected"
+    );
+    // NEW_OUTBOUND_CALL's actions were ignored; its attributes were kept.
+    assert_eq!(
+        answered["CallDetails"]["TransactionAttributes"]["meeting_id"],
+        "m-1"
+    );
+    // The called party hears the reminder; then the API ends the call.
+    std::thread::sleep(Duration::from_secs(3));
+    run(
+        &venv("python"),
+        "flow.py",
+        &serve,
+        Some("update"),
+        &["click", &transaction],
+    );
+    // The Pause is interruptible: it is stopped for the update's Hangup.
+    let events = webhook.wait_for(6, Duration::from_secs(10));
+    assert_eq!(
+        events[3..].iter().map(kind).collect::<Vec<_>>(),
+        ["CALL_UPDATE_REQUESTED", "ACTION_INTERRUPTED", "HANGUP"]
+    );
+    let heard = phone.received();
+    let loud = heard.iter().filter(|s| s.unsigned_abs() > 1000).count();
+    assert!(loud > 4000, "the called party heard {loud} loud samples");
+    let cdr = std::fs::read_to_string(storage.path().join("cdr.jsonl")).unwrap_or_default();
+    let record: serde_json::Value = cdr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|r: &serde_json::Value| r["TransactionId"] == transaction.as_str())
+        .expect("the call's record");
+    assert_eq!(record["Direction"], "Outbound");
+    assert_eq!(record["Status"], "Completed");
+    assert_eq!(record["Route"], "carrier trunk");
+}
+
+#[test]
+fn an_api_call_nobody_can_take_ends_with_hangup_and_its_status() {
+    let storage = tempfile::tempdir().expect("tempdir");
+    let sipp = sma_e2e::require_program("sipp", "sip-tester");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let far_end = Command::new(sipp)
+        .arg("-sf")
+        .arg(root().join("tests/sipp/uas-busy.xml"))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
+        .args(["-timeout", "30", "-timeout_error", "-nostdin"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sipp");
+    std::thread::sleep(Duration::from_millis(300));
+    let webhook = click_to_call();
+    let serve = Serve::start(
+        &outbound_config(&webhook.url, port, storage.path()),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    run(
+        &venv("python"),
+        "flow.py",
+        &serve,
+        Some("call"),
+        &["click", "+12065550100", "+14255550123"],
+    );
+    let events = webhook.wait_for(3, Duration::from_secs(15));
+    assert_eq!(
+        events.iter().map(kind).collect::<Vec<_>>(),
+        ["NEW_OUTBOUND_CALL", "RINGING", "HANGUP"],
+        "{}",
+        serve.log()
+    );
+    assert_eq!(
+        events[2]["ActionData"]["Parameters"]["SipResponseCode"],
+        486
+    );
+    assert_eq!(
+        events[2]["CallDetails"]["Participants"][0]["Status"],
+        "Disconnected"
+    );
+    let out = far_end.wait_with_output().expect("sipp");
+    assert!(
+        out.status.success(),
+        "the busy far end saw its call through"
+    );
+}

@@ -13,6 +13,9 @@
                                                    host; prints the connector id and host
     flow.py termination URL KEY SECRET VC CIDR     the connector's allowed sources become CIDR
     flow.py health URL KEY SECRET VC SOURCE        termination health names SOURCE
+    flow.py call URL KEY SECRET APP FROM TO        CreateSipMediaApplicationCall (click-to-call:
+                                                   the app calls TO from FROM), after checking
+                                                   what the API refuses; prints the TransactionId
 """
 
 import sys
@@ -97,5 +100,27 @@ elif command == "health":
     assert health["TerminationHealth"]["Source"].startswith(source), health
     assert health["TerminationHealth"]["Timestamp"].year >= 2024, health
     print("ok")
+elif command == "call":
+    app, caller, callee = sys.argv[5:8]
+    raises(voice, "BadRequestException", lambda: voice.create_sip_media_application_call(
+        SipMediaApplicationId=app, FromPhoneNumber="+19995550100", ToPhoneNumber=callee),
+        "FromPhoneNumber", "not a phone number of this account")
+    raises(voice, "BadRequestException", lambda: voice.create_sip_media_application_call(
+        SipMediaApplicationId=app, FromPhoneNumber=caller, ToPhoneNumber=callee,
+        SipHeaders={"X-AMZN-Thing": "1"}), "SipHeaders.X-AMZN-Thing")
+    raises(voice, "NotFoundException", lambda: voice.create_sip_media_application_call(
+        SipMediaApplicationId=str(uuid.uuid4()), FromPhoneNumber=caller,
+        ToPhoneNumber=callee))
+    reply = voice.create_sip_media_application_call(
+        SipMediaApplicationId=app, FromPhoneNumber=caller, ToPhoneNumber=callee,
+        SipHeaders={"X-Campaign": "spring", "User-to-User": "6a6f62;encoding=hex"},
+        ArgumentsMap={"event_id": "123456", "meeting_id": "m-1"})
+    assert reply["ResponseMetadata"]["HTTPStatusCode"] == 201, reply
+    transaction = reply["SipMediaApplicationCall"]["TransactionId"]
+    # The default quota is one request a second: the next one at once is throttled.
+    raises(voice, "ThrottledClientException", lambda: voice.create_sip_media_application_call(
+        SipMediaApplicationId=app, FromPhoneNumber=caller, ToPhoneNumber=callee),
+        "per second")
+    print(transaction)
 else:
     sys.exit(f"unknown command {command}")

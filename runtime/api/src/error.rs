@@ -35,6 +35,14 @@ impl ApiError {
         ApiError::new(400, "ResourceLimitExceededException", message)
     }
 
+    pub fn throttled(message: impl Into<String>) -> ApiError {
+        ApiError::new(429, "ThrottledClientException", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(503, "ServiceUnavailableException", message)
+    }
+
     pub fn service_failure(message: impl Into<String>) -> ApiError {
         ApiError::new(500, "ServiceFailureException", message)
     }

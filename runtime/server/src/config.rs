@@ -447,6 +447,11 @@ pub struct CallsSection {
     /// many milliseconds is abandoned for the next one (a PBX that is down, a wrong port).
     #[serde(default = "default_route_response_ms")]
     pub route_response_timeout_ms: u64,
+    /// `CreateSipMediaApplicationCall` requests per second on this node (the hosted
+    /// service's default quota is 1; a request beyond it gets `ThrottledClientException`).
+    /// 0 turns the limit off.
+    #[serde(default = "default_outbound_call_rate")]
+    pub outbound_calls_per_second: u32,
 }
 
 impl CallsSection {
@@ -494,12 +499,16 @@ impl Default for CallsSection {
             reporting_actions: None,
             no_input_error: NoInputError::default(),
             route_response_timeout_ms: default_route_response_ms(),
+            outbound_calls_per_second: default_outbound_call_rate(),
         }
     }
 }
 
 fn default_route_response_ms() -> u64 {
     3_000
+}
+fn default_outbound_call_rate() -> u32 {
+    1
 }
 
 fn default_max_calls() -> usize {

@@ -104,6 +104,20 @@ pub struct Snapshot {
     pub groups: Vec<Arc<ConnectorGroup>>,
     /// Numbers of the inventory associated with a voice connector or group, by digits.
     pub number_targets: HashMap<String, NumberTarget>,
+    /// Outbound calling names (CNAM) of numbers, by digits, and the account's default
+    /// (`UpdatePhoneNumber` / `UpdatePhoneNumberSettings`).
+    pub calling_names: HashMap<String, String>,
+    pub default_calling_name: Option<String>,
+}
+
+impl Snapshot {
+    /// The name shown with calls from `number` (its own, else the account's default).
+    pub fn calling_name(&self, number: &str) -> Option<String> {
+        normalize_number(number)
+            .and_then(|d| self.calling_names.get(&d).cloned())
+            .or_else(|| self.default_calling_name.clone())
+            .filter(|n| !n.trim().is_empty())
+    }
 }
 
 /// The current snapshot, and what the node has seen of each voice connector's PBX.
@@ -262,6 +276,9 @@ pub fn build(
     let rules = tx.list::<RuleRecord>()?;
     let connectors = tx.list::<ConnectorRecord>()?;
     let groups = tx.list::<GroupRecord>()?;
+    let settings = tx.get::<sma_store::records::PhoneNumberSettings>(
+        sma_store::records::PhoneNumberSettings::ID,
+    )?;
     drop(tx);
     let mut snapshot = Snapshot::default();
     let mut unhostable = Vec::new();
@@ -275,9 +292,13 @@ pub fn build(
             if let Some(target) = target {
                 snapshot.number_targets.insert(digits.clone(), target);
             }
+            if let Some(name) = &n.calling_name {
+                snapshot.calling_names.insert(digits.clone(), name.clone());
+            }
             snapshot.numbers.insert(digits);
         }
     }
+    snapshot.default_calling_name = settings.and_then(|s| s.calling_name);
     for g in groups {
         let mut items = g.voice_connector_items.clone();
         items.sort_by_key(|i| i.priority);

@@ -332,6 +332,7 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         }
     };
     tokio::spawn(media_stats(ctx.clone()));
+    let launcher_ctx = ctx.clone();
     let endpoint = Endpoint::new(
         ua,
         transports,
@@ -351,6 +352,13 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             auth_guard: file.sip.auth_guard.policy(),
         },
     );
+    control.set_launcher(crate::control::Launcher {
+        ctx: launcher_ctx,
+        commands: endpoint.commands(),
+        runtime: tokio::runtime::Handle::current(),
+        rate: calls.outbound_calls_per_second,
+        account_id: file.node.account_id.clone(),
+    });
     println!("ready");
     info!("sma serve: ready");
     tokio::select! {

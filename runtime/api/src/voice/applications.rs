@@ -38,6 +38,35 @@ struct UpdateCallInput {
     arguments: Map<String, Value>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateCallInput {
+    from_phone_number: String,
+    to_phone_number: String,
+    #[serde(default)]
+    sip_headers: Map<String, Value>,
+    #[serde(default)]
+    arguments_map: Map<String, Value>,
+}
+
+/// A map of at most 20 string values, as the model's `SipHeadersMap` and `SMACreateCallArgumentsMap`.
+fn string_map(field: &str, map: &Map<String, Value>) -> Result<Vec<(String, String)>, ApiError> {
+    if map.len() > 20 {
+        return Err(ApiError::bad_request(format!(
+            "{field} has {} entries; at most 20 are allowed",
+            map.len()
+        )));
+    }
+    map.iter()
+        .map(|(k, v)| match v.as_str() {
+            Some(s) => Ok((k.clone(), s.to_owned())),
+            None => Err(ApiError::bad_request(format!(
+                "{field}.{k} must be a string"
+            ))),
+        })
+        .collect()
+}
+
 fn endpoints(
     ctx: &Ctx<'_>,
     input: Vec<EndpointInput>,
@@ -184,6 +213,63 @@ pub fn update_call(
             input.arguments,
         )
         .map_err(|e| ApiError::not_found(e.to_string()))?;
+    Ok(wrap(
+        "SipMediaApplicationCall",
+        serde_json::json!({"TransactionId": transaction_id}),
+    ))
+}
+
+/// `CreateSipMediaApplicationCall` (contract §4.1): the application's handler gets
+/// `NEW_OUTBOUND_CALL` and the runtime dials `ToPhoneNumber` from `FromPhoneNumber`, a number
+/// of this account, routed like every outbound leg.
+pub fn create_call(
+    ctx: &Ctx<'_>,
+    tx: &mut dyn Tx,
+    request: &OpRequest<'_>,
+) -> Result<Reply, ApiError> {
+    let app = load(tx, request.label("sipMediaApplicationId")?)?;
+    let input: CreateCallInput = request.body()?;
+    let from = validate::e164("FromPhoneNumber", &input.from_phone_number)?;
+    let to = validate::e164("ToPhoneNumber", &input.to_phone_number)?;
+    let owned = tx
+        .list::<sma_store::records::PhoneNumber>()?
+        .iter()
+        .any(|n| n.e164_phone_number == from && n.status != "DeleteInProgress");
+    if !owned {
+        return Err(ApiError::bad_request(format!(
+            "FromPhoneNumber {from} is not a phone number of this account"
+        )));
+    }
+    let sip_headers = string_map("SipHeaders", &input.sip_headers)?;
+    for (name, value) in &sip_headers {
+        if !sma_actions::is_allowed_sip_header(name) {
+            return Err(ApiError::bad_request(format!(
+                "SipHeaders.{name}: only X- headers (not X-AMZN, X-VC, X-Vine, X-Canary, X-Voice), User-to-User and Diversion may be set"
+            )));
+        }
+        if value.chars().count() > 2048 || value.contains(['\r', '\n']) {
+            return Err(ApiError::bad_request(format!(
+                "SipHeaders.{name}: a value has at most 2048 characters and no line breaks"
+            )));
+        }
+    }
+    let arguments = string_map("ArgumentsMap", &input.arguments_map)?
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let transaction_id = ctx
+        .runtime
+        .create_call(super::OutboundCall {
+            sip_media_application_id: app.sip_media_application_id,
+            from,
+            to,
+            sip_headers,
+            arguments,
+        })
+        .map_err(|e| match e {
+            super::CreateCallError::Throttled(why) => ApiError::throttled(why),
+            super::CreateCallError::Unavailable(why) => ApiError::unavailable(why),
+        })?;
     Ok(wrap(
         "SipMediaApplicationCall",
         serde_json::json!({"TransactionId": transaction_id}),

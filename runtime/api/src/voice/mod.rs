@@ -32,6 +32,31 @@ pub enum CallUpdateError {
     NoSuchCall(String),
 }
 
+/// Why an outbound call could not be placed.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateCallError {
+    /// Beyond the configured rate of `CreateSipMediaApplicationCall` requests.
+    #[error("{0}")]
+    Throttled(String),
+    /// The application cannot take calls here now (its handler cannot be hosted).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// `CreateSipMediaApplicationCall`, checked: what the runtime dials and tells the handler.
+#[derive(Debug, Clone)]
+pub struct OutboundCall {
+    pub sip_media_application_id: String,
+    /// E.164, a number of this account.
+    pub from: String,
+    /// E.164.
+    pub to: String,
+    /// Sent on the INVITE (not shown to the handler, as on the hosted service).
+    pub sip_headers: Vec<(String, String)>,
+    /// Given to the handler at `NEW_OUTBOUND_CALL`'s `ActionData.Parameters.Arguments`.
+    pub arguments: Map<String, Value>,
+}
+
 /// What the API needs from the runtime around it.
 pub trait Runtime: Send + Sync {
     /// The store changed: routing must reflect it before the response is sent.
@@ -45,6 +70,8 @@ pub trait Runtime: Send + Sync {
         transaction_id: &str,
         arguments: Map<String, Value>,
     ) -> Result<(), CallUpdateError>;
+    /// `CreateSipMediaApplicationCall`: starts the call, returns its TransactionId.
+    fn create_call(&self, call: OutboundCall) -> Result<String, CreateCallError>;
     /// The last SIP request a voice connector's PBX sent: (epoch ms, source address).
     fn termination_health(&self, voice_connector_id: &str) -> Option<(u64, String)>;
 }
@@ -199,6 +226,7 @@ fn operation(name: &str) -> Option<Operation> {
         "UpdateSipMediaApplication" => applications::update,
         "DeleteSipMediaApplication" => applications::delete,
         "UpdateSipMediaApplicationCall" => applications::update_call,
+        "CreateSipMediaApplicationCall" => applications::create_call,
         "GetSipMediaApplicationLoggingConfiguration" => applications::get_logging,
         "PutSipMediaApplicationLoggingConfiguration" => applications::put_logging,
         "CreateSipRule" => rules::create,
@@ -407,6 +435,9 @@ mod tests {
             _: Map<String, Value>,
         ) -> Result<(), CallUpdateError> {
             Err(CallUpdateError::NoSuchCall(tx.into()))
+        }
+        fn create_call(&self, _: OutboundCall) -> Result<String, CreateCallError> {
+            Err(CreateCallError::Unavailable("no calls in this test".into()))
         }
         fn termination_health(&self, _: &str) -> Option<(u64, String)> {
             None

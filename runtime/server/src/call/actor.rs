@@ -155,6 +155,28 @@ pub struct CallSetup {
     pub call: CallHandle,
 }
 
+/// Everything a call placed with `CreateSipMediaApplicationCall` starts with.
+pub struct OutboundSetup {
+    pub details: CallDetails,
+    pub chain: Arc<FailoverChain>,
+    pub message_logs: Vec<String>,
+    /// The API's `ArgumentsMap`.
+    pub arguments: serde_json::Map<String, Value>,
+    /// E.164 numbers: the caller ID and the called party.
+    pub from: String,
+    pub to: String,
+    /// The API's `SipHeaders`, sent on the INVITE.
+    pub headers: Headers,
+    pub commands: mpsc::UnboundedSender<SipCommand>,
+}
+
+/// The API call's LEG-A, dialed once `NEW_OUTBOUND_CALL` has been answered.
+pub(super) struct PendingOutbound {
+    from: String,
+    to: String,
+    headers: Headers,
+}
+
 pub(super) enum Msg {
     Signal(CallHandle, SipSignal),
     Invoked(
@@ -329,6 +351,10 @@ pub(super) struct Actor {
     pub bridge: Option<(usize, usize)>,
     pub next_play: u64,
     pub next_token: u64,
+    /// An API call not dialed yet.
+    pub pending_outbound: Option<PendingOutbound>,
+    /// An API call that never reached anyone (its LEG-A has no dialog to finish).
+    pub outbound_failed: bool,
 }
 
 /// Runs one inbound call to its end.
@@ -339,20 +365,71 @@ pub fn spawn(ctx: Arc<CallContext>, setup: CallSetup) {
     tokio::spawn(run(ctx, setup).instrument(span));
 }
 
+/// Forwards a call's SIP signals into its actor's channel.
+fn forward_signals(
+    mut signals: mpsc::UnboundedReceiver<(CallHandle, SipSignal)>,
+    tx: mpsc::UnboundedSender<Msg>,
+) {
+    tokio::spawn(async move {
+        while let Some((call, s)) = signals.recv().await {
+            if tx.send(Msg::Signal(call, s)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Runs one call placed with `CreateSipMediaApplicationCall` to its end, on `runtime`.
+pub fn spawn_outbound(
+    runtime: &tokio::runtime::Handle,
+    ctx: Arc<CallContext>,
+    setup: OutboundSetup,
+) {
+    let transaction_id = setup.details.transaction_id.clone();
+    let span = info_span!("call", transaction_id = %transaction_id, direction = "outbound");
+    runtime.spawn(run_outbound(ctx, setup).instrument(span));
+}
+
+async fn run_outbound(ctx: Arc<CallContext>, setup: OutboundSetup) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (signals_tx, signals) = mpsc::unbounded_channel();
+    forward_signals(signals, tx.clone());
+    let transaction_id = setup.details.transaction_id.clone();
+    ctx.calls.lock().insert(
+        transaction_id.clone(),
+        (setup.details.sip_media_application_id.clone(), tx.clone()),
+    );
+    let arguments = (!setup.arguments.is_empty()).then_some(setup.arguments);
+    let engine = CallEngine::outbound(ctx.engine.clone(), setup.details, arguments);
+    let actor = Actor {
+        ctx,
+        engine,
+        chain: setup.chain,
+        message_logs: setup.message_logs,
+        invoker: None,
+        tx,
+        commands: setup.commands,
+        signals_tx,
+        legs: Vec::new(),
+        running: None,
+        dialing: None,
+        bridge: None,
+        next_play: 1,
+        next_token: 1,
+        pending_outbound: Some(PendingOutbound {
+            from: setup.from,
+            to: setup.to,
+            headers: setup.headers,
+        }),
+        outbound_failed: false,
+    };
+    drive(actor, rx, transaction_id).await;
+}
+
 async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
     let now = Instant::now();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut signals = setup.signals;
-    {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some((call, s)) = signals.recv().await {
-                if tx.send(Msg::Signal(call, s)).is_err() {
-                    return;
-                }
-            }
-        });
-    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    forward_signals(setup.signals, tx.clone());
     let first = setup.details.participants.first();
     let leg_id = first.map(|p| p.call_id.clone()).unwrap_or_default();
     let mut record = CallRecord::inbound(&setup.details, &setup.rule_id);
@@ -379,7 +456,7 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
         bridge_in: None,
         record,
     };
-    let mut actor = Actor {
+    let actor = Actor {
         ctx,
         engine,
         chain: setup.chain,
@@ -394,7 +471,14 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
         bridge: None,
         next_play: 1,
         next_token: 1,
+        pending_outbound: None,
+        outbound_failed: false,
     };
+    drive(actor, rx, transaction_id).await;
+}
+
+/// The actor's loop: messages and deadlines until the engine says the transaction is over.
+async fn drive(mut actor: Actor, mut rx: mpsc::UnboundedReceiver<Msg>, transaction_id: String) {
     actor.drain_engine();
     loop {
         if actor.engine.is_finished() {
@@ -488,6 +572,11 @@ impl Actor {
                             self.stop_running();
                         }
                         self.hang_up(i, status);
+                    } else {
+                        // An API call's LEG-A not (yet) reached: it ends here.
+                        self.pending_outbound = None;
+                        self.abandon_dialing("the transaction ended before the call was answered");
+                        self.engine.on_leg_ended(&call_id, status);
                     }
                 }
                 Output::Refused {
@@ -566,14 +655,17 @@ impl Actor {
         match msg {
             Msg::Signal(call, signal) => self.on_signal(call, signal, now),
             Msg::FirstInvoked(Ok(answered)) => {
-                for failure in &answered.failures {
-                    self.legs[0].record.failed_target(failure);
+                if let Some(leg) = self.legs.first_mut() {
+                    for failure in &answered.failures {
+                        leg.record.failed_target(failure);
+                    }
                 }
                 self.engine
                     .pin_application(&answered.application_id, &answered.region);
-                self.legs[0]
-                    .record
-                    .application(&answered.application_id, &answered.region);
+                if let Some(leg) = self.legs.first_mut() {
+                    leg.record
+                        .application(&answered.application_id, &answered.region);
+                }
                 self.invoker = self
                     .chain
                     .endpoint(answered.target_index)
@@ -582,10 +674,15 @@ impl Actor {
                     answered.response.to_value().to_string()
                 });
                 self.engine.on_response(answered.response);
+                if let Some(p) = self.pending_outbound.take() {
+                    self.dial_outbound(&p.from, &p.to, p.headers, now);
+                }
             }
             Msg::FirstInvoked(Err(all)) => {
-                for failure in &all.failures {
-                    self.legs[0].record.failed_target(failure);
+                if let Some(leg) = self.legs.first_mut() {
+                    for failure in &all.failures {
+                        leg.record.failed_target(failure);
+                    }
                 }
                 warn!(%all, "no target application could be invoked");
                 self.engine.on_invoke_failed(&all.to_string(), false, now);
@@ -601,7 +698,9 @@ impl Actor {
                     Err(error) => {
                         let why = format!("{error} [{}]", error.kind());
                         warn!(%why, "handler invocation failed");
-                        self.legs[0].record.invocation_failure(&why);
+                        if let Some(leg) = self.legs.first_mut() {
+                            leg.record.invocation_failure(&why);
+                        }
                         let retryable = !matches!(error, InvokeError::DeadlineExceeded(_));
                         self.engine.on_invoke_failed(&why, retryable, now);
                     }
@@ -686,7 +785,11 @@ impl Actor {
         if self.running.as_ref().is_some_and(|(leg, _)| *leg == i) {
             self.stop_running();
         }
-        if self.dialing.as_ref().is_some_and(|d| d.from == i) {
+        if self
+            .dialing
+            .as_ref()
+            .is_some_and(|d| d.bridge_from() == Some(i))
+        {
             // The caller left while the bridge rang: the second leg is cancelled.
             self.abandon_dialing("the caller hung up while the bridged party rang");
         }

@@ -32,12 +32,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-/// A `CallAndBridge` placing its second leg.
+/// Why a leg is being dialed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// `CallAndBridge` action `id` on leg `from` (the caller).
+    Bridge { id: u64, from: usize },
+    /// LEG-A of a call `CreateSipMediaApplicationCall` placed.
+    Outbound,
+}
+
+/// A leg being placed: a `CallAndBridge`'s second leg, or an API-created call's first.
 pub(super) struct Dialing {
-    /// The action.
-    pub id: u64,
-    /// The leg being bridged (the caller).
-    pub from: usize,
+    pub purpose: Purpose,
     attempts: VecDeque<Attempt>,
     /// The attempt being placed: its token, and its dialog once the endpoint placed it.
     token: u64,
@@ -49,8 +55,10 @@ pub(super) struct Dialing {
     /// `CallTimeoutSeconds`, from the first INVITE.
     timeout: Duration,
     deadline: Option<Instant>,
-    /// LEG-B as it will join.
+    /// The leg as it will join.
     participant: Participant,
+    /// The final status of the last attempt (what `HANGUP` says for an API call).
+    last_status: u16,
     caller_id: NameAddr,
     headers: Headers,
     via: String,
@@ -62,6 +70,21 @@ pub(super) struct Dialing {
 }
 
 impl Dialing {
+    /// The leg a `CallAndBridge` bridges, when that is what this dials.
+    pub(super) fn bridge_from(&self) -> Option<usize> {
+        match self.purpose {
+            Purpose::Bridge { from, .. } => Some(from),
+            Purpose::Outbound => None,
+        }
+    }
+
+    pub(super) fn action(&self) -> Option<u64> {
+        match self.purpose {
+            Purpose::Bridge { id, .. } => Some(id),
+            Purpose::Outbound => None,
+        }
+    }
+
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         match (self.attempt_deadline, self.deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -191,8 +214,8 @@ impl Actor {
             "bridging: dialing the second leg"
         );
         self.dialing = Some(Dialing {
-            id,
-            from: i,
+            purpose: Purpose::Bridge { id, from: i },
+            last_status: 0,
             attempts: attempts.into(),
             token: 0,
             pending: None,
@@ -227,7 +250,7 @@ impl Actor {
         ringback: Option<Arc<EncodedPrompt>>,
     ) {
         let id = command.id;
-        if self.dialing.as_ref().is_none_or(|d| d.id != id) {
+        if self.dialing.as_ref().is_none_or(|d| d.action() != Some(id)) {
             return;
         }
         self.running = Some((i, Running::Bridge { id }));
@@ -255,7 +278,7 @@ impl Actor {
     /// Whether `play` on `leg` was the ringback tone (its end needs nothing).
     pub(super) fn ringback_finished(&mut self, leg: usize, play: u64) -> bool {
         match self.dialing.as_mut() {
-            Some(d) if d.from == leg && d.ringback == Some(play) => {
+            Some(d) if d.bridge_from() == Some(leg) && d.ringback == Some(play) => {
                 d.ringback = None;
                 true
             }
@@ -264,7 +287,10 @@ impl Actor {
     }
 
     fn stop_ringback(&mut self) {
-        let Some((from, Some(play))) = self.dialing.as_mut().map(|d| (d.from, d.ringback.take()))
+        let Some((from, Some(play))) = self
+            .dialing
+            .as_mut()
+            .and_then(|d| Some((d.bridge_from()?, d.ringback.take())))
         else {
             return;
         };
@@ -384,18 +410,33 @@ impl Actor {
                     return;
                 };
                 d.attempt_deadline = None;
-                let relay = d.ringback.is_none() && !d.ringing_relayed;
-                let from = d.from;
-                if relay && !self.legs[from].answered && self.legs[from].media.is_none() {
-                    d.ringing_relayed = true;
-                    info!(status, "bridging: the far end rings");
-                    let _ = self.commands.send(SipCommand::Provisional {
-                        call: self.legs[from].call,
-                        early_media: false,
-                    });
+                let first = !d.ringing_relayed;
+                d.ringing_relayed = true;
+                match d.purpose {
+                    Purpose::Bridge { from, .. } => {
+                        let relay = d.ringback.is_none() && first;
+                        if relay && !self.legs[from].answered && self.legs[from].media.is_none() {
+                            info!(status, "bridging: the far end rings");
+                            let _ = self.commands.send(SipCommand::Provisional {
+                                call: self.legs[from].call,
+                                early_media: false,
+                            });
+                        }
+                    }
+                    Purpose::Outbound if first => {
+                        info!(status, "the called party rings");
+                        let id = d.participant.call_id.clone();
+                        self.engine.on_ringing(&id);
+                    }
+                    Purpose::Outbound => {}
                 }
             }
-            SipSignal::Answered(update) if current => self.bridge_answered(call, update, now),
+            SipSignal::Answered(update) if current => {
+                match self.dialing.as_ref().map(|d| d.purpose) {
+                    Some(Purpose::Outbound) => self.outbound_answered(call, update, now),
+                    _ => self.bridge_answered(call, update, now),
+                }
+            }
             SipSignal::Ended { status, .. } if current => {
                 self.attempt_failed(status, &format!("ended with {status}"), now);
             }
@@ -429,8 +470,11 @@ impl Actor {
         let Some(d) = self.dialing.as_mut() else {
             return;
         };
-        info!(route = %d.via, status, %why, "bridging: the route failed");
+        info!(route = %d.via, status, %why, "dialing: the route failed");
         d.outcomes.push(format!("{}: {why}", d.via));
+        if status != 0 {
+            d.last_status = status;
+        }
         if let Some(call) = d.call.take() {
             let _ = self.commands.send(SipCommand::Finished { call });
         }
@@ -469,28 +513,43 @@ impl Actor {
         }
     }
 
-    /// Nobody answered: `ACTION_FAILED` with `CallNotAnswered`, and the second leg's record
-    /// says why.
+    /// Nobody answered. A bridge fails with `CallNotAnswered`; an API call ends with
+    /// `HANGUP` and the status that ended it (480 when nothing answered in time). The dialed
+    /// leg's record says why.
     fn bridge_failed(&mut self, why: &str, now: Instant) {
         self.stop_ringback();
         let Some(d) = self.dialing.take() else {
             return;
         };
-        warn!(%why, "bridging failed");
-        self.running = None;
+        warn!(%why, "dialing failed");
         let details = self.engine.details().clone();
         let mut record = CallRecord::outbound(&details, &d.participant, &d.via);
         for outcome in &d.outcomes {
             record.invocation_failure(outcome);
         }
-        record.end(487, false);
+        let status = if d.last_status >= 400 {
+            d.last_status
+        } else {
+            480
+        };
+        record.end(status, false);
         record.finish(&details);
         self.ctx.cdr.write(&record);
-        self.legs[d.from]
-            .record
-            .invocation_failure(&format!("CallAndBridge not answered: {why}"));
-        self.engine
-            .on_bridge_failed(d.id, "CallNotAnswered", "Call not answered", now);
+        match d.purpose {
+            Purpose::Bridge { id, from } => {
+                self.running = None;
+                self.legs[from]
+                    .record
+                    .invocation_failure(&format!("CallAndBridge not answered: {why}"));
+                self.engine
+                    .on_bridge_failed(id, "CallNotAnswered", "Call not answered", now);
+            }
+            Purpose::Outbound => {
+                self.outbound_failed = true;
+                let id = d.participant.call_id.clone();
+                self.engine.on_leg_ended(&id, status);
+            }
+        }
     }
 
     /// Stops dialing without a report (the caller left, the transaction ended).
@@ -542,7 +601,9 @@ impl Actor {
             bridge_in: None,
             record,
         });
-        let a = d.from;
+        let Purpose::Bridge { id, from: a } = d.purpose else {
+            return;
+        };
         if let Err(why) = self.start_media(b).and_then(|_| self.ensure_answered(a)) {
             warn!(%why, "the bridge could not start its media");
             self.hang_up(b, 0);
@@ -553,9 +614,104 @@ impl Actor {
             return self.bridge_failed(&why, now);
         }
         self.running = None;
-        self.engine.on_bridged(d.id, d.participant.clone());
+        self.engine.on_bridged(id, d.participant.clone());
         self.bridge = Some((a, b));
         self.connect_bridge();
+    }
+
+    /// Places LEG-A of a call `CreateSipMediaApplicationCall` asked for, routed like every
+    /// outbound leg, ringing for at most the unanswered timeout.
+    pub(super) fn dial_outbound(&mut self, from: &str, to: &str, headers: Headers, now: Instant) {
+        let Some(participant) = self.engine.details().participants.first().cloned() else {
+            return;
+        };
+        let snapshot = self.ctx.routing.snapshot();
+        let mut random = super::actor::rand_u32;
+        let attempts = match outbound::plan(
+            &snapshot,
+            &self.ctx.carriers,
+            self.ctx.on_net,
+            &Dialed::Number(to.to_owned()),
+            &mut random,
+        ) {
+            Ok(a) => a,
+            Err(why) => {
+                warn!(%why, "the API call has nowhere to go");
+                self.outbound_failed = true;
+                let details = self.engine.details().clone();
+                let mut record = CallRecord::outbound(&details, &participant, "");
+                record.invocation_failure(&why.to_string());
+                record.end(404, false);
+                record.finish(&details);
+                self.ctx.cdr.write(&record);
+                self.engine.on_leg_ended(&participant.call_id, 404);
+                return;
+            }
+        };
+        let caller = Uri::parse(&format!("sip:{from}@sma.invalid"))
+            .unwrap_or_else(|_| attempts[0].target.clone());
+        let mut caller_id = NameAddr::new(caller);
+        caller_id.display_name = snapshot.calling_name(from);
+        info!(%to, routes = attempts.len(), first = %attempts[0].via, "placing the API call");
+        self.dialing = Some(Dialing {
+            purpose: Purpose::Outbound,
+            last_status: 0,
+            attempts: attempts.into(),
+            token: 0,
+            pending: None,
+            call: None,
+            sockets: None,
+            attempt_deadline: None,
+            timeout: self.ctx.engine.unanswered_timeout,
+            deadline: None,
+            participant,
+            caller_id,
+            headers,
+            via: String::new(),
+            outcomes: Vec::new(),
+            ringback: None,
+            ringing_relayed: false,
+        });
+        self.next_attempt(now);
+    }
+
+    /// The called party of an API call answered: LEG-A is up and `CALL_ANSWERED` goes out.
+    fn outbound_answered(&mut self, call: CallHandle, update: MediaUpdate, _now: Instant) {
+        let Some(mut d) = self.dialing.take() else {
+            return;
+        };
+        info!(route = %d.via, codec = ?update.codec, "the called party answered");
+        let details = self.engine.details().clone();
+        let mut record = CallRecord::outbound(&details, &d.participant, &d.via);
+        for outcome in &d.outcomes {
+            record.invocation_failure(outcome);
+        }
+        record.answered();
+        let a = self.legs.len();
+        self.legs.push(Leg {
+            id: d.participant.call_id.clone(),
+            call,
+            sockets: d.sockets.take(),
+            negotiated: Some(update),
+            media: None,
+            answered: true,
+            ended: false,
+            listener: None,
+            recording: None,
+            recording_started: false,
+            playing: None,
+            voice_focus: false,
+            bridge_in: None,
+            record,
+        });
+        if let Err(why) = self.start_media(a) {
+            warn!(%why, "the answered call could not start its media");
+            self.legs[a].record.invocation_failure(&why);
+            self.hang_up(a, 0);
+            return;
+        }
+        let id = d.participant.call_id.clone();
+        self.engine.on_outbound_answered(&id);
     }
 
     /// Connects the bridged legs' media, each direction on its path.

@@ -221,6 +221,11 @@ impl Endpoint {
         }
     }
 
+    /// Where call actors send their commands (for calls the API places).
+    pub fn commands(&self) -> mpsc::UnboundedSender<SipCommand> {
+        self.commands_tx.clone()
+    }
+
     pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) {
         loop {
             let deadline = self.ua.poll_timeout();
