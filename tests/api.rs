@@ -412,6 +412,7 @@ fn boto3_places_a_call_the_handler_drives_and_the_api_updates() {
         events[3..].iter().map(kind).collect::<Vec<_>>(),
         ["CALL_UPDATE_REQUESTED", "ACTION_INTERRUPTED", "HANGUP"]
     );
+    phone.wait_for_log("session closed", Duration::from_secs(10));
     let heard = phone.received();
     let loud = heard.iter().filter(|s| s.unsigned_abs() > 1000).count();
     assert!(loud > 4000, "the called party heard {loud} loud samples");

@@ -209,7 +209,10 @@ fn a_bridged_call_carries_audio_and_digits_both_ways_and_each_leg_hangs_up_on_it
     );
     let (ok, out) = finished(child);
     assert!(ok, "{out}\n{}\n{}", serve.log(), phone.log());
-    // B heard the caller's audio (relayed: both legs PCMU at 20 ms) and digits.
+    // B heard the caller's audio (relayed: both legs PCMU at 20 ms) and digits. Its dump is
+    // complete once the handler has hung it up.
+    handler.wait_for(4, Duration::from_secs(10));
+    phone.wait_for_log("session closed", Duration::from_secs(10));
     let heard = phone.received();
     let score = best_correlation(&heard, &a_signal[..8000]);
     assert!(
@@ -447,6 +450,74 @@ fn a_number_served_here_is_delivered_to_its_rule_as_a_new_inbound_call() {
     assert_eq!(leg["To"], "+12065550177");
     assert_eq!(leg["From"], "+15555550123", "the caller ID is LEG-A's From");
     assert_eq!(leg["SipHeaders"]["X-Ticket"], "42");
+    drop(serve);
+    assert_ports_free(media);
+}
+
+#[test]
+fn a_carrier_trunk_with_digest_credentials_is_registered_with_and_takes_the_call() {
+    let media = (28000, 28099);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sipp = require_program("sipp", "sip-tester");
+    let port = free_udp_port();
+    let carrier = Command::new(sipp)
+        .arg("-sf")
+        .arg(root().join("tests/sipp/carrier.xml"))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "2"])
+        .args(["-mp", &free_udp_port().to_string()])
+        .args(["-timeout", "60", "-timeout_error", "-nostdin"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp");
+    std::thread::sleep(Duration::from_millis(300));
+    let handler = bridging(
+        json!({"BridgeEndpointType": "PSTN", "Uri": "+442071234567"}),
+        20,
+    );
+    let extra = format!(
+        "[[carriers]]\nname = \"trunk\"\nproxy = \"sip:127.0.0.1:{port}\"\nusername = \"trunk\"\npassword = \"s3cret\"\nprefixes = [\"+44\"]\nregister = \"sip:+12065550100@carrier.example\"\nregister_expires_secs = 300\n"
+    );
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[], &extra),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    serve.wait_for_log("registered with the carrier", 1, Duration::from_secs(10));
+    let child = caller(
+        &serve,
+        dir.path(),
+        "28100-28199",
+        "  - expect: answered\n  - wait: 1s\n  - hangup\n",
+    );
+    let (ok, out) = finished(child);
+    assert!(ok, "{out}\n{}", serve.log());
+    let events = handler.wait_for(4, Duration::from_secs(10));
+    assert_eq!(
+        flow(&events)[1],
+        (
+            "ACTION_SUCCESSFUL".into(),
+            "CallAndBridge".into(),
+            "".into()
+        ),
+        "{}",
+        serve.log()
+    );
+    let out = carrier.wait_with_output().expect("sipp");
+    assert!(
+        out.status.success(),
+        "the carrier saw a registration and a call, both authenticated:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        serve.log()
+    );
+    wait_until("B's record", Duration::from_secs(5), || {
+        records(dir.path())
+            .iter()
+            .any(|r| r["Direction"] == "Outbound")
+    });
+    let cdr = records(dir.path());
+    let b = cdr.iter().find(|r| r["Direction"] == "Outbound").unwrap();
+    assert_eq!(b["Route"], "carrier trunk");
     drop(serve);
     assert_ports_free(media);
 }

@@ -352,6 +352,15 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             auth_guard: file.sip.auth_guard.policy(),
         },
     );
+    for carrier in launcher_ctx.carriers.iter() {
+        if let Some(registration) = &carrier.register {
+            tokio::spawn(register_with(
+                carrier.clone(),
+                registration.clone(),
+                endpoint.commands(),
+            ));
+        }
+    }
     control.set_launcher(crate::control::Launcher {
         ctx: launcher_ctx,
         commands: endpoint.commands(),
@@ -371,6 +380,55 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Resolves a carrier's proxy and asks the endpoint to register with it (the UA keeps the
+/// registration refreshed from then on).
+async fn register_with(
+    carrier: crate::outbound::Carrier,
+    registration: crate::outbound::Registration,
+    commands: tokio::sync::mpsc::UnboundedSender<crate::call::actor::SipCommand>,
+) {
+    let aor = match sma_sip::message::NameAddr::parse(&format!("<{}>", registration.aor)) {
+        Ok(a) => a,
+        Err(e) => {
+            error!(carrier = %carrier.name, aor = %registration.aor, %e, "carrier register: not a SIP URI");
+            return;
+        }
+    };
+    let registrar = sma_sip::message::Uri::parse(&format!("sip:{}", aor.uri.host))
+        .unwrap_or_else(|_| aor.uri.clone());
+    let destination = loop {
+        match tokio::net::lookup_host((carrier.host.as_str(), carrier.port)).await {
+            Ok(mut addrs) => {
+                if let Some(a) = addrs.next() {
+                    break a;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(carrier = %carrier.name, host = %carrier.host, %e, "carrier proxy does not resolve; trying again in 30 s")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    };
+    let credentials = match (&carrier.username, &carrier.password) {
+        (Some(u), Some(p)) => Some(sma_sip::auth::Credentials {
+            username: u.clone(),
+            password: p.clone(),
+        }),
+        _ => None,
+    };
+    let _ = commands.send(crate::call::actor::SipCommand::Register(Box::new(
+        crate::call::actor::RegisterRequest {
+            carrier: carrier.name.clone(),
+            registrar,
+            aor,
+            destination,
+            transport: carrier.transport,
+            expires: registration.expires_secs,
+            credentials,
+        },
+    )));
 }
 
 /// SIGHUP re-reads the configuration's resources (numbers, applications, rules, voice

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use sma_sip::message::{Message, NameAddr, Uri};
+use sma_sip::message::{Message, Method, NameAddr, Uri};
 use sma_sip::transaction::Transmit;
 use sma_sip::ua::{CallHandle, EndReason, OutgoingCall, UaEvent};
 use sma_sip::Transport;
@@ -811,4 +811,103 @@ fn record_route_becomes_the_route_set_of_in_dialog_requests() {
     assert_eq!(bye_req.route[0].uri.to_string(), "sip:10.0.0.9:5099;lr");
     assert_eq!(bye_req.uri.to_string(), "sip:alice@127.0.0.1:5070");
     assert_eq!(bye_req.to.tag(), Some("from1"));
+}
+
+#[test]
+fn a_registration_answers_its_challenge_honours_the_granted_expiry_and_refreshes() {
+    use sma_sip::auth::{Credentials, DigestServer};
+    use sma_sip::ua::Registration;
+    let mut sim = Sim::new(Transport::Udp);
+    let now = sim.now;
+    let registration = sim.alice.register(
+        Registration {
+            registrar: Uri::parse("sip:carrier.example").unwrap(),
+            aor: NameAddr::parse("<sip:+12065550100@carrier.example>").unwrap(),
+            destination: sim.bob_addr,
+            transport: Transport::Udp,
+            local: sim.alice_addr,
+            expires: 3600,
+            credentials: Some(Credentials {
+                username: "trunk".into(),
+                password: "s3cret".into(),
+            }),
+        },
+        now,
+    );
+    let server = DigestServer::new("carrier.example", [7; 32], now);
+    let Message::Request(first) = parsed(&sim.alice.poll_transmit().unwrap()) else {
+        panic!()
+    };
+    assert_eq!(first.method, Method::Register);
+    assert_eq!(first.headers.get("Expires"), Some("3600"));
+    // Calls for the number come back to the number at our address.
+    assert_eq!(first.contact[0].uri.user.as_deref(), Some("+12065550100"));
+    let mut challenge = first.response(401);
+    challenge.to = challenge.to.with_tag("reg");
+    for value in server.challenges(now, false) {
+        challenge.headers.push("WWW-Authenticate", value);
+    }
+    sim.alice.handle_input(
+        &challenge.to_bytes(),
+        sim.bob_addr,
+        sim.alice_addr,
+        Transport::Udp,
+        now,
+    );
+    let Message::Request(retry) = parsed(&sim.alice.poll_transmit().unwrap()) else {
+        panic!()
+    };
+    assert_eq!(retry.cseq.seq, first.cseq.seq + 1);
+    assert_eq!(retry.call_id, first.call_id, "one Call-ID per registration");
+    let lookup = |u: &str| (u == "trunk").then(|| "s3cret".to_string());
+    assert_eq!(
+        server
+            .verify(retry.headers.get("Authorization"), "REGISTER", lookup, now)
+            .unwrap(),
+        "trunk"
+    );
+    // The registrar grants 120 s on our Contact.
+    let mut ok = retry.response(200);
+    ok.to = ok.to.with_tag("reg");
+    let mut contact = retry.contact[0].clone();
+    contact.params.set("expires", Some("120".into()));
+    ok.contact = vec![contact];
+    sim.alice.handle_input(
+        &ok.to_bytes(),
+        sim.bob_addr,
+        sim.alice_addr,
+        Transport::Udp,
+        now,
+    );
+    let events: Vec<UaEvent> = std::iter::from_fn(|| sim.alice.poll_event()).collect();
+    assert!(
+        events.contains(&UaEvent::Registered {
+            registration,
+            expires: 120
+        }),
+        "{events:?}"
+    );
+    // Refreshed at half the granted time, not before.
+    let at = |secs: u64| now + Duration::from_secs(secs);
+    sim.alice.handle_timeout(at(59));
+    assert!(std::iter::from_fn(|| sim.alice.poll_transmit())
+        .all(|t| !first_line(&t).starts_with("REGISTER")));
+    sim.alice.handle_timeout(at(60));
+    let refresh: Vec<Transmit> = std::iter::from_fn(|| sim.alice.poll_transmit()).collect();
+    assert!(
+        refresh
+            .iter()
+            .any(|t| first_line(t).starts_with("REGISTER")),
+        "no refresh at 60 s"
+    );
+    // A refresh nobody answers is reported, and tried again later.
+    sim.alice.handle_timeout(at(60 + 33));
+    let events: Vec<UaEvent> = std::iter::from_fn(|| sim.alice.poll_event()).collect();
+    assert!(
+        events.contains(&UaEvent::RegistrationFailed {
+            registration,
+            status: 408
+        }),
+        "{events:?}"
+    );
 }

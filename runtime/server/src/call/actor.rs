@@ -51,6 +51,20 @@ pub enum SipCommand {
     Provisional { call: CallHandle, early_media: bool },
     /// Places an outbound leg; the outcome comes back as [`SipSignal::Dialed`].
     Dial(Box<DialRequest>),
+    /// Registers with a carrier's registrar and keeps the registration refreshed.
+    Register(Box<RegisterRequest>),
+}
+
+/// A carrier registration to keep.
+pub struct RegisterRequest {
+    /// The carrier's name, for the log.
+    pub carrier: String,
+    pub registrar: Uri,
+    pub aor: NameAddr,
+    pub destination: SocketAddr,
+    pub transport: Transport,
+    pub expires: u32,
+    pub credentials: Option<Credentials>,
 }
 
 /// An outbound leg to place.

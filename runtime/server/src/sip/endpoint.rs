@@ -100,6 +100,8 @@ pub struct Endpoint {
     commands: mpsc::UnboundedReceiver<SipCommand>,
     session_ids: u64,
     ports: Arc<PortPool>,
+    /// Carrier registrations the UA keeps, by handle: the carrier's name.
+    registrations: HashMap<sma_sip::ua::RegistrationHandle, String>,
 }
 
 /// Headers of the INVITE the contract passes to the handler (§2.3).
@@ -218,6 +220,7 @@ impl Endpoint {
             commands,
             session_ids: 1,
             ports,
+            registrations: HashMap::new(),
         }
     }
 
@@ -290,6 +293,29 @@ impl Endpoint {
                 self.ua.provisional(call, status, body, now);
             }
             SipCommand::Dial(request) => self.dial(*request, now),
+            SipCommand::Register(request) => {
+                let Some(local) = self
+                    .transports
+                    .local_address(request.transport, request.destination.is_ipv4())
+                else {
+                    warn!(carrier = %request.carrier, transport = %request.transport, "no listener to register from");
+                    return;
+                };
+                info!(carrier = %request.carrier, aor = %request.aor.uri, registrar = %request.destination, "registering with the carrier");
+                let handle = self.ua.register(
+                    sma_sip::ua::Registration {
+                        registrar: request.registrar,
+                        aor: request.aor,
+                        destination: request.destination,
+                        transport: request.transport,
+                        local,
+                        expires: request.expires,
+                        credentials: request.credentials,
+                    },
+                    now,
+                );
+                self.registrations.insert(handle, request.carrier);
+            }
             SipCommand::Finished { call } => {
                 if let Some(c) = self.calls.remove(&call) {
                     debug!(call_id = %c.sip_call_id, "call finished");
@@ -410,6 +436,26 @@ impl Endpoint {
                         }
                     }
                 }
+            }
+            UaEvent::Registered {
+                registration,
+                expires,
+            } => {
+                let carrier = self
+                    .registrations
+                    .get(&registration)
+                    .map_or("?", String::as_str);
+                info!(%carrier, expires, "registered with the carrier");
+            }
+            UaEvent::RegistrationFailed {
+                registration,
+                status,
+            } => {
+                let carrier = self
+                    .registrations
+                    .get(&registration)
+                    .map_or("?", String::as_str);
+                warn!(%carrier, status, "registration with the carrier failed; trying again in 30 s");
             }
             UaEvent::Info { .. } | UaEvent::OfferAnswered { .. } => {}
         }

@@ -8,8 +8,10 @@
 //! OPTIONS, 420/405/501/481/483 — happens here.
 
 mod dialog;
+mod register;
 
 pub use dialog::{contact, local_via, secure_contact, Dialog, DialogState, Role};
+pub use register::{Registration, RegistrationHandle};
 
 use crate::auth::Credentials;
 use crate::message::{
@@ -146,6 +148,17 @@ pub enum UaEvent {
         call: CallHandle,
         reason: EndReason,
     },
+    /// A registration succeeded; the registrar granted `expires` seconds (it is refreshed at
+    /// half of that).
+    Registered {
+        registration: RegistrationHandle,
+        expires: u32,
+    },
+    /// A registration attempt failed with `status` (408: no response); it is tried again.
+    RegistrationFailed {
+        registration: RegistrationHandle,
+        status: u16,
+    },
     /// A message was dropped: unparseable, a malformed response, or unroutable.
     Dropped {
         source: SocketAddr,
@@ -223,6 +236,8 @@ enum CallTimer {
     Retransmit2xx,
     SessionRefresh,
     SessionExpiry,
+    /// A registration's refresh (or retry); the handle is the registration's id.
+    Register,
 }
 
 /// Why this UA sent an in-dialog request.
@@ -267,6 +282,9 @@ pub struct UserAgent {
     armed: HashMap<(CallHandle, CallTimer), Instant>,
     next_call: u64,
     events: VecDeque<UaEvent>,
+    /// Registrations this UA keeps, and the REGISTER transactions in flight.
+    registrations: HashMap<u64, register::RegistrationState>,
+    registering: HashMap<TransactionId, u64>,
     pub counters: Counters,
 }
 
@@ -284,6 +302,8 @@ impl UserAgent {
             armed: HashMap::new(),
             next_call: 1,
             events: VecDeque::new(),
+            registrations: HashMap::new(),
+            registering: HashMap::new(),
             counters: Counters::default(),
         }
     }
@@ -1216,6 +1236,9 @@ impl UserAgent {
     }
 
     fn on_response(&mut self, id: TransactionId, response: Response, now: Instant) {
+        if self.is_register(&id) {
+            return self.on_register_response(id, response, now);
+        }
         if let Some((call, purpose)) = self.in_dialog_tx.get(&id).copied() {
             if response.status >= 200 {
                 match purpose {
@@ -1382,6 +1405,9 @@ impl UserAgent {
     }
 
     fn on_timeout(&mut self, id: TransactionId, now: Instant) {
+        if self.is_register(&id) {
+            return self.on_register_timeout(id, now);
+        }
         if let Some((call, purpose)) = self.in_dialog_tx.get(&id).copied() {
             match purpose {
                 Purpose::Bye | Purpose::Cancel => self.end(call, EndReason::Timeout),
@@ -1421,6 +1447,7 @@ impl UserAgent {
     fn fire(&mut self, call: CallHandle, timer: CallTimer, now: Instant) {
         let t2 = self.config.timers.t2;
         match timer {
+            CallTimer::Register => self.refresh_registration(call.0, now),
             CallTimer::Retransmit2xx => {
                 let Some(c) = self.calls.get_mut(&call) else {
                     return;
