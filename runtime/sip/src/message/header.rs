@@ -245,7 +245,9 @@ impl NameAddr {
                             .to_owned(),
                     )
                 } else {
-                    Some(display.to_owned())
+                    // Kept in quoted-string form, as a quoted name is, so it is written back
+                    // quoted: a `\` or `"` in an unquoted name is escaped.
+                    Some(display.replace('\\', "\\\\").replace('"', "\\\""))
                 };
                 let gt = text[lt..]
                     .find('>')
@@ -380,6 +382,17 @@ mod tests {
         assert!(Via::parse("SIP/2.0/S(TP h").is_err());
         assert!(Via::parse("SIP/3.0/UDP h").is_err());
         assert!(Via::parse("garbage").is_err());
+    }
+
+    #[test]
+    fn an_unquoted_display_name_with_a_backslash_is_written_back_escaped() {
+        // Found by the sip_message fuzz target: `To: \ <sip:…>` was written as `"\" <sip:…>`,
+        // where the backslash escapes the closing quote.
+        let a = NameAddr::parse("\\ <sip:+15550100@sma.example>").unwrap();
+        let written = a.to_string();
+        assert_eq!(written, "\"\\\\\" <sip:+15550100@sma.example>");
+        let again = NameAddr::parse(&written).unwrap();
+        assert_eq!(again, a);
     }
 
     #[test]
