@@ -521,3 +521,164 @@ fn a_carrier_trunk_with_digest_credentials_is_registered_with_and_takes_the_call
     drop(serve);
     assert_ports_free(media);
 }
+
+/// Runs `sma call` on `scenarios` (file name, text) written to `dir`: callees listen first,
+/// then the callers dial.
+fn sma_call(dir: &Path, rtp: &str, scenarios: &[(&str, String)]) -> (bool, String) {
+    let mut cmd = Command::new(sma());
+    cmd.arg("call");
+    for (name, text) in scenarios {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("scenario");
+        cmd.arg("-s").arg(path);
+    }
+    let child = cmd
+        .args(["--rtp-ports", rtp, "--no-record"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sma call");
+    finished(child)
+}
+
+fn caller_scenario(serve: &Serve, steps: &str) -> String {
+    format!(
+        "name: caller\ncall:\n  to: sip:{NUMBER}@{}\n  from: sip:+15555550123@127.0.0.1\nsteps:\n{steps}",
+        serve.addr("udp")
+    )
+}
+
+#[test]
+fn a_callee_scenario_is_the_far_end_of_a_bridge_checked_from_both_legs() {
+    let media = (30000, 30099);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = free_udp_port();
+    let handler = bridging(connector_endpoint("+14255550199"), 20);
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[(agent, 1)], ""),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let callee = format!(
+        "name: agent\nrole: callee\nlisten: 127.0.0.1:{agent}\nsteps:
+  - expect_incoming: {{from: \"+15555550123\", to: \"+14255550199\", headers: {{X-Ticket: \"42\"}}}}
+  - ring: 1s\n  - answer\n  - expect_audio: {{min_ms: 400, within: 15s}}
+  - send_digits: \"42\"\n  - expect_hangup: 15s\n"
+    );
+    let caller = caller_scenario(
+        &serve,
+        "  - expect: ringing\n  - expect: answered
+  - say: Hello, I would like to speak to somebody about my order please.
+  - expect_digits: {digits: \"42\", within: 15s}\n  - hangup\n",
+    );
+    let (ok, out) = sma_call(
+        dir.path(),
+        "30100-30199",
+        &[("agent.yaml", callee), ("caller.yaml", caller)],
+    );
+    assert!(ok, "{out}\n{}", serve.log());
+    assert!(out.contains("agent: listening on 127.0.0.1:"), "{out}");
+    assert!(
+        out.contains("INVITE to +14255550199 from sip:+15555550123@"),
+        "{out}"
+    );
+    // B was answered after ringing; the caller's hang-up reached B through the handler.
+    let events = handler.wait_for(4, Duration::from_secs(10));
+    assert_eq!(
+        flow(&events)[1],
+        (
+            "ACTION_SUCCESSFUL".into(),
+            "CallAndBridge".into(),
+            "".into()
+        )
+    );
+    drop(serve);
+    assert_ports_free(media);
+    assert_ports_free((30100, 30199));
+}
+
+#[test]
+fn a_voice_connector_group_fails_over_to_its_next_connector() {
+    let media = (30200, 30299);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (busy, agent) = (free_udp_port(), free_udp_port());
+    let group = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let arn = group.clone();
+    let handler = ScriptedWebhook::start(move |event| match kind(event) {
+        "NEW_INBOUND_CALL" => {
+            let arn = arn.lock().map(|a| a.clone()).unwrap_or_default();
+            actions(json!([{"Type": "CallAndBridge", "Parameters": {
+                "CallTimeoutSeconds": 10, "CallerIdNumber": "+15555550123",
+                "Endpoints": [{"BridgeEndpointType": "AWS", "Arn": arn, "Uri": "+14255550199"}]}}]))
+        }
+        "HANGUP" if event["ActionData"]["Parameters"]["ParticipantTag"] == "LEG-A" => {
+            actions(json!([{"Type": "Hangup", "Parameters": {"ParticipantTag": "LEG-B"}}]))
+        }
+        _ => actions(json!([])),
+    });
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[], ""),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    // boto3 builds the group: region-1 reaches a far end that is down for maintenance,
+    // region-2 an agent.
+    let python = root().join(".venv/bin/python");
+    let out = Command::new(&python)
+        .arg(root().join("tests/api/flow.py"))
+        .args(["group", serve.api.as_deref().expect("api")])
+        .args([
+            "AKIASMADEVELOPMENT01",
+            "sma/dev/secret/key/do/not/use/in/production",
+        ])
+        .args([busy.to_string(), agent.to_string()])
+        .output()
+        .expect("flow.py");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let group_arn = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(group_arn.starts_with("arn:aws:chime:"), "{group_arn}");
+    *group.lock().expect("lock") = group_arn;
+    let down = format!(
+        "name: region-1\nrole: callee\nlisten: 127.0.0.1:{busy}\nsteps:
+  - expect_incoming: {{to: \"+14255550199\"}}\n  - reject: 503\n"
+    );
+    let up = format!(
+        "name: region-2\nrole: callee\nlisten: 127.0.0.1:{agent}\nsteps:
+  - expect_incoming: {{from: \"+15555550123\", to: \"+14255550199\"}}\n  - answer
+  - say: {{text: You reached the second region., background: true}}\n  - expect_hangup: 15s\n"
+    );
+    let caller = caller_scenario(
+        &serve,
+        "  - expect: answered\n  - expect_audio: {min_ms: 500, within: 10s}\n  - hangup\n",
+    );
+    let (ok, out) = sma_call(
+        dir.path(),
+        "30300-30399",
+        &[
+            ("region-1.yaml", down),
+            ("region-2.yaml", up),
+            ("caller.yaml", caller),
+        ],
+    );
+    assert!(ok, "{out}\n{}", serve.log());
+    assert!(out.contains("reject 503"), "{out}");
+    wait_until("the records", Duration::from_secs(5), || {
+        records(dir.path()).len() >= 2
+    });
+    let b = records(dir.path())
+        .into_iter()
+        .find(|r| r["Direction"] == "Outbound")
+        .expect("B's record");
+    assert!(
+        b["Route"].as_str().unwrap_or("").contains("region-2"),
+        "the record names the connector that took the call: {b}"
+    );
+    drop(serve);
+    assert_ports_free(media);
+}

@@ -1,11 +1,15 @@
 //! `sma call`: run scenario files against a SIP target, one call each, or many at once in
 //! load mode (`--calls`, `--rate`, `--concurrency`).
+//!
+//! Callee scenarios (`role: callee`) listen first and take their call in the background
+//! while the caller scenarios run one after another, so one command tests both legs of a
+//! bridge: the caller dials the runtime, the runtime's second leg reaches the callee.
 
-use super::caller::{place_call, target_uri, Shared};
+use super::caller::{place_call, take_call, target_uri, Shared};
 use super::dialer::Dialer;
 use super::load::{self, LoadPlan};
 use super::report::{self, ScenarioResult};
-use super::scenario::Scenario;
+use super::scenario::{Role, Scenario};
 use clap::Args;
 use sma_media::tts::espeak::Espeak;
 use sma_sip::Transport;
@@ -207,6 +211,21 @@ async fn run_async(args: CallArgs) -> ExitCode {
     }
     let mut targets = Vec::new();
     for s in &scenarios {
+        if s.role == Role::Callee {
+            // Placeholders: a callee dials nothing.
+            let listen = s
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+            let uri = match sma_sip::message::Uri::parse(&format!("sip:{listen}")) {
+                Ok(u) => u,
+                Err(e) => {
+                    eprintln!("sma call: {}: {e}", s.path.display());
+                    return ExitCode::from(2);
+                }
+            };
+            targets.push((listen, uri, None));
+            continue;
+        }
         let resolved = match resolve_destination(s, args.target.as_deref()).await {
             Ok(r) => r,
             Err(e) => {
@@ -259,6 +278,10 @@ async fn run_async(args: CallArgs) -> ExitCode {
             eprintln!("sma call: load mode runs one scenario");
             return ExitCode::from(2);
         }
+        if scenario.role == Role::Callee {
+            eprintln!("sma call: load mode dials; a callee scenario takes one call");
+            return ExitCode::from(2);
+        }
         let plan = LoadPlan {
             calls: args.calls.unwrap_or(100),
             rate: args.rate.unwrap_or(10.0),
@@ -298,8 +321,35 @@ async fn run_async(args: CallArgs) -> ExitCode {
         };
     }
 
+    // Callees listen before any caller dials.
+    let mut callees = Vec::new();
+    for (i, scenario) in scenarios.iter().enumerate() {
+        let (Role::Callee, Some(listen)) = (scenario.role, scenario.listen) else {
+            continue;
+        };
+        let (dialer, invites) =
+            match Dialer::listen(listen, scenario.transport, 1000 + i as u64).await {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!(
+                        "sma call: {}: cannot listen on {listen}: {e}",
+                        scenario.path.display()
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+        println!(
+            "{}: listening on {} ({})",
+            scenario.name, dialer.local, scenario.transport
+        );
+        let task = tokio::spawn(take_call(scenario.clone(), dialer, invites, shared.clone()));
+        callees.push((i, listen, task));
+    }
     let mut results = Vec::new();
     for (i, (scenario, (destination, uri, tls))) in scenarios.iter().zip(&targets).enumerate() {
+        if scenario.role == Role::Callee {
+            continue;
+        }
         let dialer = match Dialer::start(
             *destination,
             scenario.transport,
@@ -318,6 +368,26 @@ async fn run_async(args: CallArgs) -> ExitCode {
         let result = ScenarioResult {
             scenario,
             target: format!("{uri} via {destination}"),
+            outcome,
+        };
+        print!("{}", report::timeline(&result));
+        results.push(result);
+    }
+    for (i, listen, task) in callees {
+        let scenario = &scenarios[i];
+        let outcome = match task.await {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!(
+                    "sma call: {}: the callee stopped: {e}",
+                    scenario.path.display()
+                );
+                return ExitCode::from(2);
+            }
+        };
+        let result = ScenarioResult {
+            scenario,
+            target: format!("callee listening on {listen}"),
             outcome,
         };
         print!("{}", report::timeline(&result));

@@ -3,7 +3,7 @@
 //! node's pacer, feeds what it hears back into the run, and records both directions to a
 //! stereo WAV (left: what the far end sent, right: what the caller sent).
 
-use super::dialer::{CallSignal, Dial, Dialer};
+use super::dialer::{CallSignal, Dial, Dialer, IncomingInvite};
 use super::run::{Command, Observation, ScenarioRun, StepReport};
 use super::scenario::{DtmfMode, Scenario, Silence};
 use sma_media::codec::AudioCodec;
@@ -18,7 +18,7 @@ use sma_media::tts::{self, SpeechRequest, Synthesizer, TextType};
 use sma_sip::auth::Credentials;
 use sma_sip::message::{Headers, NameAddr, Uri};
 use sma_sip::sdp::{Direction, LocalMedia, SdpSession, SessionDescription};
-use sma_sip::ua::EndReason;
+use sma_sip::ua::{CallHandle, EndReason};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,6 +121,31 @@ fn random_u32() -> u32 {
     uuid::Uuid::new_v4().as_u128() as u32
 }
 
+/// Which end of the call this is, and what it needs to set the call up.
+enum Side {
+    /// Our INVITE is out; the 2xx carries the answer to `offer`.
+    Caller {
+        call: CallHandle,
+        offer: SessionDescription,
+    },
+    /// Listening: the first INVITE arrives on `invites`; then `call` and its offer.
+    Callee {
+        invites: mpsc::Receiver<IncomingInvite>,
+        call: Option<(CallHandle, Vec<u8>)>,
+        /// We refused the call ourselves (a `reject` step or an unusable offer).
+        rejected: bool,
+    },
+}
+
+impl Side {
+    fn call(&self) -> Option<CallHandle> {
+        match self {
+            Side::Caller { call, .. } => Some(*call),
+            Side::Callee { call, .. } => call.as_ref().map(|c| c.0),
+        }
+    }
+}
+
 /// Places call number `index` of a run and works through the scenario.
 pub async fn place_call(
     scenario: Arc<Scenario>,
@@ -135,14 +160,7 @@ pub async fn place_call(
         Ok(s) => s,
         Err(e) => return CallOutcome::error(format!("media ports: {e}")),
     };
-    let local = LocalMedia {
-        address: ip,
-        port: sockets.rtp_port(),
-        codecs: scenario.codecs.clone(),
-        telephone_event: scenario.media.telephone_event,
-        ptime: scenario.media.ptime,
-        direction: Direction::SendRecv,
-    };
+    let local = local_media(&scenario, ip, &sockets);
     let mut sdp = SdpSession::new(u64::from(random_u32()));
     let offer = sdp.offer(&local);
     let from = match &scenario.call.from {
@@ -156,8 +174,7 @@ pub async fn place_call(
     for (name, value) in &scenario.call.headers {
         headers.push(name.as_str(), value.as_str());
     }
-    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
-    let (signals_tx, mut signals) = mpsc::unbounded_channel();
+    let (signals_tx, signals) = mpsc::unbounded_channel();
     let dial = Dial {
         target: uri,
         from,
@@ -171,130 +188,149 @@ pub async fn place_call(
     let Some(call) = dialer.invite(dial, signals_tx).await else {
         return CallOutcome::error("the SIP dialer stopped".into());
     };
-    let mut run = ScenarioRun::new(scenario.clone(), began);
-    let mut media: Option<Media> = None;
-    let mut recorder: Option<CallRecorder> = None;
-    let mut recording = None;
-    let mut quality = None;
-    let mut packets = 0u64;
-    let mut codec_name = None;
+    let side = Side::Caller { call, offer };
+    converse(
+        scenario,
+        dialer,
+        shared,
+        index,
+        began,
+        (sockets, local, sdp),
+        side,
+        Some(signals),
+    )
+    .await
+}
 
-    while !run.is_finished() {
-        let deadline = run.poll_timeout();
-        // Signals, media events and local completions are polled here directly: no
-        // forwarding tasks, one wake-up per message (load mode runs thousands of these).
-        let leg_events = async {
-            match media.as_mut() {
-                Some(m) => m.events.recv().await,
-                None => std::future::pending().await,
+/// Takes the one call a callee scenario expects on `dialer` (from [`Dialer::listen`]) and
+/// works through the scenario: ring, answer or reject, then the usual steps.
+pub async fn take_call(
+    scenario: Arc<Scenario>,
+    dialer: Dialer,
+    invites: mpsc::Receiver<IncomingInvite>,
+    shared: Arc<Shared>,
+) -> CallOutcome {
+    let began = Instant::now();
+    let ip = dialer.local.ip();
+    let sockets = match shared.ports.bind(ip) {
+        Ok(s) => s,
+        Err(e) => return CallOutcome::error(format!("media ports: {e}")),
+    };
+    let local = local_media(&scenario, ip, &sockets);
+    let sdp = SdpSession::new(u64::from(random_u32()));
+    let side = Side::Callee {
+        invites,
+        call: None,
+        rejected: false,
+    };
+    converse(
+        scenario,
+        dialer,
+        shared,
+        1,
+        began,
+        (sockets, local, sdp),
+        side,
+        None,
+    )
+    .await
+}
+
+fn local_media(scenario: &Scenario, ip: std::net::IpAddr, sockets: &LegSockets) -> LocalMedia {
+    LocalMedia {
+        address: ip,
+        port: sockets.rtp_port(),
+        codecs: scenario.codecs.clone(),
+        telephone_event: scenario.media.telephone_event,
+        ptime: scenario.media.ptime,
+        direction: Direction::SendRecv,
+    }
+}
+
+/// The call's media and what it heard, whichever side set it up.
+struct Session {
+    scenario: Arc<Scenario>,
+    shared: Arc<Shared>,
+    index: u64,
+    tx: mpsc::UnboundedSender<Msg>,
+    media: Option<Media>,
+    recorder: Option<CallRecorder>,
+    recording: Option<PathBuf>,
+    quality: Option<Quality>,
+    packets: u64,
+    codec_name: Option<String>,
+}
+
+impl Session {
+    /// Starts media on what offer/answer settled; an error goes to the run.
+    fn start(
+        &mut self,
+        sockets: &LegSockets,
+        m: &sma_sip::sdp::NegotiatedMedia,
+        run: &mut ScenarioRun,
+        now: Instant,
+    ) {
+        let codec = sma_net::audio_codec(m.codec.codec);
+        self.codec_name = Some(format!(
+            "{}/{}",
+            m.codec.codec.encoding(),
+            m.codec.codec.clock_rate()
+        ));
+        if let Some(dir) = &self.shared.record_dir {
+            let path = dir.join(format!(
+                "{}-{}.wav",
+                sanitize(&self.scenario.name),
+                self.index
+            ));
+            match CallRecorder::create(&path, Track::Both, codec.sample_rate()) {
+                Ok(r) => {
+                    self.recorder = Some(r);
+                    self.recording = Some(path);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot record the call"),
             }
-        };
-        let msg = tokio::select! {
-            msg = rx.recv() => msg,
-            Some(signal) = signals.recv() => Some(Msg::Signal(signal)),
-            Some(event) = leg_events => Some(Msg::Leg(event)),
-            _ = sma_net::time::sleep_until(deadline) => {
-                run.handle_timeout(Instant::now());
-                None
+        }
+        match start_media(
+            &self.shared,
+            sockets,
+            m,
+            codec,
+            &self.tx,
+            self.recorder.is_some(),
+        ) {
+            Ok(started) => {
+                if self.scenario.media.silence == Silence::Suppress {
+                    started.output.set_silence_suppression(true);
+                }
+                run.set_rate(codec.sample_rate());
+                self.media = Some(started);
             }
-        };
-        let now = Instant::now();
+            Err(why) => run.handle(Observation::MediaFailed(&why), now),
+        }
+    }
+
+    /// A local completion or a media event.
+    fn on_msg(&mut self, msg: Msg, run: &mut ScenarioRun, now: Instant) {
         match msg {
-            Some(Msg::Signal(CallSignal::Response {
-                status,
-                reason,
-                body,
-            })) => {
-                if (200..300).contains(&status) && media.is_none() {
-                    let negotiated = SessionDescription::parse(&body)
-                        .map_err(|e| format!("unparseable SDP: {e}"))
-                        .and_then(|answer| {
-                            sdp.accept_answer(&offer, &answer, &local)
-                                .map_err(|e| e.to_string())
-                        });
-                    match negotiated {
-                        Ok(m) => {
-                            let codec = sma_net::audio_codec(m.codec.codec);
-                            codec_name = Some(format!(
-                                "{}/{}",
-                                m.codec.codec.encoding(),
-                                m.codec.codec.clock_rate()
-                            ));
-                            if let Some(dir) = &shared.record_dir {
-                                let path =
-                                    dir.join(format!("{}-{index}.wav", sanitize(&scenario.name)));
-                                match CallRecorder::create(&path, Track::Both, codec.sample_rate())
-                                {
-                                    Ok(r) => {
-                                        recorder = Some(r);
-                                        recording = Some(path);
-                                    }
-                                    Err(e) => tracing::warn!(error = %e, "cannot record the call"),
-                                }
-                            }
-                            match start_media(&shared, &sockets, &m, codec, &tx, recorder.is_some())
-                            {
-                                Ok(started) => {
-                                    if scenario.media.silence == Silence::Suppress {
-                                        started.output.set_silence_suppression(true);
-                                    }
-                                    run.set_rate(codec.sample_rate());
-                                    media = Some(started);
-                                }
-                                Err(why) => run.handle(Observation::MediaFailed(&why), now),
-                            }
-                        }
-                        Err(why) => run.handle(Observation::MediaFailed(&why), now),
-                    }
-                }
-                run.handle(
-                    Observation::Response {
-                        status,
-                        reason: &reason,
-                    },
-                    now,
-                );
-            }
-            Some(Msg::Signal(CallSignal::Ended(reason))) => {
-                let (by_far_end, why) = match &reason {
-                    EndReason::RemoteBye => (true, "BYE from the far end".to_owned()),
-                    EndReason::LocalBye => (false, "our BYE".to_owned()),
-                    EndReason::Cancelled => (false, "cancelled".to_owned()),
-                    EndReason::Rejected(s) => (true, format!("rejected with {s}")),
-                    EndReason::AckTimeout => (true, "no ACK".to_owned()),
-                    EndReason::SessionExpired => (true, "session expired".to_owned()),
-                    EndReason::Timeout => (true, "no response (timeout)".to_owned()),
-                };
-                if let Some(m) = media.take() {
-                    stop_media(m);
-                }
-                run.handle(
-                    Observation::Ended {
-                        by_far_end,
-                        why: &why,
-                    },
-                    now,
-                );
-            }
-            Some(Msg::Leg(LegEvent::Audio { samples, .. })) => {
-                packets += 1;
-                if let Some(r) = recorder.as_mut() {
+            Msg::Leg(LegEvent::Audio { samples, .. }) => {
+                self.packets += 1;
+                if let Some(r) = self.recorder.as_mut() {
                     let _ = r.incoming(&samples);
                 }
                 run.handle(Observation::Audio(&samples), now);
             }
-            Some(Msg::Leg(LegEvent::Digit { digit, .. })) => {
+            Msg::Leg(LegEvent::Digit { digit, .. }) => {
                 run.handle(Observation::Digit(digit.as_char()), now);
             }
-            Some(Msg::Leg(LegEvent::Quality(q))) => quality = Some(q),
-            Some(Msg::Leg(_)) => {}
-            Some(Msg::Played(id)) => run.handle(Observation::Done(id), now),
-            Some(Msg::Outgoing(samples)) => {
-                if let Some(r) = recorder.as_mut() {
+            Msg::Leg(LegEvent::Quality(q)) => self.quality = Some(q),
+            Msg::Leg(_) | Msg::Signal(_) => {}
+            Msg::Played(id) => run.handle(Observation::Done(id), now),
+            Msg::Outgoing(samples) => {
+                if let Some(r) = self.recorder.as_mut() {
                     let _ = r.outgoing(&samples);
                 }
             }
-            Some(Msg::Speech(id, result)) => match (result, media.as_ref()) {
+            Msg::Speech(id, result) => match (result, self.media.as_ref()) {
                 (Ok(prompt), Some(m)) => {
                     let source =
                         PromptSource::new(prompt.clone(), m.payload_type, 1, 0, prompt.ptime_ms);
@@ -306,81 +342,276 @@ pub async fn place_call(
                 }
                 (Ok(_), None) => {}
             },
+        }
+    }
+
+    /// Plays, says or presses what the run asked for.
+    fn media_command(&mut self, command: Command) {
+        let Some(m) = self.media.as_ref() else {
+            return;
+        };
+        match command {
+            Command::Play { id, step } => {
+                if let Some(audio) = self.scenario.audio.get(&step) {
+                    match audio.at_rate(m.codec.sample_rate()).and_then(|pcm| {
+                        PcmSource::new(pcm, m.codec, m.payload_type, m.ptime)
+                            .map_err(|e| e.to_string())
+                    }) {
+                        Ok(source) => {
+                            m.output.play(id, Box::new(source));
+                        }
+                        Err(why) => tracing::warn!(%why, "cannot play"),
+                    }
+                }
+            }
+            Command::Say { id, text, voice } => {
+                let (shared, tx, codec) = (self.shared.clone(), self.tx.clone(), m.codec);
+                tokio::task::spawn_blocking(move || {
+                    let request = SpeechRequest {
+                        text,
+                        text_type: TextType::Text,
+                        voice_id: voice,
+                        language_code: None,
+                    };
+                    let speech = tts::cached(&shared.prompts, shared.tts.as_ref(), &request, codec)
+                        .map_err(|e| e.to_string());
+                    let _ = tx.send(Msg::Speech(id, speech));
+                });
+            }
+            Command::SendDigits {
+                id,
+                digits,
+                mode,
+                duration_ms,
+                gap_ms,
+            } => match digit_source(m, &digits, mode, duration_ms, gap_ms) {
+                Ok(source) => {
+                    m.output.play(id, source);
+                }
+                Err(why) => tracing::warn!(%why, "cannot send digits"),
+            },
+            Command::Hangup | Command::Ring | Command::Answer | Command::Reject(_) => {}
+        }
+    }
+
+    fn finish(mut self, run: &ScenarioRun, began: Instant) -> CallOutcome {
+        if let Some(m) = self.media.take() {
+            stop_media(m);
+        }
+        if let Some(r) = self.recorder.take() {
+            if let Err(e) = r.finish() {
+                tracing::warn!(error = %e, "recording not saved");
+                self.recording = None;
+            }
+        }
+        CallOutcome {
+            reports: run.reports().to_vec(),
+            passed: run.passed(),
+            setup: run.setup_time(),
+            final_response: run.final_response().cloned(),
+            codec: self.codec_name,
+            quality: self.quality,
+            packets_received: self.packets,
+            recording: self.recording,
+            error: None,
+            duration: began.elapsed(),
+        }
+    }
+}
+
+/// Works through the scenario on one call, from either side.
+#[allow(clippy::too_many_arguments)]
+async fn converse(
+    scenario: Arc<Scenario>,
+    dialer: Dialer,
+    shared: Arc<Shared>,
+    index: u64,
+    began: Instant,
+    (sockets, local, mut sdp): (LegSockets, LocalMedia, SdpSession),
+    mut side: Side,
+    mut signals: Option<mpsc::UnboundedReceiver<CallSignal>>,
+) -> CallOutcome {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let mut run = ScenarioRun::new(scenario.clone(), began);
+    let mut session = Session {
+        scenario: scenario.clone(),
+        shared,
+        index,
+        tx,
+        media: None,
+        recorder: None,
+        recording: None,
+        quality: None,
+        packets: 0,
+        codec_name: None,
+    };
+
+    while !run.is_finished() {
+        let deadline = run.poll_timeout();
+        // Signals, media events and local completions are polled here directly: no
+        // forwarding tasks, one wake-up per message (load mode runs thousands of these).
+        let leg_events = async {
+            match session.media.as_mut() {
+                Some(m) => m.events.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let call_signals = async {
+            match signals.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let invites = async {
+            match &mut side {
+                Side::Callee {
+                    invites,
+                    call: None,
+                    ..
+                } => invites.recv().await,
+                _ => std::future::pending().await,
+            }
+        };
+        let mut invite = None;
+        let msg = tokio::select! {
+            msg = rx.recv() => msg,
+            Some(signal) = call_signals => Some(Msg::Signal(signal)),
+            Some(event) = leg_events => Some(Msg::Leg(event)),
+            Some(incoming) = invites => {
+                invite = Some(incoming);
+                None
+            }
+            _ = sma_net::time::sleep_until(deadline) => {
+                run.handle_timeout(Instant::now());
+                None
+            }
+        };
+        let now = Instant::now();
+        if let (Some(i), Side::Callee { call, .. }) = (invite, &mut side) {
+            *call = Some((i.call, i.offer));
+            signals = Some(i.signals);
+            run.handle(Observation::Incoming(&i.incoming), now);
+        }
+        match msg {
+            Some(Msg::Signal(CallSignal::Response {
+                status,
+                reason,
+                body,
+            })) => {
+                if let Side::Caller { offer, .. } = &side {
+                    if (200..300).contains(&status) && session.media.is_none() {
+                        let negotiated = SessionDescription::parse(&body)
+                            .map_err(|e| format!("unparseable SDP: {e}"))
+                            .and_then(|answer| {
+                                sdp.accept_answer(offer, &answer, &local)
+                                    .map_err(|e| e.to_string())
+                            });
+                        match negotiated {
+                            Ok(m) => session.start(&sockets, &m, &mut run, now),
+                            Err(why) => run.handle(Observation::MediaFailed(&why), now),
+                        }
+                    }
+                }
+                run.handle(
+                    Observation::Response {
+                        status,
+                        reason: &reason,
+                    },
+                    now,
+                );
+            }
+            Some(Msg::Signal(CallSignal::Ended(reason))) => {
+                let we_rejected = matches!(side, Side::Callee { rejected: true, .. });
+                let (by_far_end, why) = match &reason {
+                    EndReason::RemoteBye => (true, "BYE from the far end".to_owned()),
+                    EndReason::LocalBye => (false, "our BYE".to_owned()),
+                    EndReason::Cancelled => (true, "cancelled by the caller".to_owned()),
+                    EndReason::Rejected(s) if we_rejected => {
+                        (false, format!("we rejected it with {s}"))
+                    }
+                    EndReason::Rejected(s) => (true, format!("rejected with {s}")),
+                    EndReason::AckTimeout => (true, "no ACK".to_owned()),
+                    EndReason::SessionExpired => (true, "session expired".to_owned()),
+                    EndReason::Timeout => (true, "no response (timeout)".to_owned()),
+                };
+                // Our own CANCEL ends a call we placed.
+                let by_far_end = by_far_end
+                    && !(matches!(side, Side::Caller { .. })
+                        && matches!(reason, EndReason::Cancelled));
+                if let Some(m) = session.media.take() {
+                    stop_media(m);
+                }
+                run.handle(
+                    Observation::Ended {
+                        by_far_end,
+                        why: &why,
+                    },
+                    now,
+                );
+            }
+            Some(other) => session.on_msg(other, &mut run, now),
             None => {}
         }
         while let Some(command) = run.poll_command() {
             match command {
-                Command::Hangup => dialer.hangup(call),
-                Command::Play { id, step } => {
-                    if let (Some(m), Some(audio)) = (media.as_ref(), scenario.audio.get(&step)) {
-                        match audio.at_rate(m.codec.sample_rate()).and_then(|pcm| {
-                            PcmSource::new(pcm, m.codec, m.payload_type, m.ptime)
-                                .map_err(|e| e.to_string())
-                        }) {
-                            Ok(source) => {
-                                m.output.play(id, Box::new(source));
-                            }
-                            Err(why) => tracing::warn!(%why, "cannot play"),
+                Command::Hangup => {
+                    if let Some(call) = side.call() {
+                        dialer.hangup(call);
+                    }
+                }
+                Command::Ring => {
+                    if let Some(call) = side.call() {
+                        dialer.ring(call);
+                    }
+                }
+                Command::Reject(status) => {
+                    if let Side::Callee {
+                        call: Some((call, _)),
+                        rejected,
+                        ..
+                    } = &mut side
+                    {
+                        *rejected = true;
+                        dialer.reject(*call, status);
+                    }
+                }
+                Command::Answer => {
+                    let Side::Callee {
+                        call: Some((call, offer)),
+                        rejected,
+                        ..
+                    } = &mut side
+                    else {
+                        continue;
+                    };
+                    let answered = SessionDescription::parse(offer)
+                        .map_err(|e| format!("the INVITE's SDP offer: {e}"))
+                        .and_then(|offer| sdp.answer(&offer, &local).map_err(|e| e.to_string()));
+                    match answered {
+                        Ok((answer, m)) => {
+                            dialer.answer(*call, answer.to_bytes());
+                            session.start(&sockets, &m, &mut run, now);
+                            run.handle(
+                                Observation::Response {
+                                    status: 200,
+                                    reason: "OK",
+                                },
+                                now,
+                            );
+                        }
+                        Err(why) => {
+                            // Refused like a phone would; the run reports why.
+                            *rejected = true;
+                            dialer.reject(*call, 488);
+                            run.handle(Observation::MediaFailed(&why), now);
                         }
                     }
                 }
-                Command::Say { id, text, voice } => {
-                    if let Some(m) = media.as_ref() {
-                        let (shared, tx, codec) = (shared.clone(), tx.clone(), m.codec);
-                        tokio::task::spawn_blocking(move || {
-                            let request = SpeechRequest {
-                                text,
-                                text_type: TextType::Text,
-                                voice_id: voice,
-                                language_code: None,
-                            };
-                            let speech =
-                                tts::cached(&shared.prompts, shared.tts.as_ref(), &request, codec)
-                                    .map_err(|e| e.to_string());
-                            let _ = tx.send(Msg::Speech(id, speech));
-                        });
-                    }
-                }
-                Command::SendDigits {
-                    id,
-                    digits,
-                    mode,
-                    duration_ms,
-                    gap_ms,
-                } => {
-                    if let Some(m) = media.as_ref() {
-                        match digit_source(m, &digits, mode, duration_ms, gap_ms) {
-                            Ok(source) => {
-                                m.output.play(id, source);
-                            }
-                            Err(why) => tracing::warn!(%why, "cannot send digits"),
-                        }
-                    }
-                }
+                media => session.media_command(media),
             }
         }
     }
-    if let Some(m) = media.take() {
-        stop_media(m);
-    }
-    if let Some(r) = recorder.take() {
-        if let Err(e) = r.finish() {
-            tracing::warn!(error = %e, "recording not saved");
-            recording = None;
-        }
-    }
-    CallOutcome {
-        reports: run.reports().to_vec(),
-        passed: run.passed(),
-        setup: run.setup_time(),
-        final_response: run.final_response().cloned(),
-        codec: codec_name,
-        quality,
-        packets_received: packets,
-        recording,
-        error: None,
-        duration: began.elapsed(),
-    }
+    session.finish(&run, began)
 }
 
 fn sanitize(name: &str) -> String {

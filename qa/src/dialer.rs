@@ -1,6 +1,9 @@
 //! The caller's SIP side: one sans-IO user agent and one transport for every call of a run
 //! (one call, or thousands in load mode). Calls ask it to dial and hang up; it tells each
 //! call about its responses and its end. The same shape as the server's endpoint task.
+//!
+//! A callee scenario's dialer listens instead: the first INVITE that arrives is handed to
+//! the scenario with its own signal channel, and the scenario rings, answers or rejects it.
 
 use sma_net::transport::ListenSpec;
 use sma_net::transport::{Inbound, Transports};
@@ -26,6 +29,15 @@ pub enum CallSignal {
     Ended(EndReason),
 }
 
+/// An INVITE that reached a listening dialer: the scenario's call.
+pub struct IncomingInvite {
+    pub call: CallHandle,
+    pub incoming: crate::run::Incoming,
+    /// The INVITE's SDP offer (empty when it had none).
+    pub offer: Vec<u8>,
+    pub signals: mpsc::UnboundedReceiver<CallSignal>,
+}
+
 /// A call to place.
 pub struct Dial {
     pub target: Uri,
@@ -42,6 +54,9 @@ enum Request {
         placed: oneshot::Sender<CallHandle>,
     },
     Hangup(CallHandle),
+    Ring(CallHandle),
+    Answer(CallHandle, Vec<u8>),
+    Reject(CallHandle, u16),
 }
 
 /// A handle on the dialer task.
@@ -123,8 +138,62 @@ impl Dialer {
             transport,
             local,
         };
-        tokio::spawn(run(ua, transports, route, inbound, rx));
+        tokio::spawn(run(ua, transports, route, inbound, rx, None));
         Ok(Dialer { requests, local })
+    }
+
+    /// Listens on `address` for the one call a callee scenario takes. Further INVITEs are
+    /// refused with 486 Busy Here.
+    pub async fn listen(
+        address: SocketAddr,
+        transport: Transport,
+        seed: u64,
+    ) -> Result<(Dialer, mpsc::Receiver<IncomingInvite>), DialerError> {
+        let spec = ListenSpec {
+            transport,
+            addr: address,
+        };
+        let (inbound_tx, inbound) = mpsc::channel(4096);
+        let (transports, bound) = Transports::start(
+            &[spec],
+            None,
+            None,
+            ParseLimits::default(),
+            Duration::from_secs(60),
+            inbound_tx,
+        )
+        .await?;
+        let local = bound.first().map_or(address, |b| b.advertised);
+        let ua = UserAgent::new(UaConfig {
+            user_agent: concat!("sma-call/", env!("CARGO_PKG_VERSION")).into(),
+            seed,
+            session_expires: None,
+            ..UaConfig::default()
+        });
+        let (requests, rx) = mpsc::unbounded_channel();
+        let (incoming_tx, incoming) = mpsc::channel(1);
+        let route = Route {
+            destination: local,
+            transport,
+            local,
+        };
+        tokio::spawn(run(ua, transports, route, inbound, rx, Some(incoming_tx)));
+        Ok((Dialer { requests, local }, incoming))
+    }
+
+    /// 180 Ringing on an incoming call.
+    pub fn ring(&self, call: CallHandle) {
+        let _ = self.requests.send(Request::Ring(call));
+    }
+
+    /// 200 OK with this SDP answer on an incoming call.
+    pub fn answer(&self, call: CallHandle, sdp: Vec<u8>) {
+        let _ = self.requests.send(Request::Answer(call, sdp));
+    }
+
+    /// A final error response on an incoming call.
+    pub fn reject(&self, call: CallHandle, status: u16) {
+        let _ = self.requests.send(Request::Reject(call, status));
     }
 
     /// Sends the INVITE; signals arrive on `signals`. `None` when the dialer has stopped.
@@ -164,6 +233,7 @@ async fn run(
     route: Route,
     mut inbound: mpsc::Receiver<Inbound>,
     mut requests: mpsc::UnboundedReceiver<Request>,
+    mut incoming: Option<mpsc::Sender<IncomingInvite>>,
 ) {
     let mut calls: HashMap<CallHandle, mpsc::UnboundedSender<CallSignal>> = HashMap::new();
     loop {
@@ -199,6 +269,11 @@ async fn run(
                         let _ = placed.send(call);
                     }
                     Request::Hangup(call) => ua.hangup(call, 487, now),
+                    Request::Ring(call) => ua.ring(call, now),
+                    Request::Answer(call, sdp) => {
+                        ua.answer(call, sdp, now);
+                    }
+                    Request::Reject(call, status) => ua.reject(call, status, now),
                 }
             }
             _ = sma_net::time::sleep_until(deadline) => ua.handle_timeout(Instant::now()),
@@ -229,7 +304,37 @@ async fn run(
                         let _ = tx.send(CallSignal::Ended(reason));
                     }
                 }
-                UaEvent::IncomingCall { call, .. } => ua.reject(call, 603, Instant::now()),
+                UaEvent::IncomingCall { call, invite, .. } => match incoming.take() {
+                    Some(to_scenario) => {
+                        let (tx, signals) = mpsc::unbounded_channel();
+                        calls.insert(call, tx);
+                        let invite_info = crate::run::Incoming {
+                            from_uri: invite.from.uri.to_string(),
+                            from_user: invite.from.uri.user.clone().unwrap_or_default(),
+                            to_user: invite.uri.user.clone().unwrap_or_default(),
+                            headers: invite
+                                .headers
+                                .iter()
+                                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                                .collect(),
+                        };
+                        let handed = to_scenario.try_send(IncomingInvite {
+                            call,
+                            incoming: invite_info,
+                            offer: invite.body,
+                            signals,
+                        });
+                        if handed.is_err() {
+                            calls.remove(&call);
+                            ua.reject(call, 480, Instant::now());
+                        }
+                    }
+                    // One call per callee scenario; a caller takes none.
+                    None => {
+                        let busy = if calls.is_empty() { 603 } else { 486 };
+                        ua.reject(call, busy, Instant::now())
+                    }
+                },
                 UaEvent::Offer { call, tx, .. } => {
                     // A test caller keeps the media it negotiated: the far end keeps its
                     // old session (RFC 3264 §8 after a 488).

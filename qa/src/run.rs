@@ -8,14 +8,29 @@
 //! simulated time.
 
 use super::listen::{level_dbov, PromptMatcher};
-use super::scenario::{show, CallExpectation, DtmfMode, Scenario, Step};
+use super::scenario::{show, CallExpectation, DtmfMode, IncomingExpectation, Role, Scenario, Step};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// An INVITE that reached a callee, as the run checks it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Incoming {
+    /// The From URI, e.g. `sip:+12065550100@10.0.0.1`.
+    pub from_uri: String,
+    /// Its user part (the caller's number).
+    pub from_user: String,
+    /// The Request-URI's user part (the number dialed).
+    pub to_user: String,
+    /// Every header of the INVITE, in order.
+    pub headers: Vec<(String, String)>,
+}
+
 /// Something that happened on the call.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Observation<'a> {
+    /// Callee role: the INVITE arrived.
+    Incoming(&'a Incoming),
     /// A response to the INVITE.
     Response { status: u16, reason: &'a str },
     /// The 2xx's SDP could not be used; the call cannot carry media. Delivered before that
@@ -48,8 +63,15 @@ pub enum Command {
         duration_ms: u32,
         gap_ms: u32,
     },
-    /// BYE when answered, CANCEL before.
+    /// BYE when answered, CANCEL before (a callee: 487 before answering).
     Hangup,
+    /// Callee role: 180 Ringing.
+    Ring,
+    /// Callee role: 200 OK with our SDP answer; the shell reports the outcome as a
+    /// `Response` (200, or the status it refused with when the offer was unusable).
+    Answer,
+    /// Callee role: refuse the INVITE with this status.
+    Reject(u16),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +103,10 @@ enum Phase {
 }
 
 enum State {
+    /// Callee role: waiting for the INVITE.
+    Incoming {
+        deadline: Instant,
+    },
     Call {
         what: CallExpectation,
         deadline: Instant,
@@ -164,6 +190,8 @@ pub struct ScenarioRun {
     /// scenario has an `expect_prompt`.
     backlog: VecDeque<i16>,
     keeps_backlog: bool,
+    /// Callee role: the INVITE, once it arrived.
+    incoming: Option<Incoming>,
 }
 
 impl ScenarioRun {
@@ -195,6 +223,7 @@ impl ScenarioRun {
             threshold,
             backlog: VecDeque::new(),
             keeps_backlog,
+            incoming: None,
         };
         run.begin(now);
         run
@@ -242,6 +271,7 @@ impl ScenarioRun {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
             State::Call { deadline, .. }
+            | State::Incoming { deadline }
             | State::Prompt { deadline, .. }
             | State::Digits { deadline }
             | State::Sending { deadline, .. }
@@ -297,16 +327,50 @@ impl ScenarioRun {
         let within =
             |d: Option<super::scenario::Dur>, default: Duration| now + d.map_or(default, |d| d.0);
         // Steps that need an answered call fail at once without one.
-        let needs_media = !matches!(
-            step,
-            Step::Expect(_) | Step::Wait(_) | Step::Hangup | Step::ExpectHangup(_)
-        );
+        let needs_media = !(step.is_callee_only()
+            || matches!(
+                step,
+                Step::Expect(_) | Step::Wait(_) | Step::Hangup | Step::ExpectHangup(_)
+            ));
         if needs_media {
             if let Some(why) = self.no_media() {
                 return self.fail(now, why);
             }
         }
         self.state = match step {
+            Step::Expect(CallExpectation::Incoming) | Step::ExpectIncoming(_) => {
+                let within = match &step {
+                    Step::ExpectIncoming(IncomingExpectation {
+                        within: Some(w), ..
+                    }) => w.0,
+                    _ => Duration::from_secs(30),
+                };
+                State::Incoming {
+                    deadline: self.started + within,
+                }
+            }
+            Step::Ring(d) => {
+                self.commands.push_back(Command::Ring);
+                State::Waiting { until: now + d.0 }
+            }
+            Step::Answer => {
+                self.commands.push_back(Command::Answer);
+                State::Call {
+                    what: CallExpectation::Answered,
+                    deadline: now + Duration::from_secs(10),
+                }
+            }
+            Step::Reject(code) => {
+                if let Some((_, why, at)) = &self.ended {
+                    let why = format!("the call had already ended at +{} ({why})", show(*at));
+                    return self.fail(now, why);
+                }
+                self.commands.push_back(Command::Reject(code.0));
+                self.hangup_sent = true;
+                State::HangingUp {
+                    deadline: now + Duration::from_secs(5),
+                }
+            }
             Step::Expect(what) => State::Call {
                 what,
                 deadline: self.started + self.scenario.call.answer_timeout.0,
@@ -499,6 +563,7 @@ impl ScenarioRun {
     /// Ends the call if it is still up, then finishes.
     fn clear(&mut self, now: Instant) {
         if self.ended.is_some()
+            || (self.scenario.role == Role::Callee && self.incoming.is_none())
             || (self.phase == Phase::Dialing
                 && self.last_response.as_ref().is_some_and(|r| r.0 >= 300))
         {
@@ -518,6 +583,11 @@ impl ScenarioRun {
 
     pub fn handle(&mut self, observation: Observation<'_>, now: Instant) {
         match observation {
+            Observation::Incoming(incoming) => {
+                if self.incoming.is_none() {
+                    self.incoming = Some(incoming.clone());
+                }
+            }
             Observation::Response { status, reason } => {
                 self.statuses.push(status);
                 self.last_response = Some((status, reason.to_owned()));
@@ -624,7 +694,10 @@ impl ScenarioRun {
                 // The prompt may have been heard whole before the far end hung up: the
                 // step decides on all the audio received.
                 (State::Prompt { .. }, _) => {}
-                (State::Call { .. }, _) | (State::Done, _) | (State::Clearing { .. }, _) => {}
+                (State::Call { .. }, _)
+                | (State::Incoming { .. }, _)
+                | (State::Done, _)
+                | (State::Clearing { .. }, _) => {}
                 (State::Digits { .. }, _) if self.digits_outcome().is_some() => {}
                 _ => {
                     let who = if by_far_end {
@@ -637,6 +710,28 @@ impl ScenarioRun {
             }
         }
         match &mut self.state {
+            State::Incoming { deadline } => {
+                let deadline = *deadline;
+                if let Some(incoming) = &self.incoming {
+                    let checked = match step {
+                        Some(Step::ExpectIncoming(want)) => check_incoming(want, incoming),
+                        _ => Ok(()),
+                    };
+                    let detail =
+                        format!("INVITE to {} from {}", incoming.to_user, incoming.from_uri);
+                    return match checked {
+                        Ok(()) => self.pass(now, detail),
+                        Err(why) => self.fail(now, format!("{detail}: {why}")),
+                    };
+                }
+                if now >= deadline {
+                    let why = format!(
+                        "no INVITE within {}",
+                        show(deadline.saturating_duration_since(self.started))
+                    );
+                    self.fail(now, why);
+                }
+            }
             State::Call { what, deadline } => {
                 let (what, deadline) = (*what, *deadline);
                 self.evaluate_call(what, deadline, now);
@@ -869,6 +964,10 @@ impl ScenarioRun {
                         let after = self.answered_after.unwrap_or_default();
                         return self.pass(now, format!("{last} after {}", show(after)));
                     }
+                    if let Some(e) = &self.media_error {
+                        let why = format!("the SDP offer was unusable ({e}): refused with {last}");
+                        return self.fail(now, why);
+                    }
                     return self.fail(now, format!("the call was rejected: {last}"));
                 }
                 if let Some((_, why, _)) = &self.ended {
@@ -876,6 +975,8 @@ impl ScenarioRun {
                     return self.fail(now, why);
                 }
             }
+            // Settled in `State::Incoming`.
+            CallExpectation::Incoming => {}
             CallExpectation::SipStatus(want) => {
                 if self.statuses.contains(&want) {
                     return self.pass(now, format!("{want} received"));
@@ -899,6 +1000,40 @@ impl ScenarioRun {
             self.fail(now, why);
         }
     }
+}
+
+/// Whether an INVITE carries what `expect_incoming` asks for; the first difference otherwise.
+fn check_incoming(want: &IncomingExpectation, got: &Incoming) -> Result<(), String> {
+    if let Some(from) = &want.from {
+        if from != &got.from_uri && from != &got.from_user {
+            return Err(format!(
+                "expected the caller {from}, it was {}",
+                got.from_uri
+            ));
+        }
+    }
+    if let Some(to) = &want.to {
+        if to != &got.to_user {
+            return Err(format!(
+                "expected a call to {to}, it was to {}",
+                got.to_user
+            ));
+        }
+    }
+    for (name, value) in &want.headers {
+        match got
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            Some((_, v)) if v == value => {}
+            Some((_, v)) => {
+                return Err(format!("{name} was `{v}`, expected `{value}`"));
+            }
+            None => return Err(format!("no {name} header (expected `{value}`)")),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -407,3 +407,120 @@ fn a_prompt_that_began_during_the_previous_step_is_found() {
         s.run.reports()[2].detail
     );
 }
+
+fn callee(steps: &str) -> Sim {
+    let text = format!("role: callee\nlisten: 127.0.0.1:5090\nsteps:\n{steps}");
+    let scenario = Arc::new(Scenario::parse(&text, Path::new("t.yaml")).unwrap());
+    let now = Instant::now();
+    Sim {
+        run: ScenarioRun::new(scenario, now),
+        now,
+    }
+}
+
+fn invite(from_user: &str, headers: &[(&str, &str)]) -> Incoming {
+    Incoming {
+        from_uri: format!("sip:{from_user}@10.0.0.1"),
+        from_user: from_user.into(),
+        to_user: "+12065550199".into(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+#[test]
+fn a_callee_checks_the_invite_rings_answers_and_hears_the_caller() {
+    let mut s = callee(
+        "  - expect_incoming: {from: \"+12065550100\", to: \"+12065550199\", headers: {x-agent: \"7\"}}\n  - ring: 1s\n  - answer\n  - expect_audio: {min_ms: 200}\n  - expect_hangup: 5s\n",
+    );
+    assert_eq!(s.run.poll_command(), None);
+    let call = invite("+12065550100", &[("X-Agent", "7")]);
+    s.at(300).see(Observation::Incoming(&call));
+    assert_eq!(s.run.poll_command(), Some(Command::Ring));
+    s.at(900);
+    assert_eq!(s.run.poll_command(), None, "still ringing");
+    s.at(200);
+    assert_eq!(s.run.poll_command(), Some(Command::Answer));
+    s.see(Observation::Response {
+        status: 200,
+        reason: "OK",
+    });
+    s.run.set_rate(8000);
+    s.frames(&LOUD, 300);
+    s.see(Observation::Ended {
+        by_far_end: true,
+        why: "BYE from the far end",
+    });
+    assert!(s.run.passed(), "{:?}", s.run.reports());
+    assert_eq!(s.verdicts().len(), 5);
+}
+
+#[test]
+fn a_callee_names_what_the_invite_lacked() {
+    let mut s = callee(
+        "  - expect_incoming: {from: \"+12065550100\", headers: {X-Agent: \"7\"}}\n  - answer\n",
+    );
+    s.see(Observation::Incoming(&invite(
+        "+12065550100",
+        &[("X-Agent", "9")],
+    )));
+    assert!(
+        s.failure().contains("X-Agent was `9`, expected `7`"),
+        "{}",
+        s.failure()
+    );
+    // The unanswered call is refused, not left ringing.
+    assert_eq!(s.run.poll_command(), Some(Command::Hangup));
+
+    let mut s = callee("  - expect_incoming: {from: \"+12065550100\"}\n");
+    s.see(Observation::Incoming(&invite("+44", &[])));
+    assert!(
+        s.failure().contains("expected the caller +12065550100"),
+        "{}",
+        s.failure()
+    );
+
+    let mut s = callee("  - expect_incoming: {within: 2s}\n  - answer\n");
+    s.at(2000);
+    assert!(
+        s.failure().contains("no INVITE within 2.0 s"),
+        "{}",
+        s.failure()
+    );
+    assert!(s.run.is_finished(), "nothing to clear without a call");
+    assert_eq!(s.run.poll_command(), None);
+}
+
+#[test]
+fn a_callee_rejects_with_the_status_asked() {
+    let mut s = callee("  - expect: incoming\n  - reject: 486\n");
+    s.see(Observation::Incoming(&invite("+1", &[])));
+    assert_eq!(s.run.poll_command(), Some(Command::Reject(486)));
+    s.see(Observation::Response {
+        status: 486,
+        reason: "Busy Here",
+    })
+    .see(Observation::Ended {
+        by_far_end: false,
+        why: "we rejected it with 486",
+    });
+    assert!(s.run.passed(), "{:?}", s.run.reports());
+}
+
+#[test]
+fn a_caller_that_gives_up_while_the_callee_rings_fails_the_answer() {
+    let mut s = callee("  - expect: incoming\n  - ring: 5s\n  - answer\n");
+    s.see(Observation::Incoming(&invite("+1", &[])));
+    s.at(1000).see(Observation::Ended {
+        by_far_end: true,
+        why: "cancelled by the caller",
+    });
+    s.at(4000);
+    assert!(
+        s.failure().contains("ended before an answer"),
+        "{}",
+        s.failure()
+    );
+}

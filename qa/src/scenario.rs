@@ -133,6 +133,61 @@ pub enum CallExpectation {
     Answered,
     /// A response with exactly this status (provisional or final).
     SipStatus(u16),
+    /// Callee role: an INVITE arrives (any caller; `expect_incoming` checks who).
+    Incoming,
+}
+
+/// `expect_incoming` (callee role): an INVITE arrives, carrying what it must.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingExpectation {
+    /// The caller: the From URI whole (`sip:+1206…@host`) or its user part (`+12065550100`).
+    pub from: Option<String>,
+    /// The number or user dialed: the Request-URI's user part.
+    pub to: Option<String>,
+    /// Headers the INVITE must carry with exactly these values (names in any case).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Default: 30 s from the start of the scenario's listening.
+    pub within: Option<Dur>,
+}
+
+/// `reject` (callee role): the final response to the INVITE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reject(pub u16);
+
+impl<'de> Deserialize<'de> for Reject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Reject, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            status: u16,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Reject;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a SIP status (486) or {status: 486}")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Reject, E> {
+                u16::try_from(v)
+                    .map(Reject)
+                    .map_err(|_| E::custom(format!("{v} is not a SIP status")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Reject, E> {
+                v.trim()
+                    .parse()
+                    .map(Reject)
+                    .map_err(|_| E::custom(format!("`{v}` is not a SIP status")))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Reject, M::Error> {
+                let full: Full =
+                    Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Reject(full.status))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `expect_audio`: a burst of speech or tone from the far end.
@@ -387,15 +442,45 @@ pub enum Step {
     Wait(Dur),
     Hangup,
     ExpectHangup(HangupExpectation),
+    /// Callee role: wait for an INVITE and check it.
+    ExpectIncoming(IncomingExpectation),
+    /// Callee role: send 180 Ringing, then let the caller wait this long.
+    Ring(Dur),
+    /// Callee role: answer with 200 OK and our SDP.
+    Answer,
+    /// Callee role: refuse the call with this status.
+    Reject(Reject),
 }
 
 impl Step {
+    /// The steps only a callee takes.
+    pub fn is_callee_only(&self) -> bool {
+        matches!(
+            self,
+            Step::ExpectIncoming(_)
+                | Step::Expect(CallExpectation::Incoming)
+                | Step::Ring(_)
+                | Step::Answer
+                | Step::Reject(_)
+        )
+    }
+
     /// A short label for the timeline: the step's name and its main argument.
     pub fn label(&self) -> String {
         match self {
             Step::Expect(CallExpectation::Answered) => "expect answered".into(),
             Step::Expect(CallExpectation::Ringing) => "expect ringing".into(),
             Step::Expect(CallExpectation::SipStatus(s)) => format!("expect sip_status {s}"),
+            Step::Expect(CallExpectation::Incoming) => "expect incoming".into(),
+            Step::ExpectIncoming(i) => match (&i.from, &i.to) {
+                (Some(from), Some(to)) => format!("expect_incoming from {from} to {to}"),
+                (Some(from), None) => format!("expect_incoming from {from}"),
+                (None, Some(to)) => format!("expect_incoming to {to}"),
+                (None, None) => "expect_incoming".into(),
+            },
+            Step::Ring(d) => format!("ring {}", show(d.0)),
+            Step::Answer => "answer".into(),
+            Step::Reject(r) => format!("reject {}", r.0),
             Step::ExpectAudio(a) => match a.max_ms {
                 Some(max) => format!("expect_audio {}-{max} ms", a.min_ms),
                 None => format!("expect_audio >= {} ms", a.min_ms),
@@ -426,6 +511,10 @@ impl Step {
             Step::Wait(_) => "wait",
             Step::Hangup => "hangup",
             Step::ExpectHangup(_) => "expect_hangup",
+            Step::ExpectIncoming(_) => "expect_incoming",
+            Step::Ring(_) => "ring",
+            Step::Answer => "answer",
+            Step::Reject(_) => "reject",
         }
     }
 }
@@ -538,11 +627,57 @@ impl Default for MediaSpec {
     }
 }
 
+/// Which end of the call the scenario plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Dials `call.to` (the default).
+    #[default]
+    Caller,
+    /// Listens on `listen` and takes the call that arrives: the far end of a bridge or of a
+    /// call the runtime places.
+    Callee,
+}
+
+/// Where a callee listens.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ListenSpec {
+    /// `host:port`.
+    pub address: String,
+    pub transport: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSpecFull {
+    pub address: String,
+    pub transport: Option<String>,
+}
+
+impl From<ListenSpecFull> for ListenSpec {
+    fn from(f: ListenSpecFull) -> Self {
+        ListenSpec {
+            address: f.address,
+            transport: f.transport,
+        }
+    }
+}
+
+short_form!(ListenSpec, ListenSpecFull, "host:port", |v| Ok(
+    ListenSpec {
+        address: v.into(),
+        transport: None
+    }
+));
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Document {
     name: Option<String>,
-    call: CallSpec,
+    #[serde(default)]
+    role: Role,
+    call: Option<CallSpec>,
+    listen: Option<ListenSpec>,
     #[serde(default)]
     media: MediaSpec,
     /// Steps as one-key maps (`- expect: answered`), not YAML tags.
@@ -592,7 +727,11 @@ impl Audio {
 pub struct Scenario {
     pub name: String,
     pub path: PathBuf,
+    pub role: Role,
+    /// What a caller dials. A callee's holds its listening address as `to` and the defaults.
     pub call: CallSpec,
+    /// Where a callee listens.
+    pub listen: Option<std::net::SocketAddr>,
     pub media: MediaSpec,
     pub transport: Transport,
     pub codecs: Vec<sma_sip::sdp::Codec>,
@@ -705,18 +844,93 @@ impl Scenario {
         };
         let base = path.parent().unwrap_or(Path::new("."));
 
-        let transport = Transport::from_token(&document.call.transport).ok_or_else(|| {
+        let (call, listen) = match (document.role, document.call.clone(), &document.listen) {
+            (Role::Caller, Some(call), None) => (call, None),
+            (Role::Caller, None, _) => {
+                return Err(err(
+                    0,
+                    "call".into(),
+                    "a caller scenario needs `call:` (or `role: callee` with `listen:`)".into(),
+                ))
+            }
+            (Role::Caller, Some(_), Some(_)) => {
+                return Err(err(
+                    line_of_key("listen"),
+                    "listen".into(),
+                    "only a callee listens: add `role: callee`".into(),
+                ))
+            }
+            (Role::Callee, Some(_), _) => {
+                return Err(err(
+                    line_of_key("call"),
+                    "call".into(),
+                    "a callee does not dial: use `listen:` instead of `call:`".into(),
+                ))
+            }
+            (Role::Callee, None, None) => {
+                return Err(err(
+                    line_of_key("role"),
+                    "listen".into(),
+                    "a callee needs `listen: host:port`".into(),
+                ))
+            }
+            (Role::Callee, None, Some(l)) => {
+                let addr: std::net::SocketAddr = l.address.trim().parse().map_err(|_| {
+                    err(
+                        line_of_key("listen"),
+                        "listen.address".into(),
+                        format!("`{}` is not an IP address and port", l.address),
+                    )
+                })?;
+                let call = CallSpec {
+                    to: format!("sip:{addr}"),
+                    server: None,
+                    from: None,
+                    transport: l.transport.clone().unwrap_or_else(default_transport),
+                    credentials: None,
+                    headers: BTreeMap::new(),
+                    answer_timeout: default_answer_timeout(),
+                };
+                (call, Some(addr))
+            }
+        };
+        let transport_key = if listen.is_some() {
+            "listen.transport"
+        } else {
+            "call.transport"
+        };
+        let transport = Transport::from_token(&call.transport).ok_or_else(|| {
             err(
                 line_of_key("transport"),
-                "call.transport".into(),
-                format!(
-                    "`{}` is not a transport (udp, tcp or tls)",
-                    document.call.transport
-                ),
+                transport_key.into(),
+                format!("`{}` is not a transport (udp, tcp or tls)", call.transport),
             )
         })?;
-        check_target(&document.call)
-            .map_err(|why| err(line_of_key("to"), "call.to".into(), why))?;
+        if listen.is_some() && transport == Transport::Tls {
+            return Err(err(
+                line_of_key("transport"),
+                transport_key.into(),
+                "a callee listens on udp or tcp".into(),
+            ));
+        }
+        if listen.is_none() {
+            check_target(&call).map_err(|why| err(line_of_key("to"), "call.to".into(), why))?;
+        }
+        match (document.role, document.steps.first()) {
+            (Role::Callee, Some(first))
+                if !matches!(
+                    first,
+                    Step::ExpectIncoming(_) | Step::Expect(CallExpectation::Incoming)
+                ) =>
+            {
+                return Err(err(
+                    line_of(0),
+                    format!("steps[0].{}", first.key()),
+                    "a callee's first step is `expect_incoming` (or `expect: incoming`)".into(),
+                ));
+            }
+            _ => {}
+        }
         let mut codecs = Vec::new();
         for (i, name) in document.media.codecs.iter().enumerate() {
             let codec = codec_named(name).ok_or_else(|| {
@@ -754,7 +968,32 @@ impl Scenario {
         for (i, step) in document.steps.iter().enumerate() {
             let field = |f: &str| format!("steps[{i}].{}{f}", step.key());
             let fail = |f: &str, message: String| err(line_of(i), field(f), message);
+            if document.role == Role::Caller && step.is_callee_only() {
+                return Err(fail(
+                    "",
+                    "only a callee takes this step (add `role: callee` and `listen:`)".into(),
+                ));
+            }
+            if document.role == Role::Callee
+                && i > 0
+                && step.is_callee_only()
+                && matches!(
+                    step,
+                    Step::ExpectIncoming(_) | Step::Expect(CallExpectation::Incoming)
+                )
+            {
+                return Err(fail(
+                    "",
+                    "a callee takes one call: one `expect_incoming`".into(),
+                ));
+            }
             match step {
+                Step::Reject(Reject(code)) if !(300..=699).contains(code) => {
+                    return Err(fail(
+                        ".status",
+                        format!("{code} is not a final error status (300-699)"),
+                    ));
+                }
                 Step::Expect(CallExpectation::SipStatus(s)) if !(100..=699).contains(s) => {
                     return Err(fail(".sip_status", format!("{s} is not a SIP status")));
                 }
@@ -803,7 +1042,9 @@ impl Scenario {
         Ok(Scenario {
             name,
             path: path.to_owned(),
-            call: document.call,
+            role: document.role,
+            call,
+            listen,
             media: document.media,
             transport,
             codecs,
@@ -994,6 +1235,73 @@ mod tests {
         assert_eq!(e.field, "steps", "{e}");
         let e = parse("call: {to: sip:a@b}\nsteps:\n  - hangup\nextra: 1\n").unwrap_err();
         assert!(e.message.contains("unknown field `extra`"), "{e}");
+    }
+
+    #[test]
+    fn a_callee_listens_and_takes_callee_steps() {
+        let s = parse(
+            "role: callee\nlisten: 127.0.0.1:5090\nsteps:\n  - expect_incoming: {from: \"+1206\", headers: {X-Agent: \"7\"}}\n  - ring: 2s\n  - answer\n  - expect_audio: {min_ms: 100}\n  - hangup\n",
+        )
+        .unwrap();
+        assert_eq!(s.role, Role::Callee);
+        assert_eq!(s.listen, Some("127.0.0.1:5090".parse().unwrap()));
+        assert_eq!(s.steps[1], Step::Ring(Dur(Duration::from_secs(2))));
+        let s = parse(
+            "role: callee\nlisten: {address: \"127.0.0.1:5091\", transport: tcp}\nsteps:\n  - expect: incoming\n  - reject: {status: 486}\n",
+        )
+        .unwrap();
+        assert_eq!(s.transport, Transport::Tcp);
+        assert_eq!(s.steps[1], Step::Reject(Reject(486)));
+    }
+
+    #[test]
+    fn roles_refuse_what_does_not_fit_them() {
+        for (text, field, says) in [
+            (
+                "role: callee\nsteps:\n  - expect: incoming\n".to_owned(),
+                "listen",
+                "needs `listen",
+            ),
+            (
+                format!("role: callee\nlisten: 127.0.0.1:5090\n{CALL}steps:\n  - answer\n"),
+                "call",
+                "does not dial",
+            ),
+            (
+                "role: callee\nlisten: localhost\nsteps:\n  - answer\n".to_owned(),
+                "listen.address",
+                "not an IP address",
+            ),
+            (
+                "role: callee\nlisten: 127.0.0.1:5090\nsteps:\n  - answer\n".to_owned(),
+                "steps[0].answer",
+                "first step",
+            ),
+            (
+                "role: callee\nlisten: 127.0.0.1:5090\nsteps:\n  - expect: incoming\n  - reject: 200\n".to_owned(),
+                "steps[1].reject.status",
+                "not a final error",
+            ),
+            (
+                format!("{CALL}steps:\n  - answer\n"),
+                "steps[0].answer",
+                "only a callee",
+            ),
+            (
+                format!("{CALL}listen: 127.0.0.1:5090\nsteps:\n  - hangup\n"),
+                "listen",
+                "role: callee",
+            ),
+            (
+                "steps:\n  - hangup\n".to_owned(),
+                "call",
+                "needs `call:`",
+            ),
+        ] {
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
     }
 
     #[test]

@@ -13,6 +13,9 @@
                                                    host; prints the connector id and host
     flow.py termination URL KEY SECRET VC CIDR     the connector's allowed sources become CIDR
     flow.py health URL KEY SECRET VC SOURCE        termination health names SOURCE
+    flow.py group URL KEY SECRET PORT...           one voice connector per PORT (its origination
+                                                   route 127.0.0.1:PORT over UDP) in a group, in
+                                                   that priority order; prints the group's ARN
     flow.py call URL KEY SECRET APP FROM TO        CreateSipMediaApplicationCall (click-to-call:
                                                    the app calls TO from FROM), after checking
                                                    what the API refuses; prints the TransactionId
@@ -122,5 +125,20 @@ elif command == "call":
         SipMediaApplicationId=app, FromPhoneNumber=caller, ToPhoneNumber=callee),
         "per second")
     print(transaction)
+elif command == "group":
+    items = []
+    for i, port in enumerate(sys.argv[5:]):
+        vc = voice.create_voice_connector(Name=f"region-{i + 1}", AwsRegion="us-east-1",
+                                          RequireEncryption=False)["VoiceConnector"]
+        voice.put_voice_connector_origination(VoiceConnectorId=vc["VoiceConnectorId"], Origination={
+            "Routes": [{"Host": "127.0.0.1", "Port": int(port), "Protocol": "UDP",
+                        "Priority": 1, "Weight": 1}], "Disabled": False})
+        items.append({"VoiceConnectorId": vc["VoiceConnectorId"], "Priority": i + 1})
+    group = voice.create_voice_connector_group(Name="cross-region",
+                                               VoiceConnectorItems=items)["VoiceConnectorGroup"]
+    arn = voice.get_voice_connector_group(
+        VoiceConnectorGroupId=group["VoiceConnectorGroupId"])["VoiceConnectorGroup"].get(
+        "VoiceConnectorGroupArn")
+    print(arn)
 else:
     sys.exit(f"unknown command {command}")
