@@ -522,6 +522,10 @@ fn examples_config(webhook: &str, media: (u16, u16)) -> String {
                 .display()
                 .to_string(),
         )
+        .replace(
+            "../../target/wasm32-wasip2/guest/forward_rust.wasm",
+            &rust_component("forward_rust.wasm").display().to_string(),
+        )
         .replace("http://127.0.0.1:8088/", webhook)
         .replace(
             "port_range = [20000, 20999]",
@@ -699,4 +703,97 @@ fn scenario_headers_and_caller_reach_the_handler() {
     assert_eq!(leg["SipHeaders"]["X-Campaign"], "spring", "{leg}");
     assert_eq!(leg["From"], "+14255550123");
     assert_eq!(leg["To"], NUMBER);
+}
+
+/// A free UDP port on loopback (for a callee scenario to listen on).
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[test]
+fn the_two_leg_examples_run_with_a_scenario_per_leg() {
+    let webhook = PythonWebhook::start("dev-secret");
+    let reminders =
+        PythonWebhook::start_script("examples/click-to-call-python/app.py", "dev-secret");
+    let (agents, customers) = (free_port(), free_port());
+    let config = examples_config(&webhook.url, (30400, 30499))
+        .replace("http://127.0.0.1:8089/", &reminders.url)
+        .replace("sip:127.0.0.1:5090", &format!("sip:127.0.0.1:{agents}"))
+        .replace("sip:127.0.0.1:5091", &format!("sip:127.0.0.1:{customers}"));
+    let serve = Serve::start(
+        &config,
+        &["udp:127.0.0.1:0"],
+        &["--cache-dir", &cache_dir().display().to_string()],
+    );
+    // The scenarios as shipped, listening where this run's carriers point.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = |name: &str| {
+        let text = std::fs::read_to_string(root().join("examples/scenarios/two-legs").join(name))
+            .expect("scenario")
+            .replace("127.0.0.1:5090", &format!("127.0.0.1:{agents}"))
+            .replace("127.0.0.1:5091", &format!("127.0.0.1:{customers}"));
+        write(dir.path(), name, &text)
+    };
+    let (agent, caller, customer) = (
+        copy("forward-agent.yaml"),
+        copy("forward-caller.yaml"),
+        copy("click-to-call-customer.yaml"),
+    );
+    let target = serve.addr("udp").to_string();
+
+    // forward-rust: both legs in one command.
+    let out = sma_call(&[
+        "-s",
+        &agent,
+        "-s",
+        &caller,
+        "--target",
+        &target,
+        "--rtp-ports",
+        "30500-30599",
+        "--no-record",
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out), serve.log());
+
+    // click-to-call: the customer listens, call.py asks the API (boto3) for the call.
+    let listening = Command::new(sma())
+        .args([
+            "call",
+            "-s",
+            &customer,
+            "--rtp-ports",
+            "30600-30699",
+            "--no-record",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sma call");
+    std::thread::sleep(Duration::from_millis(500));
+    let placed = Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("examples/click-to-call-python/call.py"))
+        .args(["--endpoint-url", serve.api.as_deref().expect("api")])
+        .args([
+            "--app",
+            "click-to-call",
+            "--from",
+            "+12065550100",
+            "--to",
+            "+14255550142",
+        ])
+        .output()
+        .expect("call.py");
+    assert!(
+        placed.status.success(),
+        "{}\n{}",
+        text(&placed),
+        serve.log()
+    );
+    let transaction = String::from_utf8_lossy(&placed.stdout).trim().to_owned();
+    assert_eq!(transaction.len(), 36, "a TransactionId: {transaction}");
+    let out = listening.wait_with_output().expect("sma call");
+    assert!(out.status.success(), "{}\n{}", text(&out), serve.log());
 }

@@ -65,6 +65,8 @@ pub fn rust_component(file: &str) -> PathBuf {
             "-p",
             "ivr-menu-rust",
             "-p",
+            "forward-rust",
+            "-p",
             "chaos-guest",
             "-p",
             "chaos-nostd-guest",
@@ -109,14 +111,20 @@ pub struct PythonWebhook {
 impl PythonWebhook {
     /// Starts `examples/webhook-python/server.py` with `secret`.
     pub fn start(secret: &str) -> Self {
+        Self::start_script("examples/webhook-python/server.py", secret)
+    }
+
+    /// Starts another example webhook (`relative` to the repository) that takes `--host`
+    /// and `--port` and prints `listening on URL` first, like webhook-python.
+    pub fn start_script(relative: &str, secret: &str) -> Self {
         let mut child = Command::new("python3")
-            .arg(root().join("examples/webhook-python/server.py"))
+            .arg(root().join(relative))
             .args(["--host", "127.0.0.1", "--port", "0"])
             .env("SMA_WEBHOOK_SECRET", secret)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start python3 examples/webhook-python/server.py");
+            .unwrap_or_else(|e| panic!("start python3 {relative}: {e}"));
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         BufReader::new(stdout)
