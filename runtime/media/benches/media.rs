@@ -1,6 +1,8 @@
 //! Per-frame costs of the media cores: G.711, G.722 and Opus encode/decode and in-band DTMF
 //! detection of one 20 ms frame, RFC 4733 packet handling, a prompt cache hit, and eSpeak NG's
-//! real-time factor. Prints frames per second per core next to
+//! real-time factor, VoiceFocus's (noise suppression) real-time factor per leg, and the PCM
+//! path of a bridge (PCMU decoded, resampled and encoded as G.722). Prints frames per second
+//! per core next to
 //! criterion's timings, with a memcpy of the same frame as the same-run baseline.
 //! `SMA_BENCH_QUICK=1` shortens the run (CI).
 
@@ -197,5 +199,43 @@ fn main() {
     println!(
         "  eSpeak NG real-time factor  {rtf:>12.4}  ({:.0}x faster than real time)",
         1.0 / rtf
+    );
+
+    // VoiceFocus: one leg's received audio denoised, 20 ms at a time (8 kHz in, RNNoise at
+    // 48 kHz inside). Real-time factor = CPU time / audio time; its inverse is legs per core.
+    let mut denoiser = sma_media::denoise::Denoiser::new(8000);
+    let frames = if quick() { 500 } else { 5000 };
+    let mut work = frame.clone();
+    let t = Instant::now();
+    for _ in 0..frames {
+        work.copy_from_slice(&frame);
+        denoiser.process(black_box(&mut work));
+    }
+    let vf_rtf = t.elapsed().as_secs_f64() / (f64::from(frames) * 0.020);
+    println!(
+        "  VoiceFocus real-time factor {vf_rtf:>12.4}  ({:.0} denoised legs per core)",
+        1.0 / vf_rtf
+    );
+
+    // A bridge direction through PCM (the legs' codecs differ): PCMU decoded, resampled to
+    // 16 kHz and encoded as G.722 for the other leg, per 20 ms frame.
+    let mut up = sma_media::resample::StreamResampler::new(8000, 16000, 160).expect("resampler");
+    let mut g722 = AudioCodec::G722.encoder().expect("G.722");
+    let mut wide = Vec::with_capacity(320);
+    let mut encoded = Vec::with_capacity(160);
+    let pcm = per_second(
+        || {
+            out.clear();
+            AudioCodec::Pcmu.decode(black_box(&pcmu), &mut out);
+            wide.clear();
+            let _ = up.process(&out, &mut wide);
+            encoded.clear();
+            let _ = g722.encode(&wide, &mut encoded);
+        },
+        n / 10,
+    );
+    println!(
+        "  bridge PCMU -> G.722 (PCM)  {pcm:>12.0}  ({:.0} bridged directions' worth)",
+        pcm / 50.0
     );
 }

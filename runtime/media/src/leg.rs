@@ -291,9 +291,20 @@ async fn receive(
     // on its own slower clock.
     let period = Duration::from_millis(u64::from(config.ptime_ms));
     let mut next_tick: Option<tokio::time::Instant> = None;
-    let mut idle_check = tokio::time::interval(Duration::from_millis(500));
+    // Legs set up together (a bridge, a burst of calls) would otherwise wake on these clocks
+    // at the same instants, and the packets due then would wait behind all of them: each
+    // leg's phase is spread over the period by its SSRC (RFC 3550 §6.2 also asks for a
+    // randomised first report).
+    let spread = 0.5 + f64::from(config.ssrc) / f64::from(u32::MAX);
+    let started = tokio::time::Instant::now();
+    let idle_period = Duration::from_millis(500);
+    let mut idle_check =
+        tokio::time::interval_at(started + idle_period.mul_f64(spread), idle_period);
     idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut report = tokio::time::interval(config.rtcp_interval);
+    let mut report = tokio::time::interval_at(
+        started + config.rtcp_interval.mul_f64(spread),
+        config.rtcp_interval,
+    );
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut inactive_reported = false;
     let mut reports = Vec::new();
