@@ -364,7 +364,10 @@ async fn receive(
                 }
                 last_packet = now;
                 inactive_reported = false;
-                if next_tick.is_none() {
+                // The playout clock only runs for someone who listens: a leg whose packets
+                // are only relayed costs no timer wake-up per packet.
+                let listened = detector.is_some() || control.needs_audio();
+                if next_tick.is_none() && listened {
                     next_tick = Some(tokio::time::Instant::now() + period);
                 }
                 if Some(packet.payload_type) == config.telephone_event {
@@ -398,7 +401,8 @@ async fn receive(
             } => {
                 let now = Instant::now();
                 let clock = tokio::time::Instant::now();
-                next_tick = (now.duration_since(last_packet) < Duration::from_secs(1)).then(|| {
+                let listened = detector.is_some() || control.needs_audio();
+                next_tick = (listened && now.duration_since(last_packet) < Duration::from_secs(1)).then(|| {
                     // Keep the cadence; after a stall, restart it rather than burst.
                     let next = next_tick.unwrap_or(clock) + period;
                     if next < clock { clock + period } else { next }

@@ -41,7 +41,12 @@ use tracing::{info, info_span, warn, Instrument};
 /// What the actor asks the endpoint (the SIP side) to do for one of its legs.
 pub enum SipCommand {
     /// Send 200 OK with the negotiated answer.
-    Answer { call: CallHandle },
+    Answer {
+        call: CallHandle,
+        /// When the far end of a bridge answered, when that is why this call is answered
+        /// (the endpoint logs the answer-to-bridge latency the benchmark reads).
+        bridged_at: Option<Instant>,
+    },
     /// BYE when answered, CANCEL for our unanswered INVITE, else this final status.
     Hangup { call: CallHandle, status: u16 },
     /// The transaction is over; the endpoint forgets the call.
@@ -107,8 +112,9 @@ pub enum SipSignal {
     Trying,
     /// The far end of an outbound leg is ringing (180, or 183 with early media).
     Progress { status: u16 },
-    /// An outbound leg answered, with the media its answer negotiated.
-    Answered(MediaUpdate),
+    /// An outbound leg answered, with the media its answer negotiated, and when its 200 OK
+    /// arrived.
+    Answered(MediaUpdate, Instant),
 }
 
 /// A leg's media after an offer/answer exchange.
@@ -369,6 +375,8 @@ pub(super) struct Actor {
     pub pending_outbound: Option<PendingOutbound>,
     /// An API call that never reached anyone (its LEG-A has no dialog to finish).
     pub outbound_failed: bool,
+    /// When a bridge's far end answered, until the caller's answer goes out.
+    pub bridged_at: Option<Instant>,
 }
 
 /// Runs one inbound call to its end.
@@ -427,6 +435,7 @@ async fn run_outbound(ctx: Arc<CallContext>, setup: OutboundSetup) {
         legs: Vec::new(),
         running: None,
         dialing: None,
+        bridged_at: None,
         bridge: None,
         next_play: 1,
         next_token: 1,
@@ -482,6 +491,7 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
         legs: vec![leg],
         running: None,
         dialing: None,
+        bridged_at: None,
         bridge: None,
         next_play: 1,
         next_token: 1,
@@ -776,7 +786,7 @@ impl Actor {
             SipSignal::Dialed { .. }
             | SipSignal::Trying
             | SipSignal::Progress { .. }
-            | SipSignal::Answered(_) => {}
+            | SipSignal::Answered(..) => {}
         }
     }
 

@@ -431,10 +431,22 @@ impl Actor {
                     Purpose::Outbound => {}
                 }
             }
-            SipSignal::Answered(update) if current => {
+            SipSignal::Answered(update, at) if current => {
                 match self.dialing.as_ref().map(|d| d.purpose) {
                     Some(Purpose::Outbound) => self.outbound_answered(call, update, now),
-                    _ => self.bridge_answered(call, update, now),
+                    _ => {
+                        self.bridged_at = Some(at);
+                        self.bridge_answered(call, update, now);
+                        if let (Some(at), Some(_)) = (self.bridged_at.take(), self.bridge) {
+                            // The caller was answered already: the bridge is up once its
+                            // media is connected.
+                            tracing::info!(
+                                target: "sma::latency",
+                                bridge_us = at.elapsed().as_micros() as u64,
+                                "bridged"
+                            );
+                        }
+                    }
                 }
             }
             SipSignal::Ended { status, .. } if current => {
@@ -452,7 +464,7 @@ impl Actor {
                     now,
                 );
             }
-            SipSignal::Answered(_) => {
+            SipSignal::Answered(..) => {
                 // An abandoned attempt answered after all: end it.
                 let _ = self.commands.send(SipCommand::Hangup { call, status: 0 });
                 let _ = self.commands.send(SipCommand::Finished { call });

@@ -42,7 +42,10 @@ impl Actor {
         let leg = &mut self.legs[i];
         leg.answered = true;
         leg.record.answered();
-        let _ = self.commands.send(SipCommand::Answer { call: leg.call });
+        let _ = self.commands.send(SipCommand::Answer {
+            call: leg.call,
+            bridged_at: self.bridged_at.take(),
+        });
         let id = leg.id.clone();
         self.engine.on_leg_answered(&id);
         Ok(())

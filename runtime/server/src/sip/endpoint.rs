@@ -266,7 +266,7 @@ impl Endpoint {
 
     fn on_command(&mut self, command: SipCommand, now: Instant) {
         match command {
-            SipCommand::Answer { call } => {
+            SipCommand::Answer { call, bridged_at } => {
                 // A call we placed is answered by the far end, never by us.
                 if let Some(c) = self.calls.get(&call).filter(|c| !c.outbound) {
                     let answer = c.answer.clone();
@@ -279,6 +279,15 @@ impl Endpoint {
                             answer_us = now.saturating_duration_since(invited).as_micros() as u64,
                             "answered"
                         );
+                        if let Some(at) = bridged_at {
+                            // The far end of the bridge answered → the caller's 200 OK
+                            // handed to the transport.
+                            tracing::info!(
+                                target: "sma::latency",
+                                bridge_us = now.saturating_duration_since(at).as_micros() as u64,
+                                "bridged"
+                            );
+                        }
                     } else {
                         debug!(call_id = %c.sip_call_id, "answer refused: the call is no longer ringing");
                     }
@@ -428,7 +437,7 @@ impl Endpoint {
                     match sdp.map(|m| media_update(&m, c.local.ptime)) {
                         Ok(update) => {
                             info!(call_id = %c.sip_call_id, remote = %update.remote, codec = ?update.codec, "outbound call answered");
-                            c.signal(call, SipSignal::Answered(update));
+                            c.signal(call, SipSignal::Answered(update, Instant::now()));
                         }
                         Err(why) => {
                             warn!(call_id = %c.sip_call_id, %why, "outbound call answered without usable media");

@@ -4,7 +4,9 @@
 //! event by the caller's `X-Chaos-Mode` SIP header:
 //! `trap` (panic), `loop` (never returns), `oom` (allocates without bound), `garbage` (returns
 //! text that is not JSON), `blank`, `err` (returns `err`), `invalid` (an unknown action),
-//! `counter` (reports how often this instance was invoked), otherwise a valid `Hangup`.
+//! `counter` (reports how often this instance was invoked), `bridge` (a `CallAndBridge` to
+//! +14255550199 at once, and when either party leaves the other is hung up: the bridge
+//! set-up benchmark's handler), otherwise a valid `Hangup`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -52,6 +54,32 @@ impl sma_guest::bindings::Guest for Chaos {
             "blank" => Ok("  ".into()),
             "err" => Err("chaos guest refused".into()),
             "invalid" => Ok(r#"{"SchemaVersion":"1.0","Actions":[{"Type":"Answer","Parameters":{}}]}"#.into()),
+            "bridge" => {
+                let leg_a = parsed.call_details.participants.first();
+                let caller = leg_a.map_or("+15555550123", |p| p.from.as_str());
+                let left = parsed
+                    .action_data
+                    .as_ref()
+                    .and_then(|d| d.parameter_str("ParticipantTag"));
+                let actions = match (parsed.invocation_event_type, left) {
+                    (sma_guest::EventType::NewInboundCall, _) => format!(
+                        r#"[{{"Type":"CallAndBridge","Parameters":{{"CallTimeoutSeconds":10,"CallerIdNumber":"{caller}","Endpoints":[{{"BridgeEndpointType":"PSTN","Uri":"+14255550199"}}]}}}}]"#
+                    ),
+                    (sma_guest::EventType::Hangup, Some("LEG-A")) => {
+                        r#"[{"Type":"Hangup","Parameters":{"ParticipantTag":"LEG-B"}}]"#.into()
+                    }
+                    (sma_guest::EventType::Hangup, Some("LEG-B")) => {
+                        r#"[{"Type":"Hangup","Parameters":{"ParticipantTag":"LEG-A"}}]"#.into()
+                    }
+                    (sma_guest::EventType::ActionFailed, _) => {
+                        r#"[{"Type":"Hangup","Parameters":{}}]"#.into()
+                    }
+                    _ => "[]".into(),
+                };
+                Ok(format!(
+                    r#"{{"SchemaVersion":"1.0","Actions":{actions},"TransactionAttributes":{{"mode":"bridge"}}}}"#
+                ))
+            }
             "counter" => Ok(format!(
                 r#"{{"SchemaVersion":"1.0","Actions":[],"TransactionAttributes":{{"invocations":"{seen}"}}}}"#
             )),
