@@ -682,3 +682,231 @@ fn a_voice_connector_group_fails_over_to_its_next_connector() {
     drop(serve);
     assert_ports_free(media);
 }
+
+/// Far ends that misbehave after they are reached: each ends with the contract's event, the
+/// far end's dialog properly ended (the SIPp scenarios fail otherwise), a record that says
+/// why, and every port released.
+#[test]
+fn far_ends_that_answer_badly_end_cleanly_with_a_record_saying_why() {
+    for (scenario, timeout, bridged, why) in [
+        ("uas-no-common-codec.xml", 10, false, "unusable media"),
+        ("uas-late-answer.xml", 1, false, "not answered within 1 s"),
+        ("uas-answer-then-bye.xml", 10, true, ""),
+    ] {
+        let media = (30700, 30799);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (sipp, port) = sipp_far_end(scenario);
+        let handler = bridging(connector_endpoint("5550"), timeout);
+        let serve = Serve::start(
+            &config(media, &handler.url, dir.path(), &[(port, 1)], ""),
+            &["udp:127.0.0.1:0"],
+            &[],
+        );
+        let child = caller(
+            &serve,
+            dir.path(),
+            "30800-30899",
+            "  - expect: answered\n  - expect_hangup: 20s\n",
+        );
+        let (ok, out) = finished(child);
+        assert!(ok, "{scenario}: {out}\n{}", serve.log());
+        let sipp_out = sipp.wait_with_output().expect("sipp");
+        assert!(
+            sipp_out.status.success(),
+            "{scenario}: the far end's dialog was not ended properly:\n{}\n{}",
+            String::from_utf8_lossy(&sipp_out.stdout),
+            serve.log()
+        );
+        let events = handler.wait_for(3, Duration::from_secs(10));
+        let flow = flow(&events);
+        if bridged {
+            // Answered, then gone at once: bridged, then B's own HANGUP (or, when the BYE
+            // beat the bridge, a failed bridge); either way the caller is released.
+            assert!(
+                flow.contains(&("HANGUP".into(), "Hangup".into(), "LEG-B".into()))
+                    || flow[1].2 == "CallNotAnswered",
+                "{scenario}: {flow:?}"
+            );
+        } else {
+            assert_eq!(
+                flow[1],
+                (
+                    "ACTION_FAILED".into(),
+                    "CallAndBridge".into(),
+                    "CallNotAnswered".into()
+                ),
+                "{scenario}"
+            );
+        }
+        wait_until("the records", Duration::from_secs(5), || {
+            records(dir.path()).len() >= 2
+        });
+        let b = records(dir.path())
+            .into_iter()
+            .find(|r| r["Direction"] == "Outbound")
+            .expect("B's record");
+        if !bridged {
+            assert_eq!(b["Status"], "Failed", "{scenario}: {b}");
+            assert!(b.to_string().contains(why), "{scenario}: {b}");
+        }
+        drop(serve);
+        assert_ports_free(media);
+    }
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_the_far_end_rings_cancels_it() {
+    let media = (30900, 30999);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sipp, port) = sipp_far_end("uas-ring.xml");
+    let handler = bridging(connector_endpoint("5550"), 30);
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[(port, 1)], ""),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let child = caller(
+        &serve,
+        dir.path(),
+        "31000-31099",
+        "  - expect: ringing\n  - wait: 1s\n  - hangup\n",
+    );
+    let (ok, out) = finished(child);
+    assert!(ok, "{out}\n{}", serve.log());
+    let sipp_out = sipp.wait_with_output().expect("sipp");
+    assert!(
+        sipp_out.status.success(),
+        "the ringing far end got no CANCEL:\n{}\n{}",
+        String::from_utf8_lossy(&sipp_out.stdout),
+        serve.log()
+    );
+    let events = handler.wait_for(2, Duration::from_secs(10));
+    assert_eq!(
+        flow(&events)[1],
+        ("HANGUP".into(), "Hangup".into(), "LEG-A".into()),
+        "{}",
+        serve.log()
+    );
+    wait_until("the records", Duration::from_secs(5), || {
+        records(dir.path()).len() >= 2
+    });
+    let b = records(dir.path())
+        .into_iter()
+        .find(|r| r["Direction"] == "Outbound")
+        .expect("B's record");
+    assert_ne!(b["Status"], "Completed", "{b}");
+    assert!(
+        b["Failures"].to_string().contains("cancelled") && b["SipResponseCode"] == 487,
+        "the record says why: {b}"
+    );
+    drop(serve);
+    assert_ports_free(media);
+}
+
+#[test]
+fn a_transcoded_bridge_carries_speech_and_digits_while_the_handler_listens_and_records() {
+    let media = (31100, 31199);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = free_udp_port();
+    // The caller speaks PCMU only, the agent G.722 only: each direction goes through PCM.
+    let handler = ScriptedWebhook::start(|event| {
+        let legs = event["CallDetails"]["Participants"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let call_of = |tag: &str| {
+            legs.iter()
+                .find(|p| p["ParticipantTag"] == tag)
+                .map(|p| p["CallId"].clone())
+                .unwrap_or(Value::Null)
+        };
+        match (kind(event), event["ActionData"]["Type"].as_str()) {
+            ("NEW_INBOUND_CALL", _) => actions(json!([{"Type": "CallAndBridge", "Parameters": {
+                "CallTimeoutSeconds": 15, "CallerIdNumber": "+15555550123",
+                "Endpoints": [connector_endpoint("+14255550199")]}}])),
+            ("ACTION_SUCCESSFUL", Some("CallAndBridge")) => actions(json!([
+                {"Type": "StartCallRecording", "Parameters": {"CallId": call_of("LEG-A"),
+                    "Track": "BOTH", "Destination": {"Type": "S3", "Location": "recordings/bridged"}}},
+                {"Type": "ReceiveDigits", "Parameters": {"CallId": call_of("LEG-B"),
+                    "InputDigitsRegex": "^\\d{2}$", "InBetweenDigitsDurationInMilliseconds": 1000,
+                    "FlushDigitsDurationInMilliseconds": 3000}}
+            ])),
+            ("HANGUP", _) => {
+                let left = event["ActionData"]["Parameters"]["ParticipantTag"].as_str();
+                let other = if left == Some("LEG-A") {
+                    "LEG-B"
+                } else {
+                    "LEG-A"
+                };
+                let up = legs
+                    .iter()
+                    .any(|p| p["ParticipantTag"] == other && p["Status"] == "Connected");
+                if up {
+                    actions(json!([{"Type": "Hangup", "Parameters": {"ParticipantTag": other}}]))
+                } else {
+                    actions(json!([]))
+                }
+            }
+            _ => actions(json!([])),
+        }
+    });
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[(agent, 1)], ""),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let callee = format!(
+        "name: agent\nrole: callee\nlisten: 127.0.0.1:{agent}\nmedia: {{codecs: [g722]}}\nsteps:
+  - expect_incoming: {{to: \"+14255550199\"}}\n  - answer\n  - expect_audio: {{min_ms: 600, within: 15s}}
+  - send_digits: \"55\"\n  - wait: 1s\n  - say: {{text: \"Thank you, I can hear you well.\", background: true}}\n  - expect_hangup: 20s\n"
+    );
+    let caller = caller_scenario(
+        &serve,
+        "  - expect: answered\n  - wait: 1s\n  - say: Hello, is anybody there? I have a question about my bill.
+  - expect_digits: {digits: \"55\", within: 15s}\n  - expect_audio: {min_ms: 600, within: 15s}\n  - hangup\n",
+    )
+    .replace("call:\n", "media: {codecs: [pcmu]}\ncall:\n");
+    let (ok, out) = sma_call(
+        dir.path(),
+        "31200-31299",
+        &[("agent.yaml", callee), ("caller.yaml", caller)],
+    );
+    assert!(ok, "{out}\n{}", serve.log());
+    assert!(
+        serve.log().contains("bridge: through PCM"),
+        "{}",
+        serve.log()
+    );
+    // The handler heard LEG-B's digits, and the recording holds both parties.
+    let events = handler.wait_for(6, Duration::from_secs(10));
+    let digits = events
+        .iter()
+        .find(|e| kind(e) == "DIGITS_RECEIVED")
+        .expect("DIGITS_RECEIVED");
+    assert_eq!(digits["ActionData"]["ReceivedDigits"], "55", "{digits}");
+    let recording = events
+        .iter()
+        .find(|e| e["ActionData"]["Type"] == "StartCallRecording")
+        .and_then(|e| e["ActionData"]["CallRecordingDestination"]["Location"].as_str())
+        .map(str::to_owned)
+        .expect("StartCallRecording reported");
+    serve.wait_for_log("call recording delivered", 1, Duration::from_secs(10));
+    let (channels, _, samples) = sma_e2e::calls::read_wav(&dir.path().join(&recording));
+    assert_eq!(channels, 2);
+    let loud = |channel: usize| {
+        samples
+            .iter()
+            .skip(channel)
+            .step_by(2)
+            .filter(|s| s.unsigned_abs() > 1500)
+            .count()
+    };
+    assert!(
+        loud(0) > 2000 && loud(1) > 2000,
+        "both parties in the recording: caller {} agent {}",
+        loud(0),
+        loud(1)
+    );
+    drop(serve);
+    assert_ports_free(media);
+}

@@ -575,6 +575,18 @@ impl Actor {
             let _ = self.commands.send(SipCommand::Hangup { call, status: 487 });
             let _ = self.commands.send(SipCommand::Finished { call });
         }
+        // The leg that was being dialed gets its record too, saying why it never connected.
+        if d.call.is_some() || !d.outcomes.is_empty() {
+            let details = self.engine.details().clone();
+            let mut record = CallRecord::outbound(&details, &d.participant, &d.via);
+            for outcome in &d.outcomes {
+                record.invocation_failure(outcome);
+            }
+            record.invocation_failure(&format!("{}: cancelled, {why}", d.via));
+            record.end(487, false);
+            record.finish(&details);
+            self.ctx.cdr.write(&record);
+        }
         if matches!(
             self.running,
             Some((_, Running::Bridge { .. })) | Some((_, Running::Loading { .. }))
