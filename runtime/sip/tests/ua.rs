@@ -911,3 +911,56 @@ fn a_registration_answers_its_challenge_honours_the_granted_expiry_and_refreshes
         "{events:?}"
     );
 }
+
+#[test]
+fn a_bye_that_overtakes_the_200_ends_the_call_cleanly() {
+    // The far end answers and hangs up at once; on UDP its BYE arrives before its 200 OK
+    // (the first 200 is lost, the BYE is not, the retransmitted 200 comes after).
+    let mut sim = Sim::new(Transport::Udp);
+    let mut first_200 = true;
+    sim.drop = Box::new(move |_, line| {
+        if line.starts_with("SIP/2.0 200") && std::mem::take(&mut first_200) {
+            return true;
+        }
+        false
+    });
+    let a = call_out(&mut sim);
+    let b = incoming(&sim);
+    answer(&mut sim, b);
+    assert_eq!(answered(&sim.alice_events), 0, "the 200 was lost");
+    let mut dialog = sim.bob.dialog(b).expect("bob's dialog").clone();
+    let bye = dialog.request(Method::Bye, "z9hG4bKovertaking", "bob");
+    let bytes = Message::Request(bye).to_bytes();
+    let now = sim.now;
+    sim.alice
+        .handle_input(&bytes, sim.bob_addr, sim.alice_addr, Transport::Udp, now);
+    sim.settle();
+    // Alice answers the BYE (it names her call) and ends the call once; the 200 that
+    // arrives later is acknowledged (so bob stops retransmitting it) and the dialog it would
+    // open is ended with a BYE; the application hears of the call's end only once and never
+    // of an answer.
+    let responses: Vec<String> = sim
+        .wire
+        .iter()
+        .filter(|(_, from, line)| *from == sim.alice_addr && line.starts_with("SIP/2.0"))
+        .map(|(_, _, line)| line.clone())
+        .collect();
+    assert_eq!(responses.len(), 1, "one response to the BYE: {responses:?}");
+    sim.advance(secs(2));
+    assert!(
+        !sim.sent(sim.alice_addr, "ACK").is_empty(),
+        "the late 200 is acknowledged"
+    );
+    assert_eq!(sim.sent(sim.alice_addr, "BYE").len(), 1);
+    sim.advance(secs(40));
+    let ends = ended(&sim.alice_events);
+    assert_eq!(ends, vec![EndReason::RemoteBye], "alice's call ends once");
+    assert_eq!(answered(&sim.alice_events), 0, "never reported answered");
+    assert_eq!(
+        sim.sent(sim.bob_addr, "SIP/2.0 200 OK").len(),
+        3,
+        "bob's 200 stopped at the ACK (the first lost, one retransmission, one to our BYE)"
+    );
+    assert!(sim.alice.dialog(a).is_none(), "alice keeps no dialog");
+    assert_eq!(sim.alice.transaction_count(), 0);
+}

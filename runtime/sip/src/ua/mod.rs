@@ -227,6 +227,9 @@ struct Call {
     ack: Option<Transmit>,
     /// UAS: the application hung up before the ACK arrived.
     bye_after_ack: bool,
+    /// `Ended` was reported already: a BYE overtook the 200 OK of our INVITE, and the call
+    /// is kept only to acknowledge and end the dialog that 200 would open.
+    end_reported: bool,
     /// UAC: a 100 Trying was reported.
     tried: bool,
 }
@@ -654,6 +657,7 @@ impl UserAgent {
                 pending_offer: None,
                 ack: None,
                 bye_after_ack: false,
+                end_reported: false,
                 tried: false,
             },
         );
@@ -798,7 +802,25 @@ impl UserAgent {
             Method::Bye => {
                 let ok = request.response(200);
                 self.respond(id, ok, now);
-                self.end(call, EndReason::RemoteBye);
+                let overtook_the_2xx = self
+                    .calls
+                    .get(&call)
+                    .is_some_and(|c| c.dialog.role == Role::Uac && c.state == CallState::Early);
+                if overtook_the_2xx {
+                    // On UDP the far end's BYE can arrive before its 200 OK (RFC 3261
+                    // §15.1.1 forbids it only before the ACK it sent). The call is over for
+                    // the application now; the 200 still to come is acknowledged and ended.
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        c.state = CallState::Terminating;
+                        c.end_reported = true;
+                    }
+                    self.events.push_back(UaEvent::Ended {
+                        call,
+                        reason: EndReason::RemoteBye,
+                    });
+                } else {
+                    self.end(call, EndReason::RemoteBye);
+                }
             }
             Method::Invite | Method::Update => {
                 if c.pending_offer.is_some()
@@ -1229,6 +1251,7 @@ impl UserAgent {
                 pending_offer: None,
                 ack: None,
                 bye_after_ack: false,
+                end_reported: false,
                 tried: false,
             },
         );
@@ -1313,7 +1336,8 @@ impl UserAgent {
                 c.ack = Some(transmit.clone());
             }
             self.transactions.send_stateless(transmit);
-            if first {
+            let end_reported = self.calls.get(&call).is_some_and(|c| c.end_reported);
+            if first && !end_reported {
                 self.start_session_timer(call, now);
                 self.events.push_back(UaEvent::Answered { call, response });
             }
@@ -1525,6 +1549,8 @@ impl UserAgent {
         ] {
             self.disarm(call, timer);
         }
-        self.events.push_back(UaEvent::Ended { call, reason });
+        if !c.end_reported {
+            self.events.push_back(UaEvent::Ended { call, reason });
+        }
     }
 }
