@@ -85,6 +85,22 @@ k: timer, 100rel\r\nl: 0\r\n\r\n";
 }
 
 #[test]
+fn a_value_that_starts_on_a_continuation_line_has_no_leading_space() {
+    // Found by the sip_message fuzz target: `X-Thing:` with its value on the next line was
+    // kept as ` value`, written back with two spaces, and read back without them.
+    let text = "OPTIONS sip:sma.example SIP/2.0\r\nVia: SIP/2.0/UDP h.example;branch=z9hG4bK1\r\n\
+Max-Forwards: 70\r\nFrom: <sip:a@h.example>;tag=1\r\nTo: <sip:sma.example>\r\nCall-ID: abc\r\n\
+CSeq: 1 OPTIONS\r\nX-Thing:\r\n \"Alice\" <sip:a@h>\r\nContent-Length: 0\r\n\r\n";
+    let message = parse_bytes(text.as_bytes()).unwrap();
+    let Message::Request(r) = &message else {
+        panic!()
+    };
+    assert_eq!(r.headers.get("X-Thing"), Some("\"Alice\" <sip:a@h>"));
+    let written = message.to_bytes();
+    assert_eq!(parse_bytes(&written).unwrap().to_bytes(), written);
+}
+
+#[test]
 fn a_malformed_start_line_is_answered_when_the_request_can_be_addressed() {
     // Nothing to address a reply with: dropped.
     assert!(matches!(

@@ -307,7 +307,11 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
             match fields.last_mut() {
                 Some((_, value)) => {
                     let value = value.to_mut();
-                    value.push(' ');
+                    // A field whose value starts on the continuation line gets no leading
+                    // space (it would not survive being written and read back).
+                    if !value.is_empty() {
+                        value.push(' ');
+                    }
                     value.push_str(line.trim());
                     if value.len() > limits.max_header_line_bytes {
                         header_error.get_or_insert(ParseErrorKind::HeaderTooLong(
