@@ -98,6 +98,15 @@ CSeq: 1 OPTIONS\r\nX-Thing:\r\n \"Alice\" <sip:a@h>\r\nContent-Length: 0\r\n\r\n
     assert_eq!(r.headers.get("X-Thing"), Some("\"Alice\" <sip:a@h>"));
     let written = message.to_bytes();
     assert_eq!(parse_bytes(&written).unwrap().to_bytes(), written);
+    // A blank continuation line adds nothing (it left a trailing space).
+    let blank = text.replace("X-Thing:\r\n ", "X-Thing: a\r\n \r\n ");
+    let message = parse_bytes(blank.as_bytes()).unwrap();
+    let Message::Request(r) = &message else {
+        panic!()
+    };
+    assert_eq!(r.headers.get("X-Thing"), Some("a \"Alice\" <sip:a@h>"));
+    let written = message.to_bytes();
+    assert_eq!(parse_bytes(&written).unwrap().to_bytes(), written);
 }
 
 #[test]

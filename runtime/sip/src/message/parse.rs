@@ -306,13 +306,18 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
         if line.starts_with(' ') || line.starts_with('\t') {
             match fields.last_mut() {
                 Some((_, value)) => {
-                    let value = value.to_mut();
-                    // A field whose value starts on the continuation line gets no leading
-                    // space (it would not survive being written and read back).
-                    if !value.is_empty() {
-                        value.push(' ');
+                    // Folding whitespace is one space between the parts; a field whose value
+                    // starts on the continuation line, or a blank continuation, adds none (a
+                    // leading or trailing space would not survive being written and read
+                    // back).
+                    let more = line.trim();
+                    if !more.is_empty() {
+                        let value = value.to_mut();
+                        if !value.is_empty() {
+                            value.push(' ');
+                        }
+                        value.push_str(more);
                     }
-                    value.push_str(line.trim());
                     if value.len() > limits.max_header_line_bytes {
                         header_error.get_or_insert(ParseErrorKind::HeaderTooLong(
                             limits.max_header_line_bytes,
