@@ -334,8 +334,11 @@ fn sipp_far_end(scenario: &str) -> (Child, u16) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("sipp");
-    // SIPp binds before it reads the scenario's first receive.
-    std::thread::sleep(Duration::from_millis(300));
+    // Ready once SIPp holds its port (on a loaded machine that takes longer than a fixed
+    // pause: an INVITE sent earlier would be refused and the route skipped).
+    wait_until("SIPp to bind its port", Duration::from_secs(10), || {
+        UdpSocket::bind(("127.0.0.1", port)).is_err()
+    });
     (child, port)
 }
 
@@ -907,6 +910,53 @@ fn a_transcoded_bridge_carries_speech_and_digits_while_the_handler_listens_and_r
         loud(0),
         loud(1)
     );
+    drop(serve);
+    assert_ports_free(media);
+}
+
+#[test]
+fn an_unanswered_caller_hears_the_ringback_tone_as_early_media_while_the_far_end_rings() {
+    let media = (31300, 31399);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("tones")).expect("bucket");
+    std::fs::write(
+        dir.path().join("tones/ringback.wav"),
+        wav(&prompt_signal(8000, 2.0), 8000),
+    )
+    .expect("ringback.wav");
+    let (sipp, port) = sipp_far_end("uas-ring.xml");
+    let handler = ScriptedWebhook::start(|event| match kind(event) {
+        "NEW_INBOUND_CALL" => actions(json!([{"Type": "CallAndBridge", "Parameters": {
+            "CallTimeoutSeconds": 3, "CallerIdNumber": "+15555550123",
+            "RingbackTone": {"Type": "S3", "BucketName": "tones", "Key": "ringback.wav"},
+            "Endpoints": [connector_endpoint("5550")]}}])),
+        "ACTION_FAILED" => actions(json!([
+            {"Type": "Speak", "Parameters": {"Text": "Sorry, nobody answered your call. Please try again later."}},
+            {"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}}
+        ])),
+        _ => actions(json!([])),
+    });
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[(port, 1)], ""),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    // 183 with sma's SDP while B rings (early media), then the answer for the apology.
+    let child = caller(
+        &serve,
+        dir.path(),
+        "31400-31499",
+        "  - expect: {sip_status: 183}\n  - expect: answered\n  - expect_audio: {min_ms: 300, within: 10s}\n  - expect_hangup: 15s\n",
+    );
+    let (ok, out) = finished(child);
+    assert!(ok, "{out}\n{}", serve.log());
+    assert!(
+        sipp.wait_with_output().expect("sipp").status.success(),
+        "B was cancelled at the timeout\n{}",
+        serve.log()
+    );
+    let events = handler.wait_for(2, Duration::from_secs(10));
+    assert_eq!(flow(&events)[1].2, "CallNotAnswered");
     drop(serve);
     assert_ports_free(media);
 }
