@@ -217,7 +217,10 @@ fn a_bridged_call_carries_audio_and_digits_both_ways_and_each_leg_hangs_up_on_it
     let score = best_correlation(&heard, &a_signal[..8000]);
     assert!(
         score > 0.6,
-        "B did not hear the caller: correlation {score:.2}"
+        "B did not hear the caller: correlation {score:.2} over {} samples (peak {})\n{}",
+        heard.len(),
+        heard.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0),
+        serve.log()
     );
     let log = phone.log();
     assert!(

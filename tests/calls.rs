@@ -346,16 +346,24 @@ module_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_list
         }
     }
 
-    /// What baresip received (decoded), from its sndfile dump.
+    /// What baresip received (decoded), from its sndfile dump. The dump's header gets its
+    /// data size when baresip closes the file, a moment after it logs the session's end:
+    /// until then it reads as empty, so this waits (up to 5 s) for the finished file.
     pub fn received(&self) -> Vec<i16> {
         let dumps = self.dir.path().join("dumps");
-        let file = std::fs::read_dir(&dumps)
-            .expect("dumps")
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-            .expect("a decode dump");
-        read_wav(&file).2
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let file = std::fs::read_dir(&dumps)
+                .expect("dumps")
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
+            let samples = file.map(|f| read_wav(&f).2).unwrap_or_default();
+            if !samples.is_empty() || std::time::Instant::now() >= end {
+                return samples;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
