@@ -963,3 +963,46 @@ fn an_unanswered_caller_hears_the_ringback_tone_as_early_media_while_the_far_end
     drop(serve);
     assert_ports_free(media);
 }
+
+#[test]
+fn a_bridged_call_counts_as_two_calls_for_admission_control() {
+    let media = (31500, 31599);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = free_udp_port();
+    let handler = bridging(connector_endpoint("+14255550199"), 10);
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[(agent, 1)], "")
+            .replace("[calls]\n", "[calls]\nmax_concurrent_calls = 2\n"),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let callee = format!(
+        "name: agent\nrole: callee\nlisten: 127.0.0.1:{agent}\nsteps:\n  - expect: incoming\n  - answer\n  - expect_hangup: 20s\n"
+    );
+    let caller = caller_scenario(&serve, "  - expect: answered\n  - wait: 3s\n  - hangup\n");
+    let mut cmd = Command::new(sma());
+    cmd.arg("call");
+    for (name, text) in [("agent.yaml", callee), ("caller.yaml", caller)] {
+        std::fs::write(dir.path().join(name), text).expect("scenario");
+        cmd.arg("-s").arg(dir.path().join(name));
+    }
+    let child = cmd
+        .args(["--rtp-ports", "31600-31699", "--no-record"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sma call");
+    // Once both legs are up, the node is full: one more caller gets 503.
+    handler.wait_for(2, Duration::from_secs(10));
+    let target = format!("sip:{NUMBER}@{}", serve.addr("udp"));
+    let third = sma_e2e::calls::SipCaller::new(serve.addr("udp")).invite(
+        &target,
+        &[],
+        Duration::from_secs(5),
+    );
+    assert_eq!(third.status, 503, "{}", serve.log());
+    let (ok, out) = finished(child);
+    assert!(ok, "{out}\n{}", serve.log());
+    drop(serve);
+    assert_ports_free(media);
+}
