@@ -1006,3 +1006,85 @@ fn a_bridged_call_counts_as_two_calls_for_admission_control() {
     drop(serve);
     assert_ports_free(media);
 }
+
+#[test]
+fn a_prompt_played_to_one_leg_interrupts_the_bridge_there_and_the_bridge_resumes() {
+    let media = (31700, 31799);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("prompts")).expect("bucket");
+    std::fs::write(
+        dir.path().join("prompts/notice.wav"),
+        wav(&prompt_signal(8000, 2.0), 8000),
+    )
+    .expect("notice.wav");
+    let agent = free_udp_port();
+    // Once bridged, the agent (LEG-B only) hears a notice; the caller's audio resumes after.
+    let handler = ScriptedWebhook::start(|event| {
+        let legs = event["CallDetails"]["Participants"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let leg_b = legs
+            .iter()
+            .find(|p| p["ParticipantTag"] == "LEG-B")
+            .map(|p| p["CallId"].clone())
+            .unwrap_or(Value::Null);
+        match (kind(event), event["ActionData"]["Type"].as_str()) {
+            ("NEW_INBOUND_CALL", _) => actions(json!([{"Type": "CallAndBridge", "Parameters": {
+                "CallTimeoutSeconds": 10, "CallerIdNumber": "+15555550123",
+                "Endpoints": [connector_endpoint("+14255550199")]}}])),
+            ("ACTION_SUCCESSFUL", Some("CallAndBridge")) => actions(json!([{"Type": "PlayAudio",
+                "Parameters": {"CallId": leg_b, "AudioSource":
+                    {"Type": "S3", "BucketName": "prompts", "Key": "notice.wav"}}}])),
+            ("HANGUP", _) => {
+                let left = event["ActionData"]["Parameters"]["ParticipantTag"].as_str();
+                let other = if left == Some("LEG-A") {
+                    "LEG-B"
+                } else {
+                    "LEG-A"
+                };
+                let up = legs
+                    .iter()
+                    .any(|p| p["ParticipantTag"] == other && p["Status"] == "Connected");
+                if up {
+                    actions(json!([{"Type": "Hangup", "Parameters": {"ParticipantTag": other}}]))
+                } else {
+                    actions(json!([]))
+                }
+            }
+            _ => actions(json!([])),
+        }
+    });
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[(agent, 1)], ""),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let callee = format!(
+        "name: agent\nrole: callee\nlisten: 127.0.0.1:{agent}\nsteps:
+  - expect: incoming\n  - answer\n  - expect_prompt: {{file: prompts/notice.wav, within: 10s}}
+  - expect_audio: {{min_ms: 600, within: 15s}}\n  - expect_hangup: 20s\n"
+    );
+    // The caller stays quiet while the notice plays, then speaks.
+    let caller = caller_scenario(
+        &serve,
+        "  - expect: answered\n  - wait: 3s\n  - say: Hello, I am still here and waiting for an answer.
+  - wait: 500ms\n  - hangup\n",
+    );
+    let (ok, out) = sma_call(
+        dir.path(),
+        "31800-31899",
+        &[("agent.yaml", callee), ("caller.yaml", caller)],
+    );
+    assert!(ok, "{out}\n{}", serve.log());
+    let events = handler.wait_for(3, Duration::from_secs(10));
+    assert!(
+        events
+            .iter()
+            .any(|e| kind(e) == "ACTION_SUCCESSFUL" && e["ActionData"]["Type"] == "PlayAudio"),
+        "{:?}",
+        flow(&events)
+    );
+    drop(serve);
+    assert_ports_free(media);
+}
