@@ -75,8 +75,25 @@ outbound_host_name = "pbx.vc.example"
     )
 }
 
+/// The answer to a leg's `HANGUP`: hang up the other leg if it is still connected (contract
+/// §7.6: a leg's hang-up does not end the other; the handler must).
+fn release_the_other_leg(event: &Value) -> Value {
+    let left = &event["ActionData"]["Parameters"]["ParticipantTag"];
+    let other = if left == "LEG-A" { "LEG-B" } else { "LEG-A" };
+    let still_up = event["CallDetails"]["Participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| p["ParticipantTag"] == other && p["Status"] == "Connected");
+    if still_up {
+        actions(json!([{"Type": "Hangup", "Parameters": {"ParticipantTag": other}}]))
+    } else {
+        actions(json!([]))
+    }
+}
+
 /// A handler that bridges every new call to `endpoint` and, when either party leaves, hangs
-/// up the other (contract §7.6: the handler must).
+/// up the other.
 fn bridging(endpoint: Value, timeout: u32) -> ScriptedWebhook {
     ScriptedWebhook::start(move |event| match kind(event) {
         "NEW_INBOUND_CALL" => {
@@ -86,20 +103,7 @@ fn bridging(endpoint: Value, timeout: u32) -> ScriptedWebhook {
                 "Endpoints": [endpoint.clone()],
                 "SipHeaders": {"X-Ticket": "42"}}}]))
         }
-        "HANGUP" => {
-            let left = &event["ActionData"]["Parameters"]["ParticipantTag"];
-            let other = if left == "LEG-A" { "LEG-B" } else { "LEG-A" };
-            let still_up = event["CallDetails"]["Participants"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|p| p["ParticipantTag"] == other && p["Status"] == "Connected");
-            if still_up {
-                actions(json!([{"Type": "Hangup", "Parameters": {"ParticipantTag": other}}]))
-            } else {
-                actions(json!([]))
-            }
-        }
+        "HANGUP" => release_the_other_leg(event),
         "ACTION_FAILED" => actions(json!([
             {"Type": "Speak", "Parameters": {"Text": "The call could not be connected."}},
             {"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}}
@@ -837,22 +841,7 @@ fn a_transcoded_bridge_carries_speech_and_digits_while_the_handler_listens_and_r
                     "InputDigitsRegex": "^\\d{2}$", "InBetweenDigitsDurationInMilliseconds": 1000,
                     "FlushDigitsDurationInMilliseconds": 3000}}
             ])),
-            ("HANGUP", _) => {
-                let left = event["ActionData"]["Parameters"]["ParticipantTag"].as_str();
-                let other = if left == Some("LEG-A") {
-                    "LEG-B"
-                } else {
-                    "LEG-A"
-                };
-                let up = legs
-                    .iter()
-                    .any(|p| p["ParticipantTag"] == other && p["Status"] == "Connected");
-                if up {
-                    actions(json!([{"Type": "Hangup", "Parameters": {"ParticipantTag": other}}]))
-                } else {
-                    actions(json!([]))
-                }
-            }
+            ("HANGUP", _) => release_the_other_leg(event),
             _ => actions(json!([])),
         }
     });
@@ -1036,22 +1025,7 @@ fn a_prompt_played_to_one_leg_interrupts_the_bridge_there_and_the_bridge_resumes
             ("ACTION_SUCCESSFUL", Some("CallAndBridge")) => actions(json!([{"Type": "PlayAudio",
                 "Parameters": {"CallId": leg_b, "AudioSource":
                     {"Type": "S3", "BucketName": "prompts", "Key": "notice.wav"}}}])),
-            ("HANGUP", _) => {
-                let left = event["ActionData"]["Parameters"]["ParticipantTag"].as_str();
-                let other = if left == Some("LEG-A") {
-                    "LEG-B"
-                } else {
-                    "LEG-A"
-                };
-                let up = legs
-                    .iter()
-                    .any(|p| p["ParticipantTag"] == other && p["Status"] == "Connected");
-                if up {
-                    actions(json!([{"Type": "Hangup", "Parameters": {"ParticipantTag": other}}]))
-                } else {
-                    actions(json!([]))
-                }
-            }
+            ("HANGUP", _) => release_the_other_leg(event),
             _ => actions(json!([])),
         }
     });

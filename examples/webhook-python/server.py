@@ -78,10 +78,14 @@ class Handler(BaseHTTPRequestHandler):
                 return self._reply(401, {"error": reason})
         try:
             event = json.loads(body)
-            response = ivr.decide(event, lambda level, message: self.log_message("%s: %s", level, message))
-        except (ValueError, KeyError, TypeError, StopIteration) as e:
+            response = self.decide(event)
+        except (ValueError, KeyError, TypeError, IndexError, StopIteration) as e:
             return self._reply(400, {"error": f"not an invocation event: {e}"})
         self._reply(200, response)
+
+    def decide(self, event: dict) -> dict:
+        """The handler's answer to one event; other webhooks subclass this class and override it."""
+        return ivr.decide(event, lambda level, message: self.log_message("%s: %s", level, message))
 
     def log_message(self, fmt, *args):  # quieter than the default, to stderr
         sys.stderr.write("webhook-python: " + (fmt % args) + "\n")

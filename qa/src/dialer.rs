@@ -106,32 +106,12 @@ impl Dialer {
             Transport::Tls => Transport::Tcp,
             other => other,
         };
-        let spec = ListenSpec {
-            transport: listen,
-            addr: SocketAddr::new(ip, 0),
-        };
-        let (inbound_tx, inbound) = mpsc::channel(4096);
-        let (mut transports, bound) = Transports::start(
-            &[spec],
-            None,
-            None,
-            ParseLimits::default(),
-            Duration::from_secs(60),
-            inbound_tx,
-        )
-        .await?;
+        let (mut transports, local, inbound) = bind(listen, SocketAddr::new(ip, 0)).await?;
         if transport == Transport::Tls {
             let (connector, name) = tls.ok_or(DialerError::NoTrust)?;
             transports.set_tls_client(connector, name);
         }
-        let local = bound.first().map_or(spec.addr, |b| b.advertised);
-        let ua = UserAgent::new(UaConfig {
-            user_agent: concat!("sma-call/", env!("CARGO_PKG_VERSION")).into(),
-            seed,
-            // A test caller does not refresh sessions; the far end may still ask it to.
-            session_expires: None,
-            ..UaConfig::default()
-        });
+        let ua = user_agent(seed);
         let (requests, rx) = mpsc::unbounded_channel();
         let route = Route {
             destination,
@@ -149,27 +129,8 @@ impl Dialer {
         transport: Transport,
         seed: u64,
     ) -> Result<(Dialer, mpsc::Receiver<IncomingInvite>), DialerError> {
-        let spec = ListenSpec {
-            transport,
-            addr: address,
-        };
-        let (inbound_tx, inbound) = mpsc::channel(4096);
-        let (transports, bound) = Transports::start(
-            &[spec],
-            None,
-            None,
-            ParseLimits::default(),
-            Duration::from_secs(60),
-            inbound_tx,
-        )
-        .await?;
-        let local = bound.first().map_or(address, |b| b.advertised);
-        let ua = UserAgent::new(UaConfig {
-            user_agent: concat!("sma-call/", env!("CARGO_PKG_VERSION")).into(),
-            seed,
-            session_expires: None,
-            ..UaConfig::default()
-        });
+        let (transports, local, inbound) = bind(transport, address).await?;
+        let ua = user_agent(seed);
         let (requests, rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming) = mpsc::channel(1);
         let route = Route {
@@ -217,6 +178,36 @@ impl Dialer {
     pub fn hangup(&self, call: CallHandle) {
         let _ = self.requests.send(Request::Hangup(call));
     }
+}
+
+/// Binds one SIP listener; returns it, our address as the far end sees it, and what arrives.
+async fn bind(
+    transport: Transport,
+    addr: SocketAddr,
+) -> Result<(Transports, SocketAddr, mpsc::Receiver<Inbound>), DialerError> {
+    let (inbound_tx, inbound) = mpsc::channel(4096);
+    let (transports, bound) = Transports::start(
+        &[ListenSpec { transport, addr }],
+        None,
+        None,
+        ParseLimits::default(),
+        Duration::from_secs(60),
+        inbound_tx,
+    )
+    .await?;
+    let local = bound.first().map_or(addr, |b| b.advertised);
+    Ok((transports, local, inbound))
+}
+
+/// The QA tool's user agent. A test party does not refresh sessions; the far end may still
+/// ask it to.
+fn user_agent(seed: u64) -> UserAgent {
+    UserAgent::new(UaConfig {
+        user_agent: concat!("sma-call/", env!("CARGO_PKG_VERSION")).into(),
+        seed,
+        session_expires: None,
+        ..UaConfig::default()
+    })
 }
 
 /// Where every call of the run goes, and from where.
