@@ -329,6 +329,11 @@ fn a_dead_route_is_skipped_for_the_next_and_the_record_says_so() {
 
 /// A SIPp far end on its own port, playing `scenario` (tests/sipp) once.
 fn sipp_far_end(scenario: &str) -> (Child, u16) {
+    sipp_far_end_with(scenario, &[])
+}
+
+/// [`sipp_far_end`] with more SIPp options (`-rtp_echo`: what sma sends comes back).
+fn sipp_far_end_with(scenario: &str, options: &[&str]) -> (Child, u16) {
     let sipp = require_program("sipp", "sip-tester");
     let port = free_udp_port();
     let child = Command::new(sipp)
@@ -337,6 +342,7 @@ fn sipp_far_end(scenario: &str) -> (Child, u16) {
         .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
         .args(["-mp", &free_udp_port().to_string()])
         .args(["-timeout", "60", "-timeout_error", "-nostdin"])
+        .args(options)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1058,6 +1064,234 @@ fn a_prompt_played_to_one_leg_interrupts_the_bridge_there_and_the_bridge_resumes
             .any(|e| kind(e) == "ACTION_SUCCESSFUL" && e["ActionData"]["Type"] == "PlayAudio"),
         "{:?}",
         flow(&events)
+    );
+    drop(serve);
+    assert_ports_free(media);
+}
+
+/// A continuous tone: never silent, so a listener hears it for as long as it is relayed.
+fn tone(rate: u32, seconds: f64) -> Vec<i16> {
+    let n = (f64::from(rate) * seconds) as usize;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / f64::from(rate);
+            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
+        })
+        .collect()
+}
+
+#[test]
+fn the_far_end_holds_and_changes_codec_by_re_invite_without_dropping_the_caller() {
+    let media = (32000, 32099);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("tone.wav"), wav(&tone(8000, 20.0), 8000)).expect("tone");
+    // SIPp echoes what sma sends it: the caller hears itself through the bridge.
+    let (sipp, port) = sipp_far_end_with("uas-reinvite-echo.xml", &["-rtp_echo"]);
+    let handler = bridging(connector_endpoint("+14255550199"), 15);
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[(port, 1)], ""),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    // Relayed on PCMU, then held (nothing comes back), then transcoded PCMU <-> PCMA.
+    let child = caller(
+        &serve,
+        dir.path(),
+        "32100-32199",
+        "  - expect: answered\n  - play: {file: tone.wav, background: true}
+  - expect_audio: {min_ms: 800, within: 3s}\n  - expect_silence: {min_ms: 1200, within: 6s}
+  - expect_audio: {min_ms: 800, within: 8s}\n  - hangup\n",
+    );
+    let (ok, out) = finished(child);
+    assert!(ok, "{out}\n{}", serve.log());
+    let sipp_out = sipp.wait_with_output().expect("sipp");
+    assert!(
+        sipp_out.status.success(),
+        "SIPp far end failed:\n{}\n{}",
+        String::from_utf8_lossy(&sipp_out.stdout),
+        serve.log()
+    );
+    let log = serve.log();
+    assert!(log.contains("bridge: through PCM"), "{log}");
+    // Neither re-INVITE ended a leg: the caller's hang-up is the first HANGUP.
+    let events = handler.wait_for(4, Duration::from_secs(10));
+    assert_eq!(
+        flow(&events)[2],
+        ("HANGUP".into(), "Hangup".into(), "LEG-A".into()),
+        "{log}"
+    );
+    drop(serve);
+    assert_ports_free(media);
+}
+
+#[test]
+fn re_invites_on_both_legs_at_once_are_each_answered_and_the_bridge_follows_both() {
+    let media = (32200, 32299);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (far_end, port) = sipp_far_end("uas-reinvite-glare.xml");
+    let handler = bridging(connector_endpoint("+14255550199"), 15);
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[(port, 1)], ""),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    // Both legs move from PCMU to PCMA 2 s after their ACKs, which the bridge's answer
+    // sends within a millisecond of each other.
+    let sipp = require_program("sipp", "sip-tester");
+    let caller = Command::new(sipp)
+        .arg(serve.addr("udp").to_string())
+        .arg("-sf")
+        .arg(root().join("tests/sipp/uac-reinvite-glare.xml"))
+        .args(["-s", NUMBER, "-m", "1"])
+        .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+        .args(["-mp", &free_udp_port().to_string()])
+        .args(["-timeout", "60", "-timeout_error", "-nostdin"])
+        .output()
+        .expect("sipp caller");
+    let log = serve.log();
+    assert!(
+        caller.status.success(),
+        "SIPp caller failed:\n{}\n{log}",
+        String::from_utf8_lossy(&caller.stdout)
+    );
+    let far = far_end.wait_with_output().expect("sipp far end");
+    assert!(
+        far.status.success(),
+        "SIPp far end failed:\n{}\n{log}",
+        String::from_utf8_lossy(&far.stdout)
+    );
+    // Each offer rebuilt its leg's media; the last bridge set up relays PCMA both ways.
+    let log = serve.log();
+    assert_eq!(
+        log.matches("media follows the new offer/answer").count(),
+        2,
+        "{log}"
+    );
+    let last: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("bridge: relayed") || l.contains("bridge: through PCM"))
+        .collect();
+    assert!(
+        last.len() >= 2
+            && last[last.len() - 2..]
+                .iter()
+                .all(|l| l.contains("bridge: relayed") && l.contains("Pcma")),
+        "{last:#?}"
+    );
+    let events = handler.wait_for(4, Duration::from_secs(10));
+    assert_eq!(
+        flow(&events)[2..],
+        [
+            ("HANGUP".into(), "Hangup".into(), "LEG-A".into()),
+            ("HANGUP".into(), "Hangup".into(), "LEG-B".into()),
+        ],
+        "{log}"
+    );
+    drop(serve);
+    assert_ports_free(media);
+}
+
+#[test]
+fn a_far_end_that_answers_and_sends_no_rtp_is_released_when_media_times_out() {
+    let media = (32300, 32399);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (far_end, port) = sipp_far_end("uas-silent.xml");
+    let handler = bridging(connector_endpoint("+14255550199"), 15);
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[(port, 1)], "")
+            .replace("[calls]\n", "[calls]\nmedia_inactivity_secs = 2\n"),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    // The caller talks all along; the far end never does: its leg ends, and the handler
+    // releases the caller.
+    let child = caller(
+        &serve,
+        dir.path(),
+        "32400-32499",
+        "  - expect: answered\n  - say: {text: \"Hello? Hello? Is anybody there? I cannot hear you at all.\", background: true}\n  - expect_hangup: 15s\n",
+    );
+    let (ok, out) = finished(child);
+    assert!(ok, "{out}\n{}", serve.log());
+    let far = far_end.wait_with_output().expect("sipp far end");
+    assert!(
+        far.status.success(),
+        "SIPp far end got no BYE:\n{}\n{}",
+        String::from_utf8_lossy(&far.stdout),
+        serve.log()
+    );
+    let events = handler.wait_for(4, Duration::from_secs(10));
+    assert_eq!(
+        flow(&events)[2],
+        ("HANGUP".into(), "Hangup".into(), "LEG-B".into()),
+        "{}",
+        serve.log()
+    );
+    wait_until("two call records", Duration::from_secs(5), || {
+        records(dir.path()).len() >= 2
+    });
+    let cdr = records(dir.path());
+    let b = cdr
+        .iter()
+        .find(|r| r["Direction"] == "Outbound")
+        .expect("B's record");
+    assert!(
+        b["Failures"].to_string().contains("no RTP"),
+        "B's record does not say why: {b}"
+    );
+    drop(serve);
+    assert_ports_free(media);
+}
+
+#[test]
+fn a_route_that_does_not_resolve_is_skipped_and_an_opus_agent_is_bridged_to_a_g711_caller() {
+    let media = (32500, 32599);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = free_udp_port();
+    let handler = bridging(connector_endpoint("+14255550199"), 20);
+    let unresolvable = "[[voice_connectors.origination.routes]]\nhost = \"no-such-host.invalid\"\nport = 5060\nprotocol = \"UDP\"\npriority = 1\nweight = 1\n";
+    let serve = Serve::start(
+        &config(media, &handler.url, dir.path(), &[(agent, 2)], unresolvable),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let callee = format!(
+        "name: agent\nrole: callee\nlisten: 127.0.0.1:{agent}\nmedia: {{codecs: [opus]}}\nsteps:
+  - expect_incoming: {{to: \"+14255550199\"}}\n  - answer\n  - expect_audio: {{min_ms: 600, within: 15s}}
+  - say: {{text: \"Good morning, this is the support desk, how can I help?\", background: true}}\n  - expect_hangup: 20s\n"
+    );
+    let caller = caller_scenario(
+        &serve,
+        "  - expect: answered\n  - wait: 1s\n  - say: Hello, I am calling about the delivery of my parcel.
+  - expect_audio: {min_ms: 600, within: 15s}\n  - hangup\n",
+    )
+    .replace("call:\n", "media: {codecs: [pcmu]}\ncall:\n");
+    let (ok, out) = sma_call(
+        dir.path(),
+        "32600-32699",
+        &[("agent.yaml", callee), ("caller.yaml", caller)],
+    );
+    let log = serve.log();
+    assert!(ok, "{out}\n{log}");
+    assert!(out.contains("opus/48000"), "the agent's leg is Opus: {out}");
+    assert!(
+        log.contains("bridge: through PCM") && log.contains("Opus"),
+        "{log}"
+    );
+    handler.wait_for(4, Duration::from_secs(10));
+    wait_until("two call records", Duration::from_secs(5), || {
+        records(dir.path()).len() >= 2
+    });
+    let cdr = records(dir.path());
+    let b = cdr
+        .iter()
+        .find(|r| r["Direction"] == "Outbound")
+        .expect("B's record");
+    assert_eq!(b["Status"], "Completed", "{b}");
+    let failures = b["Failures"].to_string();
+    assert!(
+        failures.contains("no-such-host.invalid"),
+        "B's record names the route that failed: {b}"
     );
     drop(serve);
     assert_ports_free(media);

@@ -688,6 +688,11 @@ impl Actor {
             }
             LegEvent::Inactive => {
                 warn!(leg = %self.legs[i].id, "no RTP from the leg for the inactivity timeout; hanging up");
+                let why = format!(
+                    "no RTP from the far end for {} s (media inactivity timeout)",
+                    self.ctx.inactivity.as_secs()
+                );
+                self.legs[i].record.invocation_failure(&why);
                 self.hang_up(i, 408);
             }
             LegEvent::Latched(addr) => debug!(%addr, "media latched"),
