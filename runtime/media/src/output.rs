@@ -11,7 +11,7 @@
 //! outgoing track. Decoding happens only while a tap is set.
 
 use crate::codec::{AudioCodec, CodecError, Decoder};
-use crate::pacer::{Frame, FrameSource};
+use crate::pacer::{Frame, FrameSource, StreamWaker};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Told the id of a source that played to its end.
@@ -29,6 +29,34 @@ struct State {
     /// The far end put the call on hold (or our direction does not send): sources still
     /// advance, so what plays ends on time, but nothing is sent (RFC 3264 §5.1).
     held: bool,
+    /// The pacer's waker, and whether the stream is parked: with nothing to send and nothing
+    /// to tap, the output parks ([`Frame::Park`]) instead of being asked every period, and
+    /// any change through [`OutputControl`] wakes it.
+    waker: Option<StreamWaker>,
+    parked: bool,
+}
+
+impl State {
+    /// Something changed that may give the pacer something to send: wake a parked stream.
+    fn changed(&mut self) {
+        if self.parked {
+            self.parked = false;
+            if let Some(waker) = &self.waker {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Nothing to send this period; parked when nothing would change that without a call
+    /// through [`OutputControl`] (a tap is fed every period, so it keeps the stream ticking).
+    fn idle(&mut self, samples: u32) -> Frame {
+        if self.waker.is_some() && self.tap.is_none() {
+            self.parked = true;
+            Frame::Park { samples }
+        } else {
+            Frame::Skip { samples }
+        }
+    }
 }
 
 /// The pacer's side: a [`FrameSource`] that plays whatever is current, else silence.
@@ -70,6 +98,8 @@ impl LegOutput {
             tap: None,
             suppress_silence: false,
             held: false,
+            waker: None,
+            parked: false,
         }));
         Ok((
             LegOutput {
@@ -110,9 +140,15 @@ impl FrameSource for LegOutput {
                 self.pcm.resize(self.frame_samples, 0);
                 tap(&self.pcm);
             }
+            if state.current.is_none() {
+                return state.idle(self.samples);
+            }
             return Frame::Skip {
                 samples: self.samples,
             };
+        }
+        if frame.is_none() && suppress && state.tap.is_none() {
+            return state.idle(self.samples);
         }
         let frame = frame.unwrap_or_else(|| {
             if suppress {
@@ -139,16 +175,19 @@ impl FrameSource for LegOutput {
         }
         frame
     }
+
+    fn set_waker(&mut self, waker: StreamWaker) {
+        lock(&self.state).waker = Some(waker);
+    }
 }
 
 impl OutputControl {
     /// Plays `source` from the next period, replacing (and returning the id of) whatever was
     /// playing. The replaced source is not reported as finished.
     pub fn play(&self, id: u64, source: Box<dyn FrameSource>) -> Option<u64> {
-        lock(&self.state)
-            .current
-            .replace((id, source))
-            .map(|(old, _)| old)
+        let mut state = lock(&self.state);
+        state.changed();
+        state.current.replace((id, source)).map(|(old, _)| old)
     }
 
     /// Stops what is playing (barge-in, interruption); returns its id.
@@ -179,11 +218,15 @@ impl OutputControl {
     /// Stops (or resumes) sending while sources keep their time: hold, or a direction that
     /// does not send.
     pub fn set_held(&self, held: bool) {
-        lock(&self.state).held = held;
+        let mut state = lock(&self.state);
+        state.held = held;
+        state.changed();
     }
 
     pub fn set_silence_suppression(&self, on: bool) {
-        lock(&self.state).suppress_silence = on;
+        let mut state = lock(&self.state);
+        state.suppress_silence = on;
+        state.changed();
     }
 
     /// Sends the decoded outgoing audio to `tap` (replacing an earlier tap); `None` removes it.
@@ -192,7 +235,9 @@ impl OutputControl {
             Some(tap) => Some((tap, self.codec.decoder()?)),
             None => None,
         };
-        lock(&self.state).tap = tap;
+        let mut state = lock(&self.state);
+        state.tap = tap;
+        state.changed();
         Ok(())
     }
 }

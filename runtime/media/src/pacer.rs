@@ -68,6 +68,12 @@ pub enum Frame {
     },
     /// Nothing to send this period (the clock still advances by `samples`).
     Skip { samples: u32 },
+    /// Nothing to send this period nor any later one until the source's [`StreamWaker`]
+    /// wakes the stream: the pacer stops calling the source until then, and the clock
+    /// advances by `samples` per period meanwhile, as if each period had been a `Skip`.
+    /// A leg whose audio is relayed by the bridge (or that sends nothing between prompts)
+    /// would otherwise cost a wake-up every period for nothing.
+    Park { samples: u32 },
     /// The source is finished; the stream is removed.
     End,
 }
@@ -78,6 +84,31 @@ pub trait FrameSource: Send {
     /// Writes the payload into `payload` (cleared by the caller) and says what it is.
     /// `next_timestamp` is the RTP timestamp the next audio packet will carry.
     fn next_frame(&mut self, next_timestamp: u32, payload: &mut Vec<u8>) -> Frame;
+
+    /// Called once when the stream is added, with what wakes it after a [`Frame::Park`].
+    /// A source that never parks ignores it.
+    fn set_waker(&mut self, waker: StreamWaker) {
+        let _ = waker;
+    }
+}
+
+/// Wakes a parked stream: its source is asked for frames again from the next period.
+#[derive(Clone)]
+pub struct StreamWaker {
+    id: u64,
+    commands: mpsc::Sender<Command>,
+}
+
+impl StreamWaker {
+    pub fn wake(&self) {
+        let _ = self.commands.send(Command::Wake(self.id));
+    }
+}
+
+impl std::fmt::Debug for StreamWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamWaker").field("id", &self.id).finish()
+    }
 }
 
 /// Send statistics of the pacing thread.
@@ -260,11 +291,15 @@ struct Stream {
     period: Duration,
     due: Instant,
     stopped: Arc<AtomicBool>,
+    /// Parked ([`Frame::Park`]): out of the heap, with the clock advance per period.
+    parked: Option<u32>,
 }
 
 enum Command {
     Add(u64, Box<Stream>),
     Retarget(u64, SocketAddr),
+    /// Put a parked stream back on the clock (a stopped one is then removed).
+    Wake(u64),
 }
 
 /// A stream added to the pacer. Dropping it does not stop the stream; [`StreamHandle::stop`]
@@ -279,6 +314,8 @@ pub struct StreamHandle {
 impl StreamHandle {
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
+        // A parked stream is off the clock: wake it so the pacer sees the stop and drops it.
+        let _ = self.commands.send(Command::Wake(self.id));
     }
 
     pub fn is_stopped(&self) -> bool {
@@ -348,6 +385,11 @@ impl Pacer {
     ) -> StreamHandle {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let stopped = Arc::new(AtomicBool::new(false));
+        let mut source = source;
+        source.set_waker(StreamWaker {
+            id,
+            commands: self.commands.clone(),
+        });
         let stream = Stream {
             placement: Placement {
                 period_ns: 0,
@@ -360,6 +402,7 @@ impl Pacer {
             period,
             due: start,
             stopped: stopped.clone(),
+            parked: None,
         };
         let _ = self.commands.send(Command::Add(id, Box::new(stream)));
         StreamHandle {
@@ -515,6 +558,17 @@ fn run(commands: mpsc::Receiver<Command>, stats: Arc<PacerStats>, shutdown: Arc<
                         s.destination = addr;
                     }
                 }
+                Command::Wake(id) => {
+                    if let Some(s) = streams.get_mut(&id) {
+                        if let Some(samples) = s.parked.take() {
+                            let due = unpark(s.due, s.period, Instant::now());
+                            let periods = periods_between(s.due, due, s.period);
+                            s.sender.skip(samples.wrapping_mul(periods));
+                            s.due = due;
+                            heap.push(Reverse((due, id)));
+                        }
+                    }
+                }
             }
         }
         let horizon = Instant::now() + COALESCE;
@@ -565,6 +619,13 @@ fn run(commands: mpsc::Receiver<Command>, stats: Arc<PacerStats>, shutdown: Arc<
                     stream.sender.skip(samples);
                     false
                 }
+                Frame::Park { samples } => {
+                    // Off the clock until woken; `due` stays the period it parked in.
+                    stream.sender.skip(samples);
+                    stream.parked = Some(samples);
+                    stream.due = due + stream.period;
+                    continue;
+                }
                 Frame::End => {
                     stream.stopped.store(true, Ordering::Relaxed);
                     plan.release(stream.placement);
@@ -602,9 +663,49 @@ fn run(commands: mpsc::Receiver<Command>, stats: Arc<PacerStats>, shutdown: Arc<
     }
 }
 
+/// When a stream parked with its next period at `next` wakes at `now`: its first period
+/// at or after `now`, so it keeps its phase (and its place in the [`PhasePlan`]).
+fn unpark(next: Instant, period: Duration, now: Instant) -> Instant {
+    if now <= next || period.is_zero() {
+        return next;
+    }
+    let missed = now
+        .duration_since(next)
+        .as_nanos()
+        .div_ceil(period.as_nanos());
+    next + period * u32::try_from(missed).unwrap_or(u32::MAX)
+}
+
+/// Whole periods from `from` to `to` (`to` is `from` plus a whole number of periods).
+fn periods_between(from: Instant, to: Instant, period: Duration) -> u32 {
+    if period.is_zero() {
+        return 0;
+    }
+    u32::try_from(to.saturating_duration_since(from).as_nanos() / period.as_nanos())
+        .unwrap_or(u32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_woken_stream_keeps_its_phase_and_its_clock() {
+        let next = Instant::now();
+        let period = Duration::from_millis(20);
+        // Woken before its next period: nothing was missed.
+        assert_eq!(unpark(next, period, next - Duration::from_millis(5)), next);
+        assert_eq!(periods_between(next, next, period), 0);
+        // Woken 45 ms later: two periods passed unsent, the third is next.
+        let due = unpark(next, period, next + Duration::from_millis(45));
+        assert_eq!(due, next + Duration::from_millis(60));
+        assert_eq!(periods_between(next, due, period), 3);
+        // Exactly on a period boundary.
+        assert_eq!(
+            unpark(next, period, next + Duration::from_millis(40)),
+            next + Duration::from_millis(40)
+        );
+    }
 
     const PERIOD: Duration = Duration::from_millis(20);
 

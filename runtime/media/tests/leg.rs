@@ -410,3 +410,77 @@ fn the_port_pool_hands_out_pairs_in_turn_and_takes_them_back() {
     assert_eq!(pool.bind(ip).unwrap().rtp_port(), 31_002);
     assert_eq!(pool.bind(ip).unwrap().rtp_port(), 31_004);
 }
+
+#[test]
+fn a_parked_output_wakes_on_play_with_its_clock_on_time_and_leaves_when_stopped() {
+    use sma_media::output::LegOutput;
+    let pacer = Pacer::start();
+    let a = sockets(5);
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let (output, control) = LegOutput::new(AudioCodec::Pcmu, 0, 20, Box::new(|_| {})).unwrap();
+    // Nothing to send between prompts: the stream parks at its first period.
+    control.set_silence_suppression(true);
+    let stream = pacer.add(
+        a.rtp.clone(),
+        probe.local_addr().unwrap(),
+        RtpSender::new(9, 100, 0),
+        Box::new(output),
+        Duration::from_millis(20),
+        Instant::now(),
+    );
+    let tone = || Box::new(PcmSource::new(sweep(0.1), AudioCodec::Pcmu, 0, 20).unwrap());
+    let mut buf = [0u8; 1500];
+    let mut first_of_prompt = || {
+        let n = probe.recv(&mut buf).expect("a packet after play");
+        let packet = &buf[..n];
+        let timestamp = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        (Instant::now(), timestamp, packet[1] & 0x80 != 0)
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    control.play(1, tone());
+    let (at1, ts1, marker) = first_of_prompt();
+    assert!(marker, "a prompt after silence starts with the marker bit");
+    // Five prompt packets, then parked again; 300 ms later another prompt.
+    std::thread::sleep(Duration::from_millis(300));
+    while probe.recv(&mut [0u8; 1500][..]).is_ok() {
+        probe
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+    }
+    probe
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    control.play(2, tone());
+    let (at2, ts2, _) = first_of_prompt();
+    // The RTP clock ran while parked: its advance matches the wall clock to a period or two.
+    let wall = at2.duration_since(at1).as_secs_f64() * 8000.0;
+    let rtp = f64::from(ts2.wrapping_sub(ts1));
+    assert!(
+        (rtp - wall).abs() <= 2.0 * 160.0,
+        "RTP clock advanced {rtp} samples over {wall:.0} of wall time"
+    );
+    assert_eq!(rtp as u32 % 160, 0, "whole periods");
+    // Parked again after the prompt; a stop takes it off the pacer.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        pacer
+            .stats
+            .active
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    stream.stop();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while pacer
+        .stats
+        .active
+        .load(std::sync::atomic::Ordering::Relaxed)
+        != 0
+    {
+        assert!(Instant::now() < deadline, "the stopped stream stayed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
