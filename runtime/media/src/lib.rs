@@ -35,5 +35,7 @@ pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 pub mod source;
+/// SRTP lives in its own crate (the fuzzer builds it alone); it is part of the media engine.
+pub use sma_srtp as srtp;
 pub mod storage;
 pub mod tts;
