@@ -238,7 +238,13 @@ impl Baresip {
                     as i16
             })
             .collect();
-        Baresip::launch(rtp_ports, &hum, 0, false)
+        Baresip::launch(rtp_ports, &hum, 0, false, None)
+    }
+
+    /// Like [`Baresip::start`], calling over TLS (trusting `ca_file`) with SRTP mandatory
+    /// (`mediaenc=srtp-mand`: SDES keys in `a=crypto`, libre's own SRTP), playing `mic`.
+    pub fn start_secure(rtp_ports: (u16, u16), mic: &[i16], ca_file: &Path) -> Baresip {
+        Baresip::launch(rtp_ports, mic, 0, false, Some(ca_file))
     }
 
     /// A phone that answers every call at once and plays `mic` (8 kHz) into it; returns its
@@ -248,11 +254,17 @@ impl Baresip {
             .and_then(|s| s.local_addr())
             .map(|a| a.port())
             .expect("free port");
-        let phone = Baresip::launch(rtp_ports, mic, port, true);
+        let phone = Baresip::launch(rtp_ports, mic, port, true, None);
         (phone, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
-    fn launch(rtp_ports: (u16, u16), mic: &[i16], sip_port: u16, auto_answer: bool) -> Baresip {
+    fn launch(
+        rtp_ports: (u16, u16),
+        mic: &[i16],
+        sip_port: u16,
+        auto_answer: bool,
+        secure: Option<&Path>,
+    ) -> Baresip {
         let baresip = crate::require_program("baresip", "baresip");
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("mic.wav"), wav(mic, 8000)).expect("mic");
@@ -270,11 +282,18 @@ module_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_list
             lo = rtp_ports.0,
             hi = rtp_ports.1,
         );
+        let (config, mediaenc) = match secure {
+            Some(ca) => (
+                format!("{config}module srtp.so\nsip_cafile {}\n", ca.display()),
+                ";mediaenc=srtp-mand",
+            ),
+            None => (config, ""),
+        };
         std::fs::write(dir.path().join("config"), config).expect("config");
         let answer = if auto_answer { ";answermode=auto" } else { "" };
         std::fs::write(
             dir.path().join("accounts"),
-            format!("<sip:+14255550199@127.0.0.1>;regint=0{answer}\n"),
+            format!("<sip:+14255550199@127.0.0.1>;regint=0{answer}{mediaenc}\n"),
         )
         .expect("accounts");
         let log = dir.path().join("baresip.log");

@@ -6,12 +6,9 @@ use sma_actions::{
 };
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
 
 fn fixtures(kind: &str) -> Vec<(String, Value)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(kind);
+    let dir = manifest_dir().join("tests/fixtures").join(kind);
     let mut out: Vec<_> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -76,10 +73,9 @@ fn every_action_fixture_round_trips_and_validates() {
 
 #[test]
 fn event_helpers_read_the_fixture() {
-    let text = fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events/action_successful.json"),
-    )
-    .unwrap();
+    let text =
+        fs::read_to_string(manifest_dir().join("tests/fixtures/events/action_successful.json"))
+            .unwrap();
     let event: InvocationEvent = serde_json::from_str(&text).unwrap();
     assert_eq!(event.received_digits(), Some("1"));
     assert_eq!(event.action_type(), Some("SpeakAndGetDigits"));
@@ -106,4 +102,13 @@ fn defaults_come_from_the_contract() {
     assert_eq!(p.attempts(), 1);
     let h = sma_actions::Hangup::default();
     assert_eq!(h.sip_response_code(), 0);
+}
+
+/// This crate's directory, from the `CARGO_MANIFEST_DIR` cargo sets when it runs the test (not
+/// the one baked in at compile time: a clone at another path may share the target directory,
+/// and cargo can reuse a test binary built there).
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -8,13 +8,12 @@ use sma_actions::{
     ValidatedResponse,
 };
 use std::fs;
-use std::path::Path;
 
 type Validated = Result<ValidatedResponse, Box<sma_actions::Rejection>>;
 
 /// Every action fixture, each as a one-action response with attributes.
 fn fixture_responses() -> Vec<(String, Value)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/actions");
+    let dir = manifest_dir().join("tests/fixtures/actions");
     let mut out: Vec<_> = fs::read_dir(&dir)
         .expect("fixtures")
         .map(|e| e.expect("fixture").path())
@@ -315,4 +314,13 @@ fn shapes_the_text_reader_leaves_to_the_tree_reader() {
         assert!(parsed.is_typed(), "{text}");
         assert_agree(text);
     }
+}
+
+/// This crate's directory, from the `CARGO_MANIFEST_DIR` cargo sets when it runs the test (not
+/// the one baked in at compile time: a clone at another path may share the target directory,
+/// and cargo can reuse a test binary built there).
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -244,6 +244,8 @@ fn local_media(scenario: &Scenario, ip: std::net::IpAddr, sockets: &LegSockets) 
         telephone_event: scenario.media.telephone_event,
         ptime: scenario.media.ptime,
         direction: Direction::SendRecv,
+        crypto: Vec::new(),
+        require_srtp: false,
     }
 }
 
@@ -678,6 +680,7 @@ fn start_media(
         // Digits from a far end without telephone-events come in-band.
         inband_dtmf: m.telephone_event.is_none(),
         control: Default::default(),
+        srtp: None,
         ssrc,
         sent: Some(counters),
     };

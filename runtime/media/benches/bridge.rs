@@ -122,6 +122,7 @@ fn receive_config(leg: &Leg, phone: SocketAddr) -> LegConfig {
         ssrc: leg.ssrc,
         sent: Some(leg.counters.clone()),
         control: leg.control.clone(),
+        srtp: None,
     }
 }
 
@@ -134,6 +135,7 @@ fn target(leg: &Leg) -> RelayTarget {
         audio_payload_type: 0,
         telephone_event: Some(101),
         gate: leg.gate.clone(),
+        srtp: None,
     }
 }
 

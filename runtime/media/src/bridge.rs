@@ -81,6 +81,9 @@ pub struct RelayTarget {
     pub audio_payload_type: u8,
     pub telephone_event: Option<u8>,
     pub gate: RelayGate,
+    /// That leg's outbound SRTP, when it is encrypted (the packet arrives here already
+    /// unprotected with the receiving leg's key).
+    pub srtp: Option<crate::pacer::SharedSrtp>,
 }
 
 /// A relay from one leg's received packets into another leg's stream.
@@ -157,6 +160,11 @@ impl Relay {
         self.buf[2..4].copy_from_slice(&sequence.to_be_bytes());
         self.buf[4..8].copy_from_slice(&stamped.to_be_bytes());
         self.buf[8..12].copy_from_slice(&self.target.ssrc.to_be_bytes());
+        if let Some(srtp) = &self.target.srtp {
+            if !crate::pacer::protect_rtp(srtp, &mut self.buf) {
+                return false;
+            }
+        }
         let sent = self
             .target
             .socket
@@ -486,6 +494,7 @@ mod tests {
                 audio_payload_type: 8,
                 telephone_event: Some(101),
                 gate,
+                srtp: None,
             },
             counters,
         )

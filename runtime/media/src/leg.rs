@@ -158,6 +158,65 @@ pub struct LegConfig {
     /// What to do with what arrives besides reporting digits: deliver the audio, relay or
     /// pipe it to a bridged leg, suppress its noise. Changed by the call while it runs.
     pub control: ReceiverControl,
+    /// SRTP, when the leg is encrypted.
+    pub srtp: Option<LegSrtp>,
+}
+
+/// A leg's SRTP contexts: the far end's key unprotects what arrives (RTP and RTCP), ours
+/// protects what leaves. The outbound one is shared with the pacer and any relay into the leg.
+#[derive(Clone)]
+pub struct LegSrtp {
+    pub inbound: Arc<std::sync::Mutex<crate::srtp::Context>>,
+    pub outbound: crate::pacer::SharedSrtp,
+}
+
+impl LegSrtp {
+    /// Contexts for `ours` (what we send) and `theirs` (what the far end sends).
+    pub fn new(ours: &crate::srtp::MasterKey, theirs: &crate::srtp::MasterKey) -> LegSrtp {
+        use crate::srtp::{Context, Direction};
+        LegSrtp {
+            inbound: Arc::new(std::sync::Mutex::new(Context::new(
+                theirs,
+                Direction::Inbound,
+            ))),
+            outbound: Arc::new(std::sync::Mutex::new(Context::new(
+                ours,
+                Direction::Outbound,
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Debug for LegSrtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LegSrtp")
+    }
+}
+
+/// Packets refused by SRTP on one leg, by reason; logged as they start, never per packet.
+#[derive(Default)]
+struct Refused {
+    counts: std::collections::HashMap<&'static str, u64>,
+}
+
+impl Refused {
+    fn count(&mut self, error: &crate::srtp::SrtpError, packet: &[u8], rtcp: bool) {
+        let n = self.counts.entry(error.kind()).or_default();
+        *n += 1;
+        if n.is_power_of_two() {
+            let at = if rtcp { 4..8 } else { 8..12 };
+            let ssrc = packet
+                .get(at)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            tracing::warn!(%error, rtcp, len = packet.len(), count = *n, ?ssrc, "SRTP packets refused");
+        }
+    }
+}
+
+fn lock_srtp(
+    m: &std::sync::Mutex<crate::srtp::Context>,
+) -> std::sync::MutexGuard<'_, crate::srtp::Context> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Which path a digit came in on.
@@ -312,6 +371,7 @@ async fn receive(
     let frame = config.codec.samples_per_frame(config.ptime_ms);
     let control = config.control.clone();
     let mut denoiser: Option<Denoiser> = None;
+    let mut refused = Refused::default();
 
     let handle_rtcp =
         |data: &[u8], last_sr: &mut Option<(NtpTime, NtpTime)>, round_trip: &mut Option<f64>| {
@@ -340,11 +400,31 @@ async fn receive(
         tokio::select! {
             received = rtp.recv_from(&mut buf) => {
                 let Ok((n, source)) = received else { continue };
-                let data = &buf[..n];
-                if config.rtcp_mux && rtcp::is_rtcp(data) {
-                    handle_rtcp(data, &mut last_sr, &mut round_trip);
+                if config.rtcp_mux && rtcp::is_rtcp(&buf[..n]) {
+                    let n = match &config.srtp {
+                        Some(srtp) => match lock_srtp(&srtp.inbound).unprotect_rtcp(&mut buf[..n]) {
+                            Ok(n) => n,
+                            Err(e) => {
+                                refused.count(&e, &buf[..n], true);
+                                continue;
+                            }
+                        },
+                        None => n,
+                    };
+                    handle_rtcp(&buf[..n], &mut last_sr, &mut round_trip);
                     continue;
                 }
+                let n = match &config.srtp {
+                    Some(srtp) => match lock_srtp(&srtp.inbound).unprotect_rtp(&mut buf[..n]) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            refused.count(&e, &buf[..n], false);
+                            continue;
+                        }
+                    },
+                    None => n,
+                };
+                let data = &buf[..n];
                 let now = Instant::now();
                 let Ok(packet) = receiver.receive(data, now) else { continue };
                 // A bridged leg hears it before anything else is done with it.
@@ -390,6 +470,16 @@ async fn receive(
             }
             received = rtcp.recv_from(&mut rtcp_buf) => {
                 if let Ok((n, _)) = received {
+                    let n = match &config.srtp {
+                        Some(srtp) => match lock_srtp(&srtp.inbound).unprotect_rtcp(&mut rtcp_buf[..n]) {
+                            Ok(n) => n,
+                            Err(e) => {
+                                refused.count(&e, &rtcp_buf[..n], true);
+                                continue;
+                            }
+                        },
+                        None => n,
+                    };
                     handle_rtcp(&rtcp_buf[..n], &mut last_sr, &mut round_trip);
                 }
             }
@@ -474,9 +564,14 @@ async fn receive(
                         octets: c.octets.load(Ordering::Relaxed),
                     })
                 });
-                let packet = rtcp::build_report(config.ssrc, sender, &blocks, "sma");
+                let mut packet = rtcp::build_report(config.ssrc, sender, &blocks, "sma");
+                let protected = config.srtp.as_ref().is_none_or(|srtp| {
+                    lock_srtp(&srtp.outbound).protect_rtcp(&mut packet).is_ok()
+                });
                 let socket = if config.rtcp_mux { &rtp } else { &rtcp };
-                let _ = socket.send_to(&packet, remote_rtcp);
+                if protected {
+                    let _ = socket.send_to(&packet, remote_rtcp);
+                }
                 if let Some(s) = stats {
                     let fraction = f64::from(s.fraction_lost) / 256.0;
                     let jitter_ms = f64::from(s.jitter) * 1000.0 / f64::from(clock);

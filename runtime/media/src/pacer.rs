@@ -37,6 +37,7 @@
 //! one `send_to` per packet is what the kernel allows across legs.
 
 use crate::rtp::RtpSender;
+use crate::srtp;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{SocketAddr, UdpSocket};
@@ -47,6 +48,17 @@ use std::time::{Duration, Instant};
 
 /// Packets due within this much of a wake-up are sent in it (see the module documentation).
 pub const COALESCE: Duration = Duration::from_micros(250);
+
+/// A leg's outbound SRTP context, shared by everything that sends on the leg (the pacer, a
+/// bridge's relay, RTCP reports) so they keep one rollover counter and one SRTCP index.
+pub type SharedSrtp = Arc<Mutex<srtp::Context>>;
+
+/// Protects `packet` in place with `srtp`; false if it must not be sent.
+pub(crate) fn protect_rtp(srtp: &SharedSrtp, packet: &mut Vec<u8>) -> bool {
+    // Nothing is left half-written under this lock: recover from a poisoned one.
+    let mut context = srtp.lock().unwrap_or_else(|p| p.into_inner());
+    context.protect_rtp(packet).is_ok()
+}
 
 /// One frame for the pacer to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,6 +305,8 @@ struct Stream {
     stopped: Arc<AtomicBool>,
     /// Parked ([`Frame::Park`]): out of the heap, with the clock advance per period.
     parked: Option<u32>,
+    /// SRTP: packets are protected with it before they leave.
+    srtp: Option<SharedSrtp>,
 }
 
 enum Command {
@@ -383,6 +397,21 @@ impl Pacer {
         period: Duration,
         start: Instant,
     ) -> StreamHandle {
+        self.add_protected(socket, destination, sender, source, period, start, None)
+    }
+
+    /// [`Pacer::add`] for an SRTP leg: each packet is protected with `srtp` before it is sent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_protected(
+        &self,
+        socket: Arc<UdpSocket>,
+        destination: SocketAddr,
+        sender: RtpSender,
+        source: Box<dyn FrameSource>,
+        period: Duration,
+        start: Instant,
+        srtp: Option<SharedSrtp>,
+    ) -> StreamHandle {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let stopped = Arc::new(AtomicBool::new(false));
         let mut source = source;
@@ -403,6 +432,7 @@ impl Pacer {
             due: start,
             stopped: stopped.clone(),
             parked: None,
+            srtp,
         };
         let _ = self.commands.send(Command::Add(id, Box::new(stream)));
         StreamHandle {
@@ -633,7 +663,13 @@ fn run(commands: mpsc::Receiver<Command>, stats: Arc<PacerStats>, shutdown: Arc<
                     continue;
                 }
             };
-            if send && !packet.is_empty() {
+            let send = send
+                && !packet.is_empty()
+                && stream
+                    .srtp
+                    .as_ref()
+                    .is_none_or(|srtp| protect_rtp(srtp, &mut packet));
+            if send {
                 let sent_at = Instant::now();
                 let error = sent_at
                     .saturating_duration_since(due)

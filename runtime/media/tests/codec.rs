@@ -93,6 +93,7 @@ async fn over_sockets(codec: AudioCodec, payload_type: u8, freq: f32, ports: (u1
         rtcp_interval: Duration::from_secs(5),
         inband_dtmf: false,
         control: Default::default(),
+        srtp: None,
         ssrc: 1,
         sent: None,
     };

@@ -35,6 +35,7 @@ fn config(remote: SocketAddr, telephone_event: Option<u8>) -> LegConfig {
         rtcp_interval: Duration::from_millis(200),
         inband_dtmf: false,
         control: Default::default(),
+        srtp: None,
         ssrc: 0x5151,
         sent: None,
     }

@@ -177,6 +177,7 @@ async fn a_recording_over_sockets_matches_what_was_sent() {
         rtcp_interval: Duration::from_secs(5),
         inband_dtmf: false,
         control: Default::default(),
+        srtp: None,
         ssrc: 1,
         sent: None,
     };

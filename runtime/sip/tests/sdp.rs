@@ -29,6 +29,8 @@ fn local(codecs: Vec<Codec>) -> LocalMedia {
         telephone_event: true,
         ptime: 20,
         direction: Direction::SendRecv,
+        crypto: Vec::new(),
+        require_srtp: false,
     }
 }
 
@@ -160,12 +162,44 @@ fn crypto_lines_and_rtcp_mux_are_parsed() {
         "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"
     );
     assert!(sdp.media[0].rtcp_mux());
-    // SRTP is not negotiated yet: an RTP/SAVP-only offer has no usable audio.
+    // An RTP/SAVP offer needs a crypto line of ours to answer with.
     let mut session = SdpSession::new(1);
-    assert!(matches!(
-        session.answer(&sdp, &local(vec![Codec::Pcmu])),
-        Err(NegotiationError::NoCommonCodec { .. })
-    ));
+    assert_eq!(
+        session.answer(&sdp, &local(vec![Codec::Opus])).unwrap_err(),
+        NegotiationError::NoCryptoSuite
+    );
+    let mut ours = local(vec![Codec::Opus]);
+    ours.crypto = vec![sma_sip::sdp::Crypto::inline(
+        1,
+        "AES_CM_128_HMAC_SHA1_80",
+        "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+    )];
+    let (answer, media) = session.answer(&sdp, &ours).unwrap();
+    assert!(media.secure);
+    let text = String::from_utf8(answer.to_bytes()).unwrap();
+    assert!(text.contains("m=audio 20000 RTP/SAVP 111"), "{text}");
+    assert!(
+        text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"),
+        "{text}"
+    );
+    // Keys stay out of Debug output.
+    assert!(!format!("{media:?}").contains("PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"));
+    // A plain offer where SRTP is required is refused; without the requirement it is
+    // answered in the clear even when we hold a key.
+    let plain = offer(BARESIP_OFFER);
+    ours.require_srtp = true;
+    assert_eq!(
+        session.answer(&plain, &ours).unwrap_err(),
+        NegotiationError::EncryptionRequired
+    );
+    ours.require_srtp = false;
+    let (answer, media) = session.answer(&plain, &ours).unwrap();
+    assert!(!media.secure);
+    let text = String::from_utf8(answer.to_bytes()).unwrap();
+    assert!(
+        text.contains("RTP/AVP") && !text.contains("crypto"),
+        "{text}"
+    );
 }
 
 #[test]

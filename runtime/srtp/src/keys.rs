@@ -14,6 +14,18 @@ pub struct MasterKey {
     lifetime: Option<u64>,
 }
 
+/// Keys compare in constant time (a re-INVITE that keeps the far end's key keeps ours).
+impl PartialEq for MasterKey {
+    fn eq(&self, other: &MasterKey) -> bool {
+        use subtle::ConstantTimeEq;
+        self.suite == other.suite
+            && self.key.len() == other.key.len()
+            && bool::from(self.key.ct_eq(&other.key) & self.salt.ct_eq(&other.salt))
+    }
+}
+
+impl Eq for MasterKey {}
+
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MasterKey")

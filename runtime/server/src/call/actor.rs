@@ -128,6 +128,16 @@ pub struct MediaUpdate {
     pub rtcp_mux: bool,
     /// This side may send (not held, not `recvonly`/`inactive`, not `c=0.0.0.0`).
     pub send: bool,
+    /// SDES-SRTP keys when the stream is encrypted.
+    pub srtp: Option<SrtpKeys>,
+}
+
+/// A leg's SRTP keys: ours protects what we send, the far end's unprotects what it sends.
+/// Never logged (`MasterKey`'s `Debug` hides the key) and zeroised when dropped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SrtpKeys {
+    pub ours: sma_media::srtp::MasterKey,
+    pub theirs: sma_media::srtp::MasterKey,
 }
 
 /// Node-wide things every call uses.
@@ -327,6 +337,8 @@ pub(super) struct Media {
     pub destination: Destination,
     /// Whether a relay may send into this leg's stream now.
     pub gate: RelayGate,
+    /// SRTP contexts, for a relay into this leg.
+    pub srtp: Option<sma_media::leg::LegSrtp>,
 }
 
 /// One leg of the transaction: a SIP dialog and its media.

@@ -820,6 +820,7 @@ impl Actor {
                 audio_payload_type: mt.payload_type,
                 telephone_event: mt.telephone_event,
                 gate: target_media.gate.clone(),
+                srtp: target_media.srtp.as_ref().map(|s| s.outbound.clone()),
             };
             // Between the other party's packets the leg's own stream sends nothing.
             target_media.output.set_silence_suppression(true);

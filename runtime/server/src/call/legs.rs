@@ -71,13 +71,18 @@ impl Actor {
         let ssrc: u32 = rand_u32();
         let mut sender = RtpSender::new(ssrc, rand_u32() as u16, rand_u32());
         sender.share(counters.clone());
-        let stream = self.ctx.pacer.add(
+        let srtp = m
+            .srtp
+            .as_ref()
+            .map(|k| sma_media::leg::LegSrtp::new(&k.ours, &k.theirs));
+        let stream = self.ctx.pacer.add_protected(
             sockets.rtp.clone(),
             m.remote,
             sender,
             Box::new(output),
             Duration::from_millis(u64::from(m.ptime)),
             Instant::now(),
+            srtp.as_ref().map(|s| s.outbound.clone()),
         );
         let destination = Destination::new(m.remote);
         let retarget = (stream.clone(), destination.clone());
@@ -96,6 +101,7 @@ impl Actor {
             control: receiver_control.clone(),
             ssrc,
             sent: Some(counters.clone()),
+            srtp: srtp.clone(),
         };
         let (mut events, receiver) = spawn_receiver(
             sockets,
@@ -126,6 +132,7 @@ impl Actor {
             counters,
             destination,
             gate: RelayGate::default(),
+            srtp,
         });
         self.update_audio_delivery(i);
         Ok(())
@@ -182,7 +189,8 @@ impl Actor {
             || old.payload_type != update.payload_type
             || old.ptime != update.ptime
             || old.telephone_event != update.telephone_event
-            || old.rtcp_mux != update.rtcp_mux;
+            || old.rtcp_mux != update.rtcp_mux
+            || old.srtp != update.srtp;
         info!(
             leg = %self.legs[i].id,
             remote = %update.remote,

@@ -4,6 +4,7 @@
 //! negotiation with a port pair from the media range, then a call actor per transaction.
 //! Actors ask it to answer or hang up their leg; it tells them when the leg ends.
 
+use crate::call::actor::SrtpKeys;
 use crate::call::actor::{
     self, CallContext, CallSetup, DialRequest, LegMedia, MediaUpdate, SignalSender, SipCommand,
     SipSignal,
@@ -11,6 +12,7 @@ use crate::call::actor::{
 use crate::routing::{self, admit_destination, admit_source, RateLimiter, Refusal, Route};
 use crate::routing_table::{RoutingTable, VoiceConnector};
 use crate::sip::auth_guard::{AuthGuard, Verdict};
+use crate::sip::sdes;
 use sma_actions::{CallDetails, Direction as LegDirection, Participant, ParticipantTag, Status};
 use sma_media::leg::PortPool;
 use sma_net::audio_codec;
@@ -61,6 +63,8 @@ struct ActiveCall {
     invited: Instant,
     /// We placed this call (a second leg, an API call): `answer` holds our offer.
     outbound: bool,
+    /// SRTP keys in use, when the stream is encrypted.
+    srtp: Option<SrtpKeys>,
 }
 
 impl ActiveCall {
@@ -147,8 +151,9 @@ fn send_ptime(codec: Codec, asked: u32, ours: u32) -> u32 {
 }
 
 /// What the call actor applies from a negotiated stream.
-fn media_update(media: &NegotiatedMedia, ours: u32) -> MediaUpdate {
+fn media_update(media: &NegotiatedMedia, ours: u32, srtp: Option<&SrtpKeys>) -> MediaUpdate {
     MediaUpdate {
+        srtp: if media.secure { srtp.cloned() } else { None },
         remote: media.remote,
         codec: audio_codec(media.codec.codec),
         payload_type: media.codec.payload_type,
@@ -369,10 +374,15 @@ impl Endpoint {
                     let mut local = c.local.clone();
                     local.codecs.retain(|k| *k != c.codec);
                     local.codecs.insert(0, c.codec);
+                    // A new SRTP offer: the same far-end key keeps ours (see sdes).
+                    let keys = sdes::answer(&offer, c.srtp.as_ref())?;
+                    local.crypto = keys.as_ref().map(|k| vec![k.line.clone()]).unwrap_or_default();
                     let (sdp, media) = c.sdp.answer(&offer, &local).map_err(|e| e.to_string())?;
-                    info!(call_id = %c.sip_call_id, direction = media.direction.as_str(), remote = %media.remote, "new offer answered");
+                    info!(call_id = %c.sip_call_id, direction = media.direction.as_str(), remote = %media.remote, secure = media.secure, "new offer answered");
                     c.codec = media.codec.codec;
-                    c.signal(call, SipSignal::Media(media_update(&media, c.local.ptime)));
+                    c.srtp = keys.filter(|_| media.secure).map(|k| k.keys);
+                    c.local.crypto = local.crypto;
+                    c.signal(call, SipSignal::Media(media_update(&media, c.local.ptime, c.srtp.as_ref())));
                     Ok::<_, String>(sdp.to_bytes())
                 });
                 let answer = match answer {
@@ -434,7 +444,7 @@ impl Endpoint {
                     } else {
                         c.accept_answer(&response.body)
                     };
-                    match sdp.map(|m| media_update(&m, c.local.ptime)) {
+                    match sdp.map(|m| media_update(&m, c.local.ptime, None)) {
                         Ok(update) => {
                             info!(call_id = %c.sip_call_id, remote = %update.remote, codec = ?update.codec, "outbound call answered");
                             c.signal(call, SipSignal::Answered(update, Instant::now()));
@@ -497,7 +507,10 @@ impl Endpoint {
             Ok(media) => {
                 info!(call_id = %c.sip_call_id, remote = %media.remote, codec = media.codec.codec.encoding(), "late offer answered in the ACK");
                 c.codec = media.codec.codec;
-                c.signal(call, SipSignal::Media(media_update(&media, c.local.ptime)));
+                c.signal(
+                    call,
+                    SipSignal::Media(media_update(&media, c.local.ptime, None)),
+                );
             }
             Err(why) => {
                 warn!(call_id = %c.sip_call_id, %why, "late offer not answered");
@@ -558,6 +571,34 @@ impl Endpoint {
         if !self.limiter.admit(self.admission.max_calls_per_second, now) {
             return self.busy(call, "the node is at its calls-per-second limit", now);
         }
+        // SDES: the offer's best crypto line, or a refusal that says why (RFC 4568 §7.1.1).
+        let require_srtp = connector.as_ref().is_some_and(|vc| vc.require_encryption);
+        let late_offer = invite.body.is_empty();
+        if late_offer && require_srtp {
+            return self.refuse(
+                call,
+                488,
+                "this voice connector requires SRTP: send an SDP offer with a=crypto",
+                Headers::new(),
+                now,
+            );
+        }
+        let keys = match SessionDescription::parse(&invite.body) {
+            Ok(offer) => match sdes::answer(&offer, None) {
+                Ok(keys) => keys,
+                Err(why) => {
+                    return self.refuse(
+                        call,
+                        488,
+                        &format!("SRTP offer not acceptable: {why}"),
+                        Headers::new(),
+                        now,
+                    )
+                }
+            },
+            // Reported by the answer below.
+            Err(_) => None,
+        };
         let Some(dialog) = self.ua.dialog(call) else {
             return;
         };
@@ -576,10 +617,14 @@ impl Endpoint {
             telephone_event: true,
             ptime: self.media.ptime,
             direction: Direction::SendRecv,
+            crypto: keys
+                .as_ref()
+                .map(|k| vec![k.line.clone()])
+                .unwrap_or_default(),
+            require_srtp,
         };
         self.session_ids += 1;
         let mut sdp = SdpSession::new(self.session_ids);
-        let late_offer = invite.body.is_empty();
         let negotiated = if late_offer {
             // No offer: ours goes in the 200, the answer comes in the ACK. Until it does,
             // media is our first codec and holds its sending (there is nowhere to send).
@@ -594,6 +639,7 @@ impl Endpoint {
                 false,
                 false,
                 self.media.ptime,
+                None,
             ))
         } else {
             SessionDescription::parse(&invite.body)
@@ -609,10 +655,11 @@ impl Endpoint {
                         m.rtcp_mux,
                         sends(&m),
                         send_ptime(m.codec.codec, m.ptime, self.media.ptime),
+                        keys.filter(|_| m.secure).map(|k| k.keys),
                     )
                 })
         };
-        let (answer, codec, payload_type, telephone_event, remote, rtcp_mux, send, ptime) =
+        let (answer, codec, payload_type, telephone_event, remote, rtcp_mux, send, ptime, srtp) =
             match negotiated {
                 Ok(n) => n,
                 Err(why) => {
@@ -625,7 +672,7 @@ impl Endpoint {
                     )
                 }
             };
-        info!(codec = codec.encoding(), payload_type, %remote, local_port = local.port, rule = %rule.name, "call accepted");
+        info!(codec = codec.encoding(), payload_type, %remote, local_port = local.port, rule = %rule.name, srtp = srtp.as_ref().map(|k| k.ours.suite().name()), "call accepted");
         self.ua.ring(call, now);
 
         let start_ms = sma_media::storage::now_ms();
@@ -665,6 +712,7 @@ impl Endpoint {
                 sip_call_id: invite.call_id.clone(),
                 invited: now,
                 outbound: false,
+                srtp: srtp.clone(),
             },
         );
         actor::spawn(
@@ -695,6 +743,7 @@ impl Endpoint {
                         remote,
                         rtcp_mux,
                         send,
+                        srtp,
                     },
                     sockets,
                 },
@@ -753,6 +802,8 @@ impl Endpoint {
             telephone_event: true,
             ptime: self.media.ptime,
             direction: Direction::SendRecv,
+            crypto: Vec::new(),
+            require_srtp: false,
         };
         self.session_ids += 1;
         let mut sdp = SdpSession::new(self.session_ids);
@@ -790,6 +841,7 @@ impl Endpoint {
                 sip_call_id,
                 invited: now,
                 outbound: true,
+                srtp: None,
             },
         );
         let _ = signals.send((

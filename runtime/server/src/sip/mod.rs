@@ -2,3 +2,4 @@
 
 pub mod auth_guard;
 pub mod endpoint;
+pub mod sdes;

@@ -17,6 +17,8 @@ fuzz_target!(|data: &[u8]| {
         telephone_event: true,
         ptime: 20,
         direction: Direction::SendRecv,
+        crypto: Vec::new(),
+        require_srtp: false,
     };
     let mut session = SdpSession::new(1);
     if let Ok((answer, _)) = session.answer(&offer, &local) {

@@ -88,14 +88,26 @@ impl Direction {
     }
 }
 
-/// `a=crypto` (RFC 4568 §9.1), parsed for the SRTP work.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `a=crypto` (RFC 4568 §9.1): the SDES key exchange. The keys themselves are read by
+/// `sma-srtp`; SIP only carries the line. `Debug` leaves the key out: it must never reach a log.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Crypto {
     pub tag: u32,
     pub suite: String,
     /// `inline:<key||salt>[|lifetime][|MKI:length]`, kept whole.
     pub key_params: String,
     pub session_params: Vec<String>,
+}
+
+impl std::fmt::Debug for Crypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crypto")
+            .field("tag", &self.tag)
+            .field("suite", &self.suite)
+            .field("key_params", &"<secret>")
+            .field("session_params", &self.session_params)
+            .finish()
+    }
 }
 
 impl Crypto {
@@ -120,6 +132,26 @@ impl Crypto {
             key_params,
             session_params: parts.map(str::to_owned).collect(),
         })
+    }
+
+    /// A line with one inline key (`key_and_salt` in base64).
+    pub fn inline(tag: u32, suite: &str, key_and_salt: &str) -> Crypto {
+        Crypto {
+            tag,
+            suite: suite.to_owned(),
+            key_params: format!("inline:{key_and_salt}"),
+            session_params: Vec::new(),
+        }
+    }
+
+    /// The attribute's value, for `a=crypto:`.
+    pub fn value(&self) -> String {
+        let mut v = format!("{} {} {}", self.tag, self.suite, self.key_params);
+        for p in &self.session_params {
+            v.push(' ');
+            v.push_str(p);
+        }
+        v
     }
 
     /// The base64 key and salt of the `inline:` key parameter.

@@ -80,6 +80,12 @@ pub struct LocalMedia {
     /// Packetization in ms.
     pub ptime: u32,
     pub direction: Direction,
+    /// SRTP: our `a=crypto` lines (SDES, RFC 4568). In an offer, one per suite offered, and
+    /// the stream is `RTP/SAVP`; in an answer, the one line answering the offer's chosen
+    /// line (same tag, our own key), used only when the offer is `RTP/SAVP`. Empty: no SRTP.
+    pub crypto: Vec<super::Crypto>,
+    /// Refuse an offer in the clear (`RTP/AVP`): a voice connector with encryption on.
+    pub require_srtp: bool,
 }
 
 /// The codec both sides agreed on, with the payload type the offerer chose.
@@ -101,6 +107,9 @@ pub struct NegotiatedMedia {
     /// This side's direction.
     pub direction: Direction,
     pub rtcp_mux: bool,
+    /// The stream is SRTP (`RTP/SAVP`): the keys are ours in [`LocalMedia::crypto`] and the
+    /// peer's in `remote_crypto`.
+    pub secure: bool,
     pub remote_crypto: Vec<super::Crypto>,
 }
 
@@ -114,6 +123,18 @@ pub enum NegotiationError {
     NoConnection,
     #[error("the answer does not match the offer: {0}")]
     AnswerMismatch(String),
+    #[error("the offer is not encrypted (RTP/AVP) and this call requires SRTP")]
+    EncryptionRequired,
+    #[error("the offer is SRTP (RTP/SAVP) with no crypto suite this side accepts")]
+    NoCryptoSuite,
+}
+
+fn is_secure(protocol: &str) -> bool {
+    protocol == "RTP/SAVP" || protocol == "RTP/SAVPF"
+}
+
+fn is_plain(protocol: &str) -> bool {
+    protocol == "RTP/AVP" || protocol == "RTP/AVPF"
 }
 
 /// This side's session identity: the `o=` line, whose version grows with each new description
@@ -176,6 +197,12 @@ impl SdpSession {
         m.attributes
             .push(("ptime".into(), Some(local.ptime.to_string())));
         m.attributes.push((local.direction.as_str().into(), None));
+        if !local.crypto.is_empty() {
+            m.protocol = "RTP/SAVP".into();
+            for crypto in &local.crypto {
+                m.attributes.push(("crypto".into(), Some(crypto.value())));
+            }
+        }
         self.description(local.address, vec![m])
     }
 
@@ -201,13 +228,23 @@ impl SdpSession {
         let mut chosen: Option<(usize, NegotiatedMedia)> = None;
         let mut offered_names = Vec::new();
         let mut saw_audio = false;
+        let mut refused = None;
         for (index, m) in offer.media.iter().enumerate() {
             if chosen.is_some() || m.media != "audio" || m.port == 0 {
                 continue;
             }
             saw_audio = true;
-            if m.protocol != "RTP/AVP" && m.protocol != "RTP/AVPF" {
+            let secure = is_secure(&m.protocol);
+            if !secure && !is_plain(&m.protocol) {
                 offered_names.push(format!("{} ({})", m.formats.join(" "), m.protocol));
+                continue;
+            }
+            if secure && local.crypto.is_empty() {
+                refused = Some(NegotiationError::NoCryptoSuite);
+                continue;
+            }
+            if !secure && local.require_srtp {
+                refused = Some(NegotiationError::EncryptionRequired);
                 continue;
             }
             let offered: Vec<(u8, super::RtpMap)> = m
@@ -268,11 +305,15 @@ impl SdpSession {
                     ptime: m.ptime().unwrap_or(local.ptime),
                     direction,
                     rtcp_mux: m.rtcp_mux(),
+                    secure,
                     remote_crypto: m.crypto(),
                 },
             ));
         }
         let Some((chosen_index, negotiated)) = chosen else {
+            if let Some(why) = refused {
+                return Err(why);
+            }
             return Err(if saw_audio {
                 NegotiationError::NoCommonCodec {
                     offered: offered_names.join(", "),
@@ -361,6 +402,10 @@ pub fn accept_answer(
         .media_address(m)
         .ok_or(NegotiationError::NoConnection)?;
     let direction = combine(m.direction().unwrap_or_default().reverse(), local.direction);
+    let secure = is_secure(&m.protocol) && !local.crypto.is_empty();
+    if !secure && local.require_srtp {
+        return Err(NegotiationError::EncryptionRequired);
+    }
     Ok(NegotiatedMedia {
         remote: SocketAddr::new(address, m.port),
         codec,
@@ -368,6 +413,7 @@ pub fn accept_answer(
         ptime: m.ptime().unwrap_or(local.ptime),
         direction,
         rtcp_mux: m.rtcp_mux(),
+        secure,
         remote_crypto: m.crypto(),
     })
 }
@@ -397,10 +443,21 @@ fn answer_media(
     offered: &MediaDescription,
 ) -> MediaDescription {
     let pt = negotiated.codec.payload_type;
+    let protocol = if negotiated.secure {
+        if is_secure(&offered.protocol) {
+            offered.protocol.clone()
+        } else {
+            "RTP/SAVP".to_owned()
+        }
+    } else if is_plain(&offered.protocol) {
+        offered.protocol.clone()
+    } else {
+        "RTP/AVP".to_owned()
+    };
     let mut m = MediaDescription {
         media: "audio".into(),
         port: local.port,
-        protocol: offered.protocol.clone(),
+        protocol,
         formats: vec![pt.to_string()],
         connection: None,
         attributes: vec![(
@@ -433,6 +490,11 @@ fn answer_media(
     }
     m.attributes
         .push((negotiated.direction.as_str().into(), None));
+    if negotiated.secure {
+        for crypto in local.crypto.iter().take(1) {
+            m.attributes.push(("crypto".into(), Some(crypto.value())));
+        }
+    }
     m
 }
 

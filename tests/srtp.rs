@@ -1,0 +1,140 @@
+//! Encrypted calls end to end: baresip (libre's SRTP, independent of sma's) calls over TLS
+//! with SRTP mandatory; sma answers with SDES-SRTP; audio is checked both ways.
+
+use serde_json::{json, Value};
+use sma_e2e::calls::{
+    actions, assert_ports_free, best_correlation, kind, prompt_signal, read_wav, wav, Baresip,
+    ScriptedWebhook,
+};
+use sma_e2e::Serve;
+use std::path::Path;
+use std::time::Duration;
+
+const NUMBER: &str = "+12065550100";
+
+fn config(endpoint: &str, media: (u16, u16), storage: &Path, extra: &str) -> String {
+    format!(
+        r#"
+[media]
+port_range = [{lo}, {hi}]
+{extra}
+[storage]
+root = "{storage}"
+[node]
+cdr_path = "{storage}/cdr.jsonl"
+[[phone_numbers]]
+number = "{NUMBER}"
+[[applications]]
+id = "app-1"
+name = "first"
+endpoint = "{endpoint}"
+[[sip_rules]]
+id = "rule-1"
+name = "demo"
+trigger_type = "ToPhoneNumber"
+trigger_value = "{NUMBER}"
+targets = [{{ application = "app-1", priority = 1 }}]
+"#,
+        lo = media.0,
+        hi = media.1,
+        storage = storage.display()
+    )
+}
+
+fn leg(event: &Value) -> Value {
+    event["CallDetails"]["Participants"][0]["CallId"].clone()
+}
+
+/// A 440 Hz tone's share of the energy in `samples` (Goertzel at 8 kHz).
+fn tone_share(samples: &[i16], hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2, mut energy) = (0.0f64, 0.0f64, 0.0f64);
+    for &x in samples {
+        let x = f64::from(x);
+        let s0 = x + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+        energy += x * x;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    if energy == 0.0 {
+        0.0
+    } else {
+        2.0 * power / (energy * samples.len() as f64)
+    }
+}
+
+#[test]
+fn baresip_over_tls_with_mandatory_srtp_hears_the_prompt_and_is_recorded() {
+    let storage = tempfile::tempdir().expect("tempdir");
+    let prompt = prompt_signal(8000, 1.5);
+    std::fs::create_dir_all(storage.path().join("prompts")).expect("bucket");
+    std::fs::write(storage.path().join("prompts/menu.wav"), wav(&prompt, 8000)).expect("prompt");
+    let webhook = ScriptedWebhook::start(|event| {
+        let call = leg(event);
+        match (kind(event), event["ActionData"]["Type"].as_str()) {
+            ("NEW_INBOUND_CALL", _) => actions(json!([
+                {"Type": "PlayAudio", "Parameters": {
+                    "AudioSource": {"Type": "S3", "BucketName": "prompts", "Key": "menu.wav"}}},
+                {"Type": "RecordAudio", "Parameters": {"CallId": call, "DurationInSeconds": "2",
+                    "RecordingDestination": {"Type": "S3", "BucketName": "voicemail", "Prefix": "srtp/"}}}
+            ])),
+            ("ACTION_SUCCESSFUL", Some("RecordAudio")) => {
+                actions(json!([{"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}}]))
+            }
+            _ => actions(json!([])),
+        }
+    });
+    let media = (26000, 26099);
+    let cert = storage.path().join("dev.pem");
+    let serve = Serve::start(
+        &config(&webhook.url, media, storage.path(), ""),
+        &["tls:127.0.0.1:0"],
+        &["--tls-dev-cert-out", cert.to_str().expect("utf-8")],
+    );
+    // The caller plays a steady 440 Hz tone.
+    let tone: Vec<i16> = (0..8000 * 30)
+        .map(|i| {
+            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin()) as i16
+        })
+        .collect();
+    let mut phone = Baresip::start_secure((26200, 26299), &tone, &cert);
+    phone.dial(&format!("sip:{NUMBER}@{};transport=tls", serve.addr("tls")));
+    phone.wait_for_log("Call established", Duration::from_secs(10));
+    let events = webhook.wait_for(3, Duration::from_secs(20));
+    phone.wait_for_log("terminated", Duration::from_secs(10));
+    let log = serve.log();
+    assert!(
+        log.contains("srtp=\"AES_") || log.contains("srtp=\"AEAD_"),
+        "sma did not answer with SRTP:\n{log}"
+    );
+    assert!(!log.contains("inline:"), "a key reached the log:\n{log}");
+    // No RTP packet was refused. (libre sends one 16-byte RTCP packet in the clear as the
+    // call starts; it is dropped and counted, as any unprotected packet is.)
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("SRTP packets refused") && l.contains("rtcp=false")),
+        "{log}"
+    );
+    // The caller heard the prompt through SRTP.
+    let heard = phone.received();
+    let score = best_correlation(&heard, &prompt);
+    assert!(
+        score > 0.9,
+        "prompt correlation {score:.3}\n{}",
+        phone.log()
+    );
+    // sma decrypted the caller's tone into the recording.
+    let recorded = events
+        .iter()
+        .find(|e| e["ActionData"]["Type"] == "RecordAudio")
+        .and_then(|e| e["ActionData"]["RecordingDestination"]["Key"].as_str())
+        .map(str::to_owned)
+        .expect("RecordAudio reported its key");
+    let (_, _, samples) = read_wav(&storage.path().join("voicemail").join(&recorded));
+    let share = tone_share(&samples, 440.0);
+    assert!(share > 0.5, "440 Hz share {share:.2} in the recording");
+    serve.wait_for_log("transaction finished", 1, Duration::from_secs(5));
+    assert_ports_free(media);
+}
