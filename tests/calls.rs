@@ -238,13 +238,24 @@ impl Baresip {
                     as i16
             })
             .collect();
-        Baresip::launch(rtp_ports, &hum, 0, false, None)
+        Baresip::launch(rtp_ports, &hum, 0, false, false, None)
     }
 
     /// Like [`Baresip::start`], calling over TLS (trusting `ca_file`) with SRTP mandatory
     /// (`mediaenc=srtp-mand`: SDES keys in `a=crypto`, libre's own SRTP), playing `mic`.
     pub fn start_secure(rtp_ports: (u16, u16), mic: &[i16], ca_file: &Path) -> Baresip {
-        Baresip::launch(rtp_ports, mic, 0, false, Some(ca_file))
+        Baresip::launch(rtp_ports, mic, 0, false, true, Some(ca_file))
+    }
+
+    /// Like [`Baresip::answering`], with SRTP mandatory (SDES; libre's SRTP answers the
+    /// suite it is offered).
+    pub fn answering_secure(rtp_ports: (u16, u16), mic: &[i16]) -> (Baresip, std::net::SocketAddr) {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let phone = Baresip::launch(rtp_ports, mic, port, true, true, None);
+        (phone, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     /// A phone that answers every call at once and plays `mic` (8 kHz) into it; returns its
@@ -254,7 +265,7 @@ impl Baresip {
             .and_then(|s| s.local_addr())
             .map(|a| a.port())
             .expect("free port");
-        let phone = Baresip::launch(rtp_ports, mic, port, true, None);
+        let phone = Baresip::launch(rtp_ports, mic, port, true, false, None);
         (phone, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
@@ -263,7 +274,8 @@ impl Baresip {
         mic: &[i16],
         sip_port: u16,
         auto_answer: bool,
-        secure: Option<&Path>,
+        srtp: bool,
+        ca_file: Option<&Path>,
     ) -> Baresip {
         let baresip = crate::require_program("baresip", "baresip");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -282,12 +294,14 @@ module_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_list
             lo = rtp_ports.0,
             hi = rtp_ports.1,
         );
-        let (config, mediaenc) = match secure {
-            Some(ca) => (
-                format!("{config}module srtp.so\nsip_cafile {}\n", ca.display()),
-                ";mediaenc=srtp-mand",
-            ),
-            None => (config, ""),
+        let config = match ca_file {
+            Some(ca) => format!("{config}sip_cafile {}\n", ca.display()),
+            None => config,
+        };
+        let (config, mediaenc) = if srtp {
+            (format!("{config}module srtp.so\n"), ";mediaenc=srtp-mand")
+        } else {
+            (config, "")
         };
         std::fs::write(dir.path().join("config"), config).expect("config");
         let answer = if auto_answer { ";answermode=auto" } else { "" };

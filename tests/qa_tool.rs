@@ -611,7 +611,7 @@ targets = [{ application = "ivr", priority = 1 }]
 
     let tls = |password: &str| {
         format!(
-            "call:\n  to: sip:+12065550100@auth.vc.example\n  server: {}\n  transport: tls\n  credentials: {{username: pbx, password: {password}}}\nsteps:\n  - expect: answered\n  - expect_audio: {{min_ms: 500}}\n  - hangup\n",
+            "call:\n  to: sip:+12065550100@auth.vc.example\n  server: {}\n  transport: tls\n  credentials: {{username: pbx, password: {password}}}\nmedia: {{srtp: required}}\nsteps:\n  - expect: answered\n  - expect_audio: {{min_ms: 500}}\n  - hangup\n",
             serve.addr("tls")
         )
     };
@@ -627,6 +627,37 @@ targets = [{ application = "ivr", priority = 1 }]
         "--no-record",
     ]);
     assert!(out.status.success(), "{}\n{}", text(&out), serve.log());
+    // The connector requires encryption: the call was SRTP, and a plain offer is refused.
+    assert!(
+        serve.log().contains("srtp=\"AEAD_AES_256_GCM\""),
+        "{}",
+        serve.log()
+    );
+    let plain = write(
+        dir.path(),
+        "tls-plain.yaml",
+        &tls("s3cret").replace("media: {srtp: required}\n", ""),
+    );
+    let out = sma_call(&[
+        "-s",
+        &plain,
+        "--ca-file",
+        &cert_arg,
+        "--rtp-ports",
+        "27500-27599",
+        "--no-record",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rejected: 488"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        serve.log().contains("requires SRTP"),
+        "the refusal says why: {}",
+        serve.log()
+    );
 
     // A wrong password is refused, and the step says so.
     let bad = write(dir.path(), "tls-bad.yaml", &tls("wrong"));

@@ -5,7 +5,7 @@
 
 use super::dialer::{CallSignal, Dial, Dialer, IncomingInvite};
 use super::run::{Command, Observation, ScenarioRun, StepReport};
-use super::scenario::{DtmfMode, Scenario, Silence};
+use super::scenario::{DtmfMode, Scenario, Silence, SrtpMode};
 use sma_media::codec::AudioCodec;
 use sma_media::leg::{spawn_receiver, LegConfig, LegEvent, LegSockets, PortPool, Quality};
 use sma_media::output::{LegOutput, OutputControl};
@@ -127,6 +127,8 @@ enum Side {
     Caller {
         call: CallHandle,
         offer: SessionDescription,
+        /// Our SDES keys, when the offer carries them.
+        srtp: Option<Box<sma_net::sdes::Offered>>,
     },
     /// Listening: the first INVITE arrives on `invites`; then `call` and its offer.
     Callee {
@@ -160,7 +162,18 @@ pub async fn place_call(
         Ok(s) => s,
         Err(e) => return CallOutcome::error(format!("media ports: {e}")),
     };
-    let local = local_media(&scenario, ip, &sockets);
+    let mut local = local_media(&scenario, ip, &sockets);
+    let srtp = if scenario.media.srtp == SrtpMode::Off {
+        None
+    } else {
+        match sma_net::sdes::offer(&scenario.srtp_suites) {
+            Ok(offered) => {
+                local.crypto = offered.lines.clone();
+                Some(Box::new(offered))
+            }
+            Err(why) => return CallOutcome::error(format!("SRTP keys: {why}")),
+        }
+    };
     let mut sdp = SdpSession::new(u64::from(random_u32()));
     let offer = sdp.offer(&local);
     let from = match &scenario.call.from {
@@ -188,7 +201,7 @@ pub async fn place_call(
     let Some(call) = dialer.invite(dial, signals_tx).await else {
         return CallOutcome::error("the SIP dialer stopped".into());
     };
-    let side = Side::Caller { call, offer };
+    let side = Side::Caller { call, offer, srtp };
     converse(
         scenario,
         dialer,
@@ -245,7 +258,7 @@ fn local_media(scenario: &Scenario, ip: std::net::IpAddr, sockets: &LegSockets) 
         ptime: scenario.media.ptime,
         direction: Direction::SendRecv,
         crypto: Vec::new(),
-        require_srtp: false,
+        require_srtp: scenario.media.srtp == SrtpMode::Required,
     }
 }
 
@@ -269,6 +282,7 @@ impl Session {
         &mut self,
         sockets: &LegSockets,
         m: &sma_sip::sdp::NegotiatedMedia,
+        srtp: Option<&sma_net::sdes::SrtpKeys>,
         run: &mut ScenarioRun,
         now: Instant,
     ) {
@@ -299,6 +313,7 @@ impl Session {
             codec,
             &self.tx,
             self.recorder.is_some(),
+            srtp,
         ) {
             Ok(started) => {
                 if self.scenario.media.silence == Silence::Suppress {
@@ -500,16 +515,27 @@ async fn converse(
                 reason,
                 body,
             })) => {
-                if let Side::Caller { offer, .. } = &side {
+                if let Side::Caller { offer, srtp, .. } = &side {
                     if (200..300).contains(&status) && session.media.is_none() {
                         let negotiated = SessionDescription::parse(&body)
                             .map_err(|e| format!("unparseable SDP: {e}"))
                             .and_then(|answer| {
                                 sdp.accept_answer(offer, &answer, &local)
                                     .map_err(|e| e.to_string())
+                            })
+                            .and_then(|m| {
+                                let keys = match (m.secure, srtp) {
+                                    (true, Some(offered)) => {
+                                        Some(sma_net::sdes::accept(offered, &m.remote_crypto)?)
+                                    }
+                                    _ => None,
+                                };
+                                Ok((m, keys))
                             });
                         match negotiated {
-                            Ok(m) => session.start(&sockets, &m, &mut run, now),
+                            Ok((m, keys)) => {
+                                session.start(&sockets, &m, keys.as_ref(), &mut run, now)
+                            }
                             Err(why) => run.handle(Observation::MediaFailed(&why), now),
                         }
                     }
@@ -588,11 +614,23 @@ async fn converse(
                     };
                     let answered = SessionDescription::parse(offer)
                         .map_err(|e| format!("the INVITE's SDP offer: {e}"))
-                        .and_then(|offer| sdp.answer(&offer, &local).map_err(|e| e.to_string()));
+                        .and_then(|offer| {
+                            let mut local = local.clone();
+                            let keys = if scenario.media.srtp == SrtpMode::Off {
+                                None
+                            } else {
+                                sma_net::sdes::answer(&offer, None, &scenario.srtp_suites)?
+                            };
+                            local.crypto = keys.iter().map(|k| k.line.clone()).collect();
+                            let (answer, m) =
+                                sdp.answer(&offer, &local).map_err(|e| e.to_string())?;
+                            let keys = keys.filter(|_| m.secure).map(|k| k.keys);
+                            Ok((answer, m, keys))
+                        });
                     match answered {
-                        Ok((answer, m)) => {
+                        Ok((answer, m, keys)) => {
                             dialer.answer(*call, answer.to_bytes());
-                            session.start(&sockets, &m, &mut run, now);
+                            session.start(&sockets, &m, keys.as_ref(), &mut run, now);
                             run.handle(
                                 Observation::Response {
                                     status: 200,
@@ -635,6 +673,7 @@ fn start_media(
     codec: AudioCodec,
     tx: &mpsc::UnboundedSender<Msg>,
     record: bool,
+    srtp: Option<&sma_net::sdes::SrtpKeys>,
 ) -> Result<Media, String> {
     let played = tx.clone();
     let ptime = m.ptime;
@@ -659,13 +698,15 @@ fn start_media(
     let ssrc = random_u32();
     let mut sender = RtpSender::new(ssrc, random_u32() as u16, random_u32());
     sender.share(counters.clone());
-    let stream = shared.pacer.add(
+    let srtp = srtp.map(|k| sma_media::leg::LegSrtp::new(&k.ours, &k.theirs));
+    let stream = shared.pacer.add_protected(
         sockets.rtp.clone(),
         m.remote,
         sender,
         Box::new(output),
         Duration::from_millis(u64::from(ptime)),
         Instant::now(),
+        srtp.as_ref().map(|s| s.outbound.clone()),
     );
     let retarget = stream.clone();
     let config = LegConfig {
@@ -680,7 +721,7 @@ fn start_media(
         // Digits from a far end without telephone-events come in-band.
         inband_dtmf: m.telephone_event.is_none(),
         control: Default::default(),
-        srtp: None,
+        srtp,
         ssrc,
         sent: Some(counters),
     };

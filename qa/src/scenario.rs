@@ -591,6 +591,31 @@ pub struct MediaSpec {
     /// nothing (a phone with silence suppression; far cheaper for load runs).
     #[serde(default)]
     pub silence: Silence,
+    /// SRTP with SDES keys: `off` (the default), `optional` (a caller offers `RTP/AVP` with
+    /// `a=crypto` lines and takes either answer; a callee answers SRTP when offered), or
+    /// `required` (a caller offers `RTP/SAVP`; a callee refuses a plain offer with 488).
+    #[serde(default)]
+    pub srtp: SrtpMode,
+    /// SRTP suites, most preferred first (default: all six, as `sma serve` accepts them).
+    #[serde(default = "default_suites")]
+    pub suites: Vec<String>,
+}
+
+/// Whether the call's media is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SrtpMode {
+    #[default]
+    Off,
+    Optional,
+    Required,
+}
+
+fn default_suites() -> Vec<String> {
+    sma_media::srtp::Suite::ALL
+        .iter()
+        .map(|s| s.name().to_owned())
+        .collect()
 }
 
 /// What the caller sends when it has nothing to play.
@@ -623,6 +648,8 @@ impl Default for MediaSpec {
             telephone_event: true,
             vad_threshold_dbov: default_vad(),
             silence: Silence::Send,
+            srtp: SrtpMode::Off,
+            suites: default_suites(),
         }
     }
 }
@@ -735,6 +762,8 @@ pub struct Scenario {
     pub media: MediaSpec,
     pub transport: Transport,
     pub codecs: Vec<sma_sip::sdp::Codec>,
+    /// `media.suites`, checked.
+    pub srtp_suites: Vec<sma_media::srtp::Suite>,
     pub steps: Vec<Step>,
     /// The line each step starts on.
     pub lines: Vec<usize>,
@@ -949,6 +978,28 @@ impl Scenario {
                 "offer at least one codec".into(),
             ));
         }
+        let mut srtp_suites = Vec::new();
+        for (i, name) in document.media.suites.iter().enumerate() {
+            let suite = sma_media::srtp::Suite::from_name(name).ok_or_else(|| {
+                err(
+                    line_of_key("suites"),
+                    format!("media.suites[{i}]"),
+                    format!(
+                        "unknown SRTP suite `{name}` (AEAD_AES_256_GCM, AEAD_AES_128_GCM, \
+                         AES_256_CM_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_80, \
+                         AES_256_CM_HMAC_SHA1_32 or AES_CM_128_HMAC_SHA1_32)"
+                    ),
+                )
+            })?;
+            srtp_suites.push(suite);
+        }
+        if srtp_suites.is_empty() && document.media.srtp != SrtpMode::Off {
+            return Err(err(
+                line_of_key("suites"),
+                "media.suites".into(),
+                "SRTP needs at least one suite".into(),
+            ));
+        }
         if !(10..=60).contains(&document.media.ptime) || !document.media.ptime.is_multiple_of(10) {
             return Err(err(
                 line_of_key("ptime"),
@@ -1048,6 +1099,7 @@ impl Scenario {
             media: document.media,
             transport,
             codecs,
+            srtp_suites,
             steps: document.steps,
             lines,
             audio,

@@ -2,6 +2,7 @@
 //! for the server and the QA tool alike, TLS set-up, and the timer helper of every shell's
 //! `select!`.
 
+pub mod sdes;
 pub mod time;
 pub mod tls;
 pub mod transport;

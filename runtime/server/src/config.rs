@@ -24,6 +24,8 @@ pub enum ConfigError {
     Listener(#[from] sma_net::transport::ListenSpecError),
     #[error("bad codec `{0}` (expected PCMU, PCMA, G722 or opus)")]
     Codec(String),
+    #[error("unknown SRTP suite `{0}` in [media] srtp_suites (expected AEAD_AES_256_GCM, AEAD_AES_128_GCM, AES_256_CM_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_32 or AES_CM_128_HMAC_SHA1_32)")]
+    SrtpSuite(String),
     #[error("media port range {0}-{1} is empty or has fewer than 2 ports")]
     PortRange(u16, u16),
     #[error("{0}")]
@@ -851,6 +853,19 @@ pub struct MediaSection {
     /// media. Refused without `CAP_SYS_NICE`: the pacer then runs time-shared and logs why.
     #[serde(default = "default_pacer_priority")]
     pub pacer_realtime_priority: u8,
+    /// SRTP suites accepted in `a=crypto` (SDES), most preferred first; all six by default
+    /// (AEAD_AES_256_GCM, AEAD_AES_128_GCM, AES_256_CM_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_80,
+    /// AES_256_CM_HMAC_SHA1_32, AES_CM_128_HMAC_SHA1_32). An operator may drop the 32-bit-tag
+    /// suites, for example.
+    #[serde(default = "default_srtp_suites")]
+    pub srtp_suites: Vec<String>,
+}
+
+fn default_srtp_suites() -> Vec<String> {
+    sma_media::srtp::Suite::ALL
+        .iter()
+        .map(|s| s.name().to_owned())
+        .collect()
 }
 
 impl Default for MediaSection {
@@ -861,6 +876,7 @@ impl Default for MediaSection {
             codecs: default_codecs(),
             ptime: default_ptime(),
             pacer_realtime_priority: default_pacer_priority(),
+            srtp_suites: default_srtp_suites(),
         }
     }
 }
@@ -954,9 +970,22 @@ impl File {
             .collect()
     }
 
+    /// `[media] srtp_suites`, in preference order.
+    pub fn srtp_suites(&self) -> Result<Vec<sma_media::srtp::Suite>, ConfigError> {
+        self.media
+            .srtp_suites
+            .iter()
+            .map(|s| {
+                sma_media::srtp::Suite::from_name(s)
+                    .ok_or_else(|| ConfigError::SrtpSuite(s.clone()))
+            })
+            .collect()
+    }
+
     pub fn check(&self) -> Result<(), ConfigError> {
         self.listeners()?;
         self.codecs()?;
+        self.srtp_suites()?;
         self.api.number_pool()?;
         let (lo, hi) = self.media.port_range;
         if hi <= lo {

@@ -184,6 +184,13 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let srtp_suites = match file.srtp_suites() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sma serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let defaults = UaConfig::default();
     let ua = UserAgent::new(UaConfig {
         limits,
@@ -341,6 +348,7 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             port_range: file.media.port_range,
             codecs,
             ptime: file.media.ptime,
+            srtp_suites,
         },
         table,
         ctx,

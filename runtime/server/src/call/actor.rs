@@ -132,13 +132,7 @@ pub struct MediaUpdate {
     pub srtp: Option<SrtpKeys>,
 }
 
-/// A leg's SRTP keys: ours protects what we send, the far end's unprotects what it sends.
-/// Never logged (`MasterKey`'s `Debug` hides the key) and zeroised when dropped.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SrtpKeys {
-    pub ours: sma_media::srtp::MasterKey,
-    pub theirs: sma_media::srtp::MasterKey,
-}
+pub use sma_net::sdes::SrtpKeys;
 
 /// Node-wide things every call uses.
 pub struct CallContext {

@@ -12,10 +12,10 @@ use crate::call::actor::{
 use crate::routing::{self, admit_destination, admit_source, RateLimiter, Refusal, Route};
 use crate::routing_table::{RoutingTable, VoiceConnector};
 use crate::sip::auth_guard::{AuthGuard, Verdict};
-use crate::sip::sdes;
 use sma_actions::{CallDetails, Direction as LegDirection, Participant, ParticipantTag, Status};
 use sma_media::leg::PortPool;
 use sma_net::audio_codec;
+use sma_net::sdes;
 use sma_net::transport::{Inbound, Transports};
 use sma_sip::auth::{AuthFailure, DigestServer};
 use sma_sip::message::{reject_too_large, Headers};
@@ -36,6 +36,8 @@ pub struct MediaSettings {
     pub port_range: (u16, u16),
     pub codecs: Vec<Codec>,
     pub ptime: u32,
+    /// SRTP suites accepted, most preferred first.
+    pub srtp_suites: Vec<sma_media::srtp::Suite>,
 }
 
 /// Limits on new calls (issue: admission control).
@@ -375,7 +377,7 @@ impl Endpoint {
                     local.codecs.retain(|k| *k != c.codec);
                     local.codecs.insert(0, c.codec);
                     // A new SRTP offer: the same far-end key keeps ours (see sdes).
-                    let keys = sdes::answer(&offer, c.srtp.as_ref())?;
+                    let keys = sdes::answer(&offer, c.srtp.as_ref(), &self.media.srtp_suites)?;
                     local.crypto = keys.as_ref().map(|k| vec![k.line.clone()]).unwrap_or_default();
                     let (sdp, media) = c.sdp.answer(&offer, &local).map_err(|e| e.to_string())?;
                     info!(call_id = %c.sip_call_id, direction = media.direction.as_str(), remote = %media.remote, secure = media.secure, "new offer answered");
@@ -584,7 +586,7 @@ impl Endpoint {
             );
         }
         let keys = match SessionDescription::parse(&invite.body) {
-            Ok(offer) => match sdes::answer(&offer, None) {
+            Ok(offer) => match sdes::answer(&offer, None, &self.media.srtp_suites) {
                 Ok(keys) => keys,
                 Err(why) => {
                     return self.refuse(

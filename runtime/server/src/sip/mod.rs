@@ -2,4 +2,3 @@
 
 pub mod auth_guard;
 pub mod endpoint;
-pub mod sdes;

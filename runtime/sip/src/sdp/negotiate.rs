@@ -198,7 +198,11 @@ impl SdpSession {
             .push(("ptime".into(), Some(local.ptime.to_string())));
         m.attributes.push((local.direction.as_str().into(), None));
         if !local.crypto.is_empty() {
-            m.protocol = "RTP/SAVP".into();
+            // Required: RTP/SAVP. Otherwise best-effort SRTP: RTP/AVP with the keys, which
+            // an SDES-capable answerer takes and any other ignores.
+            if local.require_srtp {
+                m.protocol = "RTP/SAVP".into();
+            }
             for crypto in &local.crypto {
                 m.attributes.push(("crypto".into(), Some(crypto.value())));
             }
@@ -234,12 +238,14 @@ impl SdpSession {
                 continue;
             }
             saw_audio = true;
-            let secure = is_secure(&m.protocol);
-            if !secure && !is_plain(&m.protocol) {
+            // Best-effort SRTP: an RTP/AVP offer with a=crypto lines, answered with ours.
+            let secure = is_secure(&m.protocol)
+                || (!local.crypto.is_empty() && m.attributes_named("crypto").next().is_some());
+            if !is_secure(&m.protocol) && !is_plain(&m.protocol) {
                 offered_names.push(format!("{} ({})", m.formats.join(" "), m.protocol));
                 continue;
             }
-            if secure && local.crypto.is_empty() {
+            if is_secure(&m.protocol) && local.crypto.is_empty() {
                 refused = Some(NegotiationError::NoCryptoSuite);
                 continue;
             }
@@ -352,7 +358,11 @@ impl SdpSession {
         local: &LocalMedia,
         negotiated: &NegotiatedMedia,
     ) -> SessionDescription {
-        let m = answer_media(local, negotiated, &MediaDescription::audio(local.port));
+        let mut offered = MediaDescription::audio(local.port);
+        if negotiated.secure {
+            offered.protocol = "RTP/SAVP".into();
+        }
+        let m = answer_media(local, negotiated, &offered);
         self.description(local.address, vec![m])
     }
 }
@@ -402,7 +412,8 @@ pub fn accept_answer(
         .media_address(m)
         .ok_or(NegotiationError::NoConnection)?;
     let direction = combine(m.direction().unwrap_or_default().reverse(), local.direction);
-    let secure = is_secure(&m.protocol) && !local.crypto.is_empty();
+    let secure = !local.crypto.is_empty()
+        && (is_secure(&m.protocol) || m.attributes_named("crypto").next().is_some());
     if !secure && local.require_srtp {
         return Err(NegotiationError::EncryptionRequired);
     }
