@@ -274,6 +274,15 @@ impl Serve {
         out
     }
 
+    /// Sends SIGHUP (reload the configuration and the TLS certificate).
+    pub fn signal_hangup(&self) {
+        let status = std::process::Command::new("sh")
+            .args(["-c", &format!("kill -HUP {}", self.child.id())])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success(), "kill -HUP failed");
+    }
+
     /// Waits until the log contains `needle` `count` times, or panics with the log.
     pub fn wait_for_log(&self, needle: &str, count: usize, within: std::time::Duration) {
         let end = std::time::Instant::now() + within;

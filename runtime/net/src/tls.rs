@@ -26,27 +26,87 @@ pub struct TlsFiles {
     pub private_key: std::path::PathBuf,
 }
 
-/// The acceptor, and for a generated certificate its PEM (so tests and clients can trust it).
-pub fn acceptor(section: Option<&TlsFiles>) -> Result<(TlsAcceptor, Option<String>), TlsError> {
+/// The certificate a listener serves, replaceable while it runs: `sma serve` reloads the PEM
+/// files on SIGHUP (a renewed certificate without a restart); connections already up keep
+/// the one they were set up with.
+#[derive(Debug)]
+pub struct ServedCertificate {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+    files: Option<TlsFiles>,
+}
+
+impl ServedCertificate {
+    /// Reads the PEM files again; the certificate in service stays if they cannot be used.
+    /// `Ok(false)`: nothing to reload (a generated development certificate).
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let Some(files) = &self.files else {
+            return Ok(false);
+        };
+        let (certs, key) = read_files(files)?;
+        let key = certified(certs, key)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(key);
+        Ok(true)
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ServedCertificate {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+}
+
+fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
+}
+
+fn read_files(
+    s: &TlsFiles,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let path = s.certificate.display().to_string();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&s.certificate)
+        .and_then(|iter| iter.collect())
+        .map_err(|e| TlsError::Certificate {
+            path: path.clone(),
+            why: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Certificate {
+            path,
+            why: "no certificate in the file".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(&s.private_key).map_err(|e| TlsError::Key {
+        path: s.private_key.display().to_string(),
+        why: e.to_string(),
+    })?;
+    Ok((certs, key))
+}
+
+/// The chain with its signing key, checked to belong together.
+fn certified(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<rustls::sign::CertifiedKey, TlsError> {
+    rustls::sign::CertifiedKey::from_der(certs, key, &provider())
+        .map_err(|e| TlsError::Config(e.to_string()))
+}
+
+/// The acceptor (TLS 1.2 and 1.3 only), the certificate it serves, and for a generated
+/// certificate its PEM (so tests and clients can trust it).
+pub fn acceptor(
+    section: Option<&TlsFiles>,
+) -> Result<(TlsAcceptor, Arc<ServedCertificate>, Option<String>), TlsError> {
     let (certs, key, generated) = match section {
         Some(s) => {
-            let path = s.certificate.display().to_string();
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&s.certificate)
-                .and_then(|iter| iter.collect())
-                .map_err(|e| TlsError::Certificate {
-                    path: path.clone(),
-                    why: e.to_string(),
-                })?;
-            if certs.is_empty() {
-                return Err(TlsError::Certificate {
-                    path,
-                    why: "no certificate in the file".into(),
-                });
-            }
-            let key = PrivateKeyDer::from_pem_file(&s.private_key).map_err(|e| TlsError::Key {
-                path: s.private_key.display().to_string(),
-                why: e.to_string(),
-            })?;
+            let (certs, key) = read_files(s)?;
             (certs, key, None)
         }
         None => {
@@ -62,15 +122,16 @@ pub fn acceptor(section: Option<&TlsFiles>) -> Result<(TlsAcceptor, Option<Strin
             (vec![generated.cert.der().clone()], key, Some(pem))
         }
     };
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| TlsError::Config(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| TlsError::Config(e.to_string()))?;
-    Ok((TlsAcceptor::from(Arc::new(config)), generated))
+    let served = Arc::new(ServedCertificate {
+        current: std::sync::RwLock::new(Arc::new(certified(certs, key)?)),
+        files: section.cloned(),
+    });
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(served.clone());
+    Ok((TlsAcceptor::from(Arc::new(config)), served, generated))
 }
 
 /// A client-side TLS configuration trusting the certificates in `ca_file` (PEM): the

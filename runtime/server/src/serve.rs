@@ -29,7 +29,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -124,9 +124,14 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
                 })
                 .as_ref(),
         ) {
-            Ok((acceptor, generated)) => {
+            Ok((acceptor, served, generated)) => {
                 if let Some(pem) = generated {
                     info!("tls: using a generated self-signed certificate (development only)");
+                    for l in listeners.iter().filter(|l| l.transport == Transport::Tls) {
+                        if !l.addr.ip().is_loopback() {
+                            warn!(listener = %l, "tls: the generated development certificate is served on a non-loopback address: clients cannot verify it; configure [sip.tls] certificate and private_key");
+                        }
+                    }
                     if let Some(path) = &args.tls_dev_cert_out {
                         if let Err(e) = std::fs::write(path, pem) {
                             eprintln!("sma serve: cannot write {}: {e}", path.display());
@@ -134,7 +139,7 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
                         }
                     }
                 }
-                Some(acceptor)
+                Some((acceptor, served))
             }
             Err(e) => {
                 eprintln!("sma serve: {e}");
@@ -144,6 +149,8 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
     } else {
         None
     };
+    let served_certificate = tls.as_ref().map(|(_, served)| served.clone());
+    let tls = tls.map(|(acceptor, _)| acceptor);
     let limits = ParseLimits {
         max_message_bytes: file.sip.max_message_bytes,
         ..ParseLimits::default()
@@ -255,7 +262,11 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         }
     }
     if let Some(path) = args.config.clone() {
-        tokio::spawn(reload_on_hangup(path, control.clone()));
+        tokio::spawn(reload_on_hangup(
+            path,
+            control.clone(),
+            served_certificate.clone(),
+        ));
     }
     let tts: Arc<dyn Synthesizer> = match &file.tts.http_url {
         Some(url) => match HttpTts::new(HttpTtsConfig {
@@ -440,10 +451,14 @@ async fn register_with(
 }
 
 /// SIGHUP re-reads the configuration's resources (numbers, applications, rules, voice
-/// connectors) into the store and rebuilds the routing table: new calls route by them at
+/// connectors) into the store, and the TLS certificate files, and rebuilds the routing table: new calls route by them at
 /// once, calls in progress keep theirs. A configuration with an error is refused and the
 /// running one kept.
-async fn reload_on_hangup(path: PathBuf, control: Arc<Control>) {
+async fn reload_on_hangup(
+    path: PathBuf,
+    control: Arc<Control>,
+    certificate: Option<Arc<tls::ServedCertificate>>,
+) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
         return;
@@ -463,6 +478,14 @@ async fn reload_on_hangup(path: PathBuf, control: Arc<Control>) {
             Ok(Ok(_)) => info!(path = %path.display(), "configuration reloaded"),
             Ok(Err(e)) => error!(path = %path.display(), %e, "configuration not reloaded"),
             Err(e) => error!(path = %path.display(), %e, "configuration reload failed"),
+        }
+        // The TLS certificate too (a renewed one is served to new connections).
+        if let Some(certificate) = &certificate {
+            match certificate.reload() {
+                Ok(true) => info!("tls: certificate reloaded"),
+                Ok(false) => {}
+                Err(e) => error!(%e, "tls: certificate not reloaded; the previous one stays"),
+            }
         }
     }
 }

@@ -67,6 +67,8 @@ struct ActiveCall {
     outbound: bool,
     /// SRTP keys in use, when the stream is encrypted.
     srtp: Option<SrtpKeys>,
+    /// Our offer's SDES keys (an outbound call over TLS), until the answer picks one.
+    srtp_offer: Option<Box<sdes::Offered>>,
 }
 
 impl ActiveCall {
@@ -84,6 +86,16 @@ impl ActiveCall {
             .sdp
             .accept_answer(&offer, &answer, &self.local)
             .map_err(|e| format!("the answer cannot be used: {e}"))?;
+        if media.secure {
+            let offered = self
+                .srtp_offer
+                .as_ref()
+                .ok_or("an SRTP answer to an offer without keys")?;
+            self.srtp = Some(
+                sdes::accept(offered, &media.remote_crypto)
+                    .map_err(|e| format!("the SRTP answer cannot be used: {e}"))?,
+            );
+        }
         self.codec = media.codec.codec;
         Ok(media)
     }
@@ -446,7 +458,7 @@ impl Endpoint {
                     } else {
                         c.accept_answer(&response.body)
                     };
-                    match sdp.map(|m| media_update(&m, c.local.ptime, None)) {
+                    match sdp.map(|m| media_update(&m, c.local.ptime, c.srtp.as_ref())) {
                         Ok(update) => {
                             info!(call_id = %c.sip_call_id, remote = %update.remote, codec = ?update.codec, "outbound call answered");
                             c.signal(call, SipSignal::Answered(update, Instant::now()));
@@ -715,6 +727,7 @@ impl Endpoint {
                 invited: now,
                 outbound: false,
                 srtp: srtp.clone(),
+                srtp_offer: None,
             },
         );
         actor::spawn(
@@ -797,6 +810,16 @@ impl Endpoint {
             Ok(s) => s,
             Err(e) => return refuse(format!("no free media port: {e}")),
         };
+        // Over TLS the signalling is private, so the media is too: SRTP (RTP/SAVP) with
+        // every suite this node accepts.
+        let srtp_offer = if transport == sma_sip::Transport::Tls {
+            match sdes::offer(&self.media.srtp_suites) {
+                Ok(offered) => Some(Box::new(offered)),
+                Err(why) => return refuse(format!("SRTP keys: {why}")),
+            }
+        } else {
+            None
+        };
         let local = LocalMedia {
             address: ip,
             port: sockets.rtp_port(),
@@ -804,8 +827,11 @@ impl Endpoint {
             telephone_event: true,
             ptime: self.media.ptime,
             direction: Direction::SendRecv,
-            crypto: Vec::new(),
-            require_srtp: false,
+            crypto: srtp_offer
+                .as_ref()
+                .map(|o| o.lines.clone())
+                .unwrap_or_default(),
+            require_srtp: srtp_offer.is_some(),
         };
         self.session_ids += 1;
         let mut sdp = SdpSession::new(self.session_ids);
@@ -844,6 +870,7 @@ impl Endpoint {
                 invited: now,
                 outbound: true,
                 srtp: None,
+                srtp_offer,
             },
         );
         let _ = signals.send((
