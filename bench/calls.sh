@@ -144,46 +144,64 @@ print(f"{q(0.5):.2f}ms {q(0.99):.2f}ms")')
 done
 
 echo
-echo "== 3. concurrency: calls held, hearing the menu (prompt cache shared); a fresh runtime per count"
 kill "$SMA_PID" 2>/dev/null || true
-# KiB/call: resident growth from the idle (warmed) runtime to all calls held, over the calls:
-# an upper bound, as it includes one-time growth (allocator arenas, tasks' first use).
-# marginal: the growth between this count and the previous one, per extra call.
-printf "%8s %10s %9s %9s %9s %9s %8s %10s %10s\n" held packets/s p50_us p90_us p99_us p99.9_us cpu% KiB/call marginal
-largest=0
-prev_held=0
-prev_rss=0
-for held in "${HELD[@]}"; do
-  PORT=$(free_port)
-  start_sma "$PORT" 100000
-  uac_run "127.0.0.1:$PORT" 1 1 1000 "$WORK/warm-$held" >/dev/null
-  sleep 2
-  rss0=$(rss_kib "$SMA_PID")
-  HOLD_MS=$(( (held / 200 + 25) * 1000 ))
-  (cd "$WORK" && mkdir -p "hold-$held" && cd "hold-$held" && sipp -sn uac "127.0.0.1:$PORT" -i 127.0.0.1 -p "$(free_port)" -mp "$(free_port)" \
-    -r 200 -m "$held" -d "$HOLD_MS" -l "$held" -nostdin -timeout $((HOLD_MS / 1000 + 60)) >/dev/null 2>&1 &)
-  sleep $(( held / 200 + 8 ))
-  lines=$(wc -l < "$WORK/sma-$PORT.log")
-  before=$(cpu_ticks "$SMA_PID"); t0=$(date +%s.%N)
-  sleep 10
-  after=$(cpu_ticks "$SMA_PID"); t1=$(date +%s.%N)
-  rss1=$(rss_kib "$SMA_PID")
-  # The pacer's 5 s reports while every call was held (the last one of the window).
-  stats=$(tail -n +"$((lines + 1))" "$WORK/sma-$PORT.log" | grep "media stats" | grep "streams=$held " | tail -1)
-  field() { echo "$stats" | grep -o "$1=[0-9]*" | cut -d= -f2; }
-  cpu=$(python3 -c "print(f'{($after-$before)/$(getconf CLK_TCK)/($t1-$t0)*100:.0f}')")
-  per_call=$(python3 -c "print(f'{($rss1-$rss0)/$held:.1f}')")
-  marginal=$(python3 -c "print(f'{($rss1-$prev_rss)/($held-$prev_held):.1f}' if $prev_held else '-')")
-  prev_held=$held; prev_rss=$rss1
-  p99=$(field lateness_p99_us)
-  printf "%8s %10s %9s %9s %9s %9s %8s %10s %10s\n" "$held" "$(field packets_per_sec)" "$(field lateness_p50_us)" \
-    "$(field lateness_p90_us)" "${p99:-n/a}" "$(field lateness_p999_us)" "$cpu" "$per_call" "$marginal"
-  pkill -f "sipp -sn uac 127.0.0.1:$PORT" 2>/dev/null || true
-  kill "$SMA_PID" 2>/dev/null || true
-  sleep 1
-  if [ -n "$p99" ] && [ "$p99" -le 1000 ]; then largest=$held; else break; fi
-done
-echo "largest count held with p99 send-time error <= 1 ms: $largest (runtime CPU is the whole process)"
+# Held calls at rising counts, plain RTP or SRTP (the caller offers RTP/SAVP with an SDES
+# key: sma protects every packet of the menu it plays); sets LARGEST and CPU_PER_CALL.
+held_phase() { # plain|srtp
+  local mode=$1 scenario=(-sn uac)
+  [ "$mode" = srtp ] && scenario=(-sf "$ROOT/bench/sipp/uac-srtp.xml")
+  # KiB/call: resident growth from the idle (warmed) runtime to all calls held, over the calls:
+  # an upper bound, as it includes one-time growth (allocator arenas, tasks' first use).
+  # marginal: the growth between this count and the previous one, per extra call.
+  printf "%8s %10s %9s %9s %9s %9s %8s %10s %10s\n" held packets/s p50_us p90_us p99_us p99.9_us cpu% KiB/call marginal
+  LARGEST=0
+  CPU_PER_CALL=n/a
+  local prev_held=0 prev_rss=0
+  for held in "${HELD[@]}"; do
+    PORT=$(free_port)
+    start_sma "$PORT" 100000
+    uac_run "127.0.0.1:$PORT" 1 1 1000 "$WORK/warm-$mode-$held" >/dev/null
+    sleep 2
+    rss0=$(rss_kib "$SMA_PID")
+    HOLD_MS=$(( (held / 200 + 25) * 1000 ))
+    (cd "$WORK" && mkdir -p "hold-$mode-$held" && cd "hold-$mode-$held" && sipp "${scenario[@]}" "127.0.0.1:$PORT" -s +12065550100 -i 127.0.0.1 -p "$(free_port)" -mp "$(free_port)" \
+      -r 200 -m "$held" -d "$HOLD_MS" -l "$held" -nostdin -timeout $((HOLD_MS / 1000 + 60)) >/dev/null 2>&1 &)
+    sleep $(( held / 200 + 8 ))
+    lines=$(wc -l < "$WORK/sma-$PORT.log")
+    before=$(cpu_ticks "$SMA_PID"); t0=$(date +%s.%N)
+    sleep 10
+    after=$(cpu_ticks "$SMA_PID"); t1=$(date +%s.%N)
+    rss1=$(rss_kib "$SMA_PID")
+    # The pacer's 5 s reports while every call was held (the last one of the window).
+    stats=$(tail -n +"$((lines + 1))" "$WORK/sma-$PORT.log" | grep "media stats" | grep "streams=$held " | tail -1)
+    field() { echo "$stats" | grep -o "$1=[0-9]*" | cut -d= -f2; }
+    cpu=$(python3 -c "print(f'{($after-$before)/$(getconf CLK_TCK)/($t1-$t0)*100:.0f}')")
+    per_call=$(python3 -c "print(f'{($rss1-$rss0)/$held:.1f}')")
+    marginal=$(python3 -c "print(f'{($rss1-$prev_rss)/($held-$prev_held):.1f}' if $prev_held else '-')")
+    prev_held=$held; prev_rss=$rss1
+    p99=$(field lateness_p99_us)
+    printf "%8s %10s %9s %9s %9s %9s %8s %10s %10s\n" "$held" "$(field packets_per_sec)" "$(field lateness_p50_us)" \
+      "$(field lateness_p90_us)" "${p99:-n/a}" "$(field lateness_p999_us)" "$cpu" "$per_call" "$marginal"
+    pkill -f "127.0.0.1:$PORT -s +12065550100" 2>/dev/null || true
+    kill "$SMA_PID" 2>/dev/null || true
+    sleep 1
+    if [ -n "$p99" ] && [ "$p99" -le 1000 ]; then
+      LARGEST=$held
+      CPU_PER_CALL=$(python3 -c "print(f'{$cpu/$held:.4f}')")
+    else
+      break
+    fi
+  done
+}
+
+echo "== 3. concurrency: calls held, hearing the menu (prompt cache shared); a fresh runtime per count"
+held_phase plain
+PLAIN_LARGEST=$LARGEST; PLAIN_CPU=$CPU_PER_CALL
+echo "largest count held with p99 send-time error <= 1 ms: $PLAIN_LARGEST (runtime CPU is the whole process)"
+echo
+echo "== 3b. the same with SRTP (AES_CM_128_HMAC_SHA1_80 offered by the caller)"
+held_phase srtp
+echo "largest count held with SRTP, p99 <= 1 ms: $LARGEST (plain: $PLAIN_LARGEST); CPU % per held call at that count: SRTP $CPU_PER_CALL, plain $PLAIN_CPU (target: SRTP costs <= 15 % of the calls held in the clear)"
 
 echo
 echo "== 4. admission control: ceiling 200 CPS, offered 240 CPS"

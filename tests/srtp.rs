@@ -221,3 +221,131 @@ fn sma_call_and_baresip_hear_each_other_over_srtp_in_each_suite_libre_takes() {
         ]
     );
 }
+
+/// A self-signed P-256 certificate for 127.0.0.1 in `dir` as `{name}.crt` / `{name}.key`.
+fn certificate(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let openssl = sma_e2e::require_program("openssl", "openssl");
+    let (crt, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let status = std::process::Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={name}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl req");
+    assert!(status.success());
+    (crt, key)
+}
+
+/// CallAndBridge over a voice connector route with protocol TLS: sma opens the TLS
+/// connection (verifying the agent's certificate against `outbound_tls_ca_file`), offers SRTP,
+/// and relays a plain caller to the encrypted agent, speech both ways.
+#[test]
+fn a_bridge_over_a_tls_route_opens_tls_and_carries_srtp_to_the_far_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (crt, key) = certificate(dir.path(), "agent");
+    let agent = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let webhook = ScriptedWebhook::start(|event| {
+        match (kind(event), event["ActionData"]["Type"].as_str()) {
+            ("NEW_INBOUND_CALL", _) => actions(json!([{"Type": "CallAndBridge", "Parameters": {
+                "CallTimeoutSeconds": 15, "CallerIdNumber": "+15555550123",
+                "Endpoints": [{"BridgeEndpointType": "AWS",
+                    "Arn": "arn:aws:chime:us-east-1:000000000000:vc/pbx", "Uri": "+14255550199"}]}}])),
+            ("HANGUP", _) => {
+                let other = event["CallDetails"]["Participants"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p["Status"] == "Connected")
+                    .map(|p| p["CallId"].clone());
+                match other {
+                    Some(id) => actions(
+                        json!([{"Type": "Hangup", "Parameters": {"CallId": id, "SipResponseCode": "0"}}]),
+                    ),
+                    None => actions(json!([])),
+                }
+            }
+            _ => actions(json!([])),
+        }
+    });
+    let media = (26900, 26999);
+    let extra = format!(
+        r#"[[voice_connectors]]
+id = "pbx"
+name = "pbx"
+outbound_host_name = "pbx.vc.example"
+[voice_connectors.origination]
+[[voice_connectors.origination.routes]]
+host = "127.0.0.1"
+port = {agent}
+protocol = "TLS"
+priority = 1
+weight = 1
+"#
+    );
+    let config = config(&webhook.url, media, dir.path(), "").replace(
+        "[storage]",
+        &format!(
+            "[sip]\noutbound_tls_ca_file = \"{}\"\n[storage]",
+            crt.display()
+        ),
+    ) + &extra;
+    let serve = Serve::start(&config, &["udp:127.0.0.1:0", "tls:127.0.0.1:0"], &[]);
+    let callee = format!(
+        "name: agent\nrole: callee\nlisten: {{address: \"127.0.0.1:{agent}\", transport: tls}}\nmedia: {{srtp: required}}\nsteps:
+  - expect_incoming: {{to: \"+14255550199\"}}\n  - answer\n  - expect_audio: {{min_ms: 600, within: 15s}}
+  - say: {{text: \"Hello, this is the agent speaking on an encrypted line.\", background: true}}\n  - expect_hangup: 20s\n"
+    );
+    let caller = format!(
+        "name: caller\ncall:\n  to: sip:{NUMBER}@{}\n  from: sip:+15555550123@127.0.0.1\nsteps:
+  - expect: answered\n  - wait: 1s\n  - say: Hello, I would like to check the status of my order please.
+  - expect_audio: {{min_ms: 600, within: 15s}}\n  - hangup\n",
+        serve.addr("udp")
+    );
+    std::fs::write(dir.path().join("agent.yaml"), callee).expect("agent");
+    std::fs::write(dir.path().join("caller.yaml"), caller).expect("caller");
+    let out = std::process::Command::new(sma_e2e::sma())
+        .args(["call", "-s", "agent.yaml", "-s", "caller.yaml"])
+        .arg("--tls-cert")
+        .arg(&crt)
+        .arg("--tls-key")
+        .arg(&key)
+        .args(["--rtp-ports", "26800-26899", "--no-record"])
+        .current_dir(dir.path())
+        .output()
+        .expect("sma call");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = serve.log();
+    assert!(out.status.success(), "{text}\n{log}");
+    assert!(log.contains("transport=TLS"), "{log}");
+    assert!(
+        !log.contains("SRTP packets refused") || !log.contains("rtcp=false"),
+        "{log}"
+    );
+    webhook.wait_for(4, Duration::from_secs(10));
+    drop(serve);
+    assert_ports_free(media);
+}

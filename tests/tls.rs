@@ -21,6 +21,7 @@ fn certificate(dir: &Path, name: &str) {
         ])
         .args(["-nodes", "-days", "1", "-subj", &format!("/CN={name}")])
         .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(dir.join(format!("{name}.key")))
         .arg("-out")

@@ -46,6 +46,17 @@ pub struct CallArgs {
     /// `sma serve --tls-dev-cert-out`, or its CA).
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
+    /// A callee listening over TLS serves this certificate (PEM, with `--tls-key`); without
+    /// it, one generated for 127.0.0.1, ::1 and localhost.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Where to write the generated certificate's PEM, for the dialing side to trust (`sma
+    /// serve`'s `[sip] outbound_tls_ca_file`).
+    #[arg(long, value_name = "FILE")]
+    tls_cert_out: Option<PathBuf>,
     /// Local RTP ports, `LOW-HIGH`.
     #[arg(long, default_value = "20000-29999", value_name = "LOW-HIGH")]
     rtp_ports: String,
@@ -327,8 +338,34 @@ async fn run_async(args: CallArgs) -> ExitCode {
         let (Role::Callee, Some(listen)) = (scenario.role, scenario.listen) else {
             continue;
         };
+        let tls = if scenario.transport == Transport::Tls {
+            let files = match (&args.tls_cert, &args.tls_key) {
+                (Some(certificate), Some(private_key)) => Some(sma_net::tls::TlsFiles {
+                    certificate: certificate.clone(),
+                    private_key: private_key.clone(),
+                }),
+                _ => None,
+            };
+            match sma_net::tls::acceptor(files.as_ref()) {
+                Ok((acceptor, _, pem)) => {
+                    if let (Some(path), Some(pem)) = (&args.tls_cert_out, pem) {
+                        if let Err(e) = std::fs::write(path, pem) {
+                            eprintln!("sma call: cannot write {}: {e}", path.display());
+                            return ExitCode::from(2);
+                        }
+                    }
+                    Some(acceptor)
+                }
+                Err(e) => {
+                    eprintln!("sma call: {}: {e}", scenario.path.display());
+                    return ExitCode::from(2);
+                }
+            }
+        } else {
+            None
+        };
         let (dialer, invites) =
-            match Dialer::listen(listen, scenario.transport, 1000 + i as u64).await {
+            match Dialer::listen(listen, scenario.transport, 1000 + i as u64, tls).await {
                 Ok(d) => d,
                 Err(e) => {
                     eprintln!(

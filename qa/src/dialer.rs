@@ -106,7 +106,7 @@ impl Dialer {
             Transport::Tls => Transport::Tcp,
             other => other,
         };
-        let (mut transports, local, inbound) = bind(listen, SocketAddr::new(ip, 0)).await?;
+        let (mut transports, local, inbound) = bind(listen, SocketAddr::new(ip, 0), None).await?;
         if transport == Transport::Tls {
             let (connector, name) = tls.ok_or(DialerError::NoTrust)?;
             transports.set_tls_client(connector, name);
@@ -128,8 +128,9 @@ impl Dialer {
         address: SocketAddr,
         transport: Transport,
         seed: u64,
+        tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> Result<(Dialer, mpsc::Receiver<IncomingInvite>), DialerError> {
-        let (transports, local, inbound) = bind(transport, address).await?;
+        let (transports, local, inbound) = bind(transport, address, tls).await?;
         let ua = user_agent(seed);
         let (requests, rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming) = mpsc::channel(1);
@@ -184,12 +185,13 @@ impl Dialer {
 async fn bind(
     transport: Transport,
     addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<(Transports, SocketAddr, mpsc::Receiver<Inbound>), DialerError> {
     let (inbound_tx, inbound) = mpsc::channel(4096);
     let (transports, bound) = Transports::start(
         &[ListenSpec { transport, addr }],
         None,
-        None,
+        tls,
         ParseLimits::default(),
         Duration::from_secs(60),
         inbound_tx,

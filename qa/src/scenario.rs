@@ -935,13 +935,6 @@ impl Scenario {
                 format!("`{}` is not a transport (udp, tcp or tls)", call.transport),
             )
         })?;
-        if listen.is_some() && transport == Transport::Tls {
-            return Err(err(
-                line_of_key("transport"),
-                transport_key.into(),
-                "a callee listens on udp or tcp".into(),
-            ));
-        }
         if listen.is_none() {
             check_target(&call).map_err(|why| err(line_of_key("to"), "call.to".into(), why))?;
         }

@@ -134,6 +134,54 @@ pub fn acceptor(
     Ok((TlsAcceptor::from(Arc::new(config)), served, generated))
 }
 
+/// The name a TLS peer at host `name` must prove.
+pub fn server_name(name: &str) -> Result<rustls_pki_types::ServerName<'static>, String> {
+    rustls_pki_types::ServerName::try_from(name.to_owned())
+        .map_err(|e| format!("{name} is not a TLS server name: {e}"))
+}
+
+/// The name a TLS peer dialed by IP address must prove (an IP SAN).
+pub fn ip_name(ip: std::net::IpAddr) -> rustls_pki_types::ServerName<'static> {
+    rustls_pki_types::ServerName::IpAddress(ip.into())
+}
+
+/// The client side of `sma serve` (origination routes and carriers over TLS): the system's
+/// trust anchors, plus the certificates in `extra_ca` (PEM) when given, for peers with a
+/// private CA or a self-signed certificate. TLS 1.2 and 1.3 only.
+pub fn client(extra_ca: Option<&std::path::Path>) -> Result<TlsConnector, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    tracing::debug!(added, "system trust anchors loaded for outbound TLS");
+    if let Some(ca_file) = extra_ca {
+        let path = ca_file.display().to_string();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
+            .and_then(|iter| iter.collect())
+            .map_err(|e| TlsError::Certificate {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+        if certs.is_empty() {
+            return Err(TlsError::Certificate {
+                path,
+                why: "no certificate in the file".into(),
+            });
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| TlsError::Certificate {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
 /// A client-side TLS configuration trusting the certificates in `ca_file` (PEM): the
 /// server's own certificate (e.g. `sma serve --tls-dev-cert-out`) or the CA that signed it.
 pub fn connector(ca_file: &std::path::Path) -> Result<TlsConnector, TlsError> {

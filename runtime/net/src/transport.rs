@@ -107,8 +107,11 @@ pub struct Transports {
     tcp_local: Vec<SocketAddr>,
     /// Advertised addresses of the TLS listeners.
     tls_local: Vec<SocketAddr>,
-    /// Opens outbound TLS connections (a caller's side); servers only accept them.
-    tls_client: Option<(TlsConnector, ServerName<'static>)>,
+    /// Opens outbound TLS connections, verifying the peer as the given name (or, without
+    /// one, as the name registered for the destination, else its IP address).
+    tls_client: Option<(TlsConnector, Option<ServerName<'static>>)>,
+    /// The name a destination's certificate must carry (a route's host), by address.
+    tls_names: Arc<Mutex<HashMap<SocketAddr, ServerName<'static>>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +155,7 @@ impl Transports {
             tcp_local: Vec::new(),
             tls_local: Vec::new(),
             tls_client: None,
+            tls_names: Arc::default(),
         };
         let mut bound = Vec::new();
         for spec in specs {
@@ -225,7 +229,21 @@ impl Transports {
 
     /// Lets `send` open TLS connections, verifying the peer as `name`.
     pub fn set_tls_client(&mut self, connector: TlsConnector, name: ServerName<'static>) {
-        self.tls_client = Some((connector, name));
+        self.tls_client = Some((connector, Some(name)));
+    }
+
+    /// Lets `send` open TLS connections to any destination, verifying each as the name given
+    /// to [`Transports::expect_tls_name`] for it, else as its IP address.
+    pub fn set_tls_connector(&mut self, connector: TlsConnector) {
+        self.tls_client = Some((connector, None));
+    }
+
+    /// The name `destination`'s certificate must carry when a TLS connection is opened to it
+    /// (the host of the route or carrier it was resolved from).
+    pub fn expect_tls_name(&self, destination: SocketAddr, name: ServerName<'static>) {
+        if let Ok(mut names) = self.tls_names.lock() {
+            names.insert(destination, name);
+        }
     }
 
     /// Sends a message. UDP goes out of the socket of the destination's address family; TCP
@@ -289,7 +307,18 @@ impl Transports {
                     .unwrap_or(transmit.destination);
                 let tx = match (&self.tls_client, transmit.transport) {
                     (Some((connector, name)), Transport::Tls) => {
-                        match connector.connect(name.clone(), stream).await {
+                        let name = name
+                            .clone()
+                            .or_else(|| {
+                                self.tls_names
+                                    .lock()
+                                    .ok()
+                                    .and_then(|n| n.get(&transmit.destination).cloned())
+                            })
+                            .unwrap_or_else(|| {
+                                ServerName::IpAddress(transmit.destination.ip().into())
+                            });
+                        match connector.connect(name, stream).await {
                             Ok(tls) => {
                                 self.register(tls, transmit.destination, local, Transport::Tls)
                             }

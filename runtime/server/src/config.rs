@@ -719,6 +719,9 @@ pub struct SipSection {
     #[serde(default = "default_idle")]
     pub connection_idle_secs: u64,
     pub tls: Option<TlsSection>,
+    /// PEM certificates trusted for outbound TLS (origination routes and carriers) besides
+    /// the system's trust anchors: a private CA, or a peer's self-signed certificate.
+    pub outbound_tls_ca_file: Option<PathBuf>,
     /// The `Server` / `User-Agent` header (default `sma/<version>`); `""` sends none.
     pub server_header: Option<String>,
     /// RFC 3261's T1, the round-trip estimate every retransmission and transaction timeout
@@ -807,6 +810,7 @@ impl Default for SipSection {
             max_message_bytes: default_max_message(),
             connection_idle_secs: default_idle(),
             tls: None,
+            outbound_tls_ca_file: None,
             server_header: None,
             t1_ms: default_t1(),
             auth_guard: AuthGuardSection::default(),

@@ -156,7 +156,7 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         ..ParseLimits::default()
     };
     let (tx, rx) = mpsc::channel(4096);
-    let (transports, bound) = match Transports::start(
+    let (mut transports, bound) = match Transports::start(
         &listeners,
         file.sip.advertise,
         tls,
@@ -172,6 +172,15 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Outbound TLS (routes and carriers with protocol TLS): the system's trust anchors and
+    // [sip] outbound_tls_ca_file.
+    match tls::client(file.sip.outbound_tls_ca_file.as_deref()) {
+        Ok(connector) => transports.set_tls_connector(connector),
+        Err(e) => {
+            eprintln!("sma serve: [sip] outbound_tls_ca_file: {e}");
+            return ExitCode::from(2);
+        }
+    }
     for b in &bound {
         // On stdout, one line per listener: scripts and tests read the ports from here.
         let transport = b.spec.transport.as_str().to_ascii_lowercase();

@@ -836,6 +836,18 @@ impl Endpoint {
         self.session_ids += 1;
         let mut sdp = SdpSession::new(self.session_ids);
         let offer = sdp.offer(&local).to_bytes();
+        if transport == sma_sip::Transport::Tls {
+            // The peer's certificate must name the host we dialed (a route's host or IP).
+            let name = match &target.host {
+                sma_sip::message::Host::Name(n) => sma_net::tls::server_name(n),
+                sma_sip::message::Host::V4(a) => Ok(sma_net::tls::ip_name((*a).into())),
+                sma_sip::message::Host::V6(a) => Ok(sma_net::tls::ip_name((*a).into())),
+            };
+            match name {
+                Ok(name) => self.transports.expect_tls_name(destination, name),
+                Err(why) => return refuse(why),
+            }
+        }
         let call = self.ua.invite(
             OutgoingCall {
                 target: target.clone(),
