@@ -234,3 +234,41 @@ fn a_key_lifetime_is_enforced() {
         Err(SrtpError::KeyExhausted)
     );
 }
+
+#[test]
+fn a_new_ssrc_gets_its_own_stream_state_up_to_a_limit() {
+    let key = MasterKey::generate(Suite::AesCm128HmacSha1_80).unwrap();
+    let mut tx = Context::new(&key, Direction::Outbound);
+    let mut rx = Context::new(&key, Direction::Inbound);
+    // The far end restarts its stream with a new SSRC (and sequence numbers): both streams
+    // are accepted, each with its own replay window.
+    let with_ssrc = |ssrc: u32, seq: u16| {
+        let mut p = rtp("8000000000000000cafebabe", 0);
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        p
+    };
+    for (ssrc, seq) in [(1u32, 100u16), (2, 7), (1, 101), (2, 8)] {
+        let original = with_ssrc(ssrc, seq);
+        let mut packet = original.clone();
+        tx.protect_rtp(&mut packet).unwrap();
+        let n = rx.unprotect_rtp(&mut packet).unwrap();
+        assert_eq!(&packet[..n], &original[..], "ssrc {ssrc} seq {seq}");
+    }
+    // Sequence 7 of SSRC 2 again is a replay, though SSRC 1 never sent it.
+    let mut again = with_ssrc(2, 7);
+    let mut fresh_tx = Context::new(&key, Direction::Outbound);
+    fresh_tx.protect_rtp(&mut again).unwrap();
+    assert_eq!(rx.unprotect_rtp(&mut again), Err(SrtpError::Replayed));
+    // One key carries at most 16 SSRCs; the 17th is refused, not given unbounded state.
+    for ssrc in 3..=16u32 {
+        let mut p = with_ssrc(ssrc, 1);
+        tx.protect_rtp(&mut p).unwrap();
+        rx.unprotect_rtp(&mut p).unwrap();
+    }
+    let mut p = with_ssrc(17, 1);
+    assert_eq!(tx.protect_rtp(&mut p.clone()), Err(SrtpError::TooManySsrcs));
+    let mut other = Context::new(&key, Direction::Outbound);
+    other.protect_rtp(&mut p).unwrap();
+    assert_eq!(rx.unprotect_rtp(&mut p), Err(SrtpError::TooManySsrcs));
+}
