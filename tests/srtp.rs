@@ -222,44 +222,13 @@ fn sma_call_and_baresip_hear_each_other_over_srtp_in_each_suite_libre_takes() {
     );
 }
 
-/// A self-signed P-256 certificate for 127.0.0.1 in `dir` as `{name}.crt` / `{name}.key`.
-fn certificate(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let openssl = sma_e2e::require_program("openssl", "openssl");
-    let (crt, key) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    let status = std::process::Command::new(openssl)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={name}")])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl req");
-    assert!(status.success());
-    (crt, key)
-}
-
 /// CallAndBridge over a voice connector route with protocol TLS: sma opens the TLS
 /// connection (verifying the agent's certificate against `outbound_tls_ca_file`), offers SRTP,
 /// and relays a plain caller to the encrypted agent, speech both ways.
 #[test]
 fn a_bridge_over_a_tls_route_opens_tls_and_carries_srtp_to_the_far_end() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (crt, key) = certificate(dir.path(), "agent");
+    let (crt, key) = sma_e2e::self_signed_certificate(dir.path(), "agent");
     let agent = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -306,6 +306,38 @@ impl Drop for Serve {
     }
 }
 
+/// A self-signed P-256 certificate for 127.0.0.1 (an end-entity certificate, not a CA) in
+/// `dir` as `{name}.crt` / `{name}.key`, made by openssl.
+pub fn self_signed_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let openssl = require_program("openssl", "openssl");
+    let (crt, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let status = std::process::Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={name}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl req");
+    assert!(status.success(), "openssl req failed");
+    (crt, key)
+}
+
 /// A program from a Debian package the tests need (installed by `./dev setup`).
 pub fn require_program(name: &str, package: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {

@@ -2,36 +2,10 @@
 //! renewed certificate served after SIGHUP without a restart (checked with openssl s_client,
 //! a client that is not sma's).
 
-use sma_e2e::{require_program, Serve};
+use sma_e2e::{self_signed_certificate, Serve};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// A self-signed P-256 certificate for 127.0.0.1 in `dir` as `{name}.crt` / `{name}.key`.
-fn certificate(dir: &Path, name: &str) {
-    let openssl = require_program("openssl", "openssl");
-    let status = Command::new(openssl)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={name}")])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(dir.join(format!("{name}.key")))
-        .arg("-out")
-        .arg(dir.join(format!("{name}.crt")))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl req");
-    assert!(status.success());
-}
 
 /// Whether openssl completes a handshake with `addr` trusting `ca` (extra `options`).
 fn handshake(addr: &str, ca: &Path, options: &[&str]) -> (bool, String) {
@@ -63,8 +37,8 @@ fn handshake(addr: &str, ca: &Path, options: &[&str]) -> (bool, String) {
 #[test]
 fn the_configured_certificate_is_served_with_tls_1_2_or_1_3_and_reloaded_on_sighup() {
     let dir = tempfile::tempdir().expect("tempdir");
-    certificate(dir.path(), "first");
-    certificate(dir.path(), "second");
+    self_signed_certificate(dir.path(), "first");
+    self_signed_certificate(dir.path(), "second");
     let (crt, key) = (dir.path().join("served.crt"), dir.path().join("served.key"));
     std::fs::copy(dir.path().join("first.crt"), &crt).expect("copy");
     std::fs::copy(dir.path().join("first.key"), &key).expect("copy");

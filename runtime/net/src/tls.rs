@@ -67,22 +67,38 @@ fn provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::aws_lc_rs::default_provider()
 }
 
-fn read_files(
-    s: &TlsFiles,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    let path = s.certificate.display().to_string();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&s.certificate)
+/// The certificates of a PEM file; none is an error.
+fn read_certificates(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect())
         .map_err(|e| TlsError::Certificate {
-            path: path.clone(),
+            path: path.display().to_string(),
             why: e.to_string(),
         })?;
     if certs.is_empty() {
         return Err(TlsError::Certificate {
-            path,
+            path: path.display().to_string(),
             why: "no certificate in the file".into(),
         });
     }
+    Ok(certs)
+}
+
+/// Trusts the certificates of a PEM file.
+fn add_roots(roots: &mut rustls::RootCertStore, path: &std::path::Path) -> Result<(), TlsError> {
+    for cert in read_certificates(path)? {
+        roots.add(cert).map_err(|e| TlsError::Certificate {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+fn read_files(
+    s: &TlsFiles,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs = read_certificates(&s.certificate)?;
     let key = PrivateKeyDer::from_pem_file(&s.private_key).map_err(|e| TlsError::Key {
         path: s.private_key.display().to_string(),
         why: e.to_string(),
@@ -154,63 +170,25 @@ pub fn client(extra_ca: Option<&std::path::Path>) -> Result<TlsConnector, TlsErr
     let (added, _ignored) = roots.add_parsable_certificates(native.certs);
     tracing::debug!(added, "system trust anchors loaded for outbound TLS");
     if let Some(ca_file) = extra_ca {
-        let path = ca_file.display().to_string();
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
-            .and_then(|iter| iter.collect())
-            .map_err(|e| TlsError::Certificate {
-                path: path.clone(),
-                why: e.to_string(),
-            })?;
-        if certs.is_empty() {
-            return Err(TlsError::Certificate {
-                path,
-                why: "no certificate in the file".into(),
-            });
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| TlsError::Certificate {
-                path: path.clone(),
-                why: e.to_string(),
-            })?;
-        }
+        add_roots(&mut roots, ca_file)?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
+    client_trusting(roots)
 }
 
 /// A client-side TLS configuration trusting the certificates in `ca_file` (PEM): the
 /// server's own certificate (e.g. `sma serve --tls-dev-cert-out`) or the CA that signed it.
 pub fn connector(ca_file: &std::path::Path) -> Result<TlsConnector, TlsError> {
-    let path = ca_file.display().to_string();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
-        .and_then(|iter| iter.collect())
-        .map_err(|e| TlsError::Certificate {
-            path: path.clone(),
-            why: e.to_string(),
-        })?;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
-        roots.add(cert).map_err(|e| TlsError::Certificate {
-            path: path.clone(),
-            why: e.to_string(),
-        })?;
-    }
-    if roots.is_empty() {
-        return Err(TlsError::Certificate {
-            path,
-            why: "no certificate in the file".into(),
-        });
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| TlsError::Config(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    add_roots(&mut roots, ca_file)?;
+    client_trusting(roots)
+}
+
+/// A TLS 1.2/1.3 client trusting `roots`.
+fn client_trusting(roots: rustls::RootCertStore) -> Result<TlsConnector, TlsError> {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(config)))
 }
