@@ -8,11 +8,12 @@ use sma_e2e::calls::{
     actions, assert_ports_free, best_correlation, kind, prompt_signal, wav, Baresip,
     ScriptedWebhook,
 };
+use sma_e2e::{call_records, wait_until};
 use sma_e2e::{require_program, root, sma, Serve};
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const NUMBER: &str = "+12065550100";
 const CONNECTOR_ARN: &str = "arn:aws:chime:us-east-1:000000000000:vc/pbx";
@@ -168,25 +169,9 @@ fn flow(events: &[Value]) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn records(storage: &Path) -> Vec<Value> {
-    std::fs::read_to_string(storage.join("cdr.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 /// `signal` over and over for 30 s: baresip hangs up when its microphone file ends.
 fn looped(signal: &[i16]) -> Vec<i16> {
     signal.iter().copied().cycle().take(8000 * 30).collect()
-}
-
-fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let end = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -262,9 +247,9 @@ fn a_bridged_call_carries_audio_and_digits_both_ways_and_each_leg_hangs_up_on_it
     );
     // One record per leg; B's says where it went.
     wait_until("two call records", Duration::from_secs(5), || {
-        records(dir.path()).len() >= 2
+        call_records(dir.path()).len() >= 2
     });
-    let cdr = records(dir.path());
+    let cdr = call_records(dir.path());
     let b = cdr
         .iter()
         .find(|r| r["Direction"] == "Outbound")
@@ -310,11 +295,11 @@ fn a_dead_route_is_skipped_for_the_next_and_the_record_says_so() {
     let (ok, out) = finished(child);
     assert!(ok, "{out}\n{}\n{}", serve.log(), phone.log());
     wait_until("B's record", Duration::from_secs(10), || {
-        records(dir.path())
+        call_records(dir.path())
             .iter()
             .any(|r| r["Direction"] == "Outbound")
     });
-    let cdr = records(dir.path());
+    let cdr = call_records(dir.path());
     let b = cdr.iter().find(|r| r["Direction"] == "Outbound").unwrap();
     let failures = b["Failures"].to_string();
     assert!(
@@ -409,7 +394,7 @@ fn busy_and_no_answer_fail_the_bridge_with_call_not_answered() {
                 .len(),
             1
         );
-        let cdr = records(dir.path());
+        let cdr = call_records(dir.path());
         let b = cdr
             .iter()
             .find(|r| r["Direction"] == "Outbound")
@@ -527,11 +512,11 @@ fn a_carrier_trunk_with_digest_credentials_is_registered_with_and_takes_the_call
         serve.log()
     );
     wait_until("B's record", Duration::from_secs(5), || {
-        records(dir.path())
+        call_records(dir.path())
             .iter()
             .any(|r| r["Direction"] == "Outbound")
     });
-    let cdr = records(dir.path());
+    let cdr = call_records(dir.path());
     let b = cdr.iter().find(|r| r["Direction"] == "Outbound").unwrap();
     assert_eq!(b["Route"], "carrier trunk");
     drop(serve);
@@ -685,9 +670,9 @@ fn a_voice_connector_group_fails_over_to_its_next_connector() {
     assert!(ok, "{out}\n{}", serve.log());
     assert!(out.contains("reject 503"), "{out}");
     wait_until("the records", Duration::from_secs(5), || {
-        records(dir.path()).len() >= 2
+        call_records(dir.path()).len() >= 2
     });
-    let b = records(dir.path())
+    let b = call_records(dir.path())
         .into_iter()
         .find(|r| r["Direction"] == "Outbound")
         .expect("B's record");
@@ -755,9 +740,9 @@ fn far_ends_that_answer_badly_end_cleanly_with_a_record_saying_why() {
             );
         }
         wait_until("the records", Duration::from_secs(5), || {
-            records(dir.path()).len() >= 2
+            call_records(dir.path()).len() >= 2
         });
-        let b = records(dir.path())
+        let b = call_records(dir.path())
             .into_iter()
             .find(|r| r["Direction"] == "Outbound")
             .expect("B's record");
@@ -804,9 +789,9 @@ fn a_caller_who_hangs_up_while_the_far_end_rings_cancels_it() {
         serve.log()
     );
     wait_until("the records", Duration::from_secs(5), || {
-        records(dir.path()).len() >= 2
+        call_records(dir.path()).len() >= 2
     });
-    let b = records(dir.path())
+    let b = call_records(dir.path())
         .into_iter()
         .find(|r| r["Direction"] == "Outbound")
         .expect("B's record");
@@ -1228,9 +1213,9 @@ fn a_far_end_that_answers_and_sends_no_rtp_is_released_when_media_times_out() {
         serve.log()
     );
     wait_until("two call records", Duration::from_secs(5), || {
-        records(dir.path()).len() >= 2
+        call_records(dir.path()).len() >= 2
     });
-    let cdr = records(dir.path());
+    let cdr = call_records(dir.path());
     let b = cdr
         .iter()
         .find(|r| r["Direction"] == "Outbound")
@@ -1280,9 +1265,9 @@ fn a_route_that_does_not_resolve_is_skipped_and_an_opus_agent_is_bridged_to_a_g7
     );
     handler.wait_for(4, Duration::from_secs(10));
     wait_until("two call records", Duration::from_secs(5), || {
-        records(dir.path()).len() >= 2
+        call_records(dir.path()).len() >= 2
     });
-    let cdr = records(dir.path());
+    let cdr = call_records(dir.path());
     let b = cdr
         .iter()
         .find(|r| r["Direction"] == "Outbound")

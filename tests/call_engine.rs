@@ -4,6 +4,7 @@
 //! that every media port was released.
 
 use serde_json::{json, Value};
+use sma_e2e::call_records;
 use sma_e2e::calls::{
     actions, assert_ports_free, best_correlation, kind, prompt_signal, wav, Baresip,
     ScriptedWebhook, SipCaller,
@@ -50,14 +51,6 @@ targets = [{{ application = "app-1", priority = 1 }}]
         hi = media.1,
         storage = storage.display()
     )
-}
-
-fn cdrs(storage: &Path) -> Vec<Value> {
-    std::fs::read_to_string(storage.join("cdr.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 #[test]
@@ -162,7 +155,7 @@ fn baresip_hears_the_prompt_and_its_digits_reach_the_handler() {
     assert!(best_correlation(&heard, &other) < 0.5);
 
     serve.wait_for_log("transaction finished", 1, Duration::from_secs(5));
-    let records = cdrs(storage.path());
+    let records = call_records(storage.path());
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0]["Status"], "Completed");
     assert_eq!(records[0]["Invocations"], 3);
@@ -190,7 +183,7 @@ fn the_rust_ivr_component_routes_a_caller_who_presses_1() {
     serve.wait_for_log("transaction finished", 1, Duration::from_secs(5));
     let log = serve.log();
     assert!(log.contains("reason=LocalBye"), "{log}");
-    let records = cdrs(storage.path());
+    let records = call_records(storage.path());
     assert_eq!(records[0]["Invocations"], 3, "{records:?}");
     assert!(
         phone.received().iter().any(|s| s.unsigned_abs() > 2000),
@@ -402,7 +395,7 @@ endpoint = "{}"
         webhook.wait_for(2 * i + 2, Duration::from_secs(5));
     }
     serve.wait_for_log("transaction finished", 3, Duration::from_secs(5));
-    let records = cdrs(storage.path());
+    let records = call_records(storage.path());
     let kinds: Vec<String> = records
         .iter()
         .map(|r| r["Failures"][0].as_str().unwrap_or("").to_owned())
@@ -431,7 +424,7 @@ fn every_target_failing_releases_the_call_with_480_and_a_record_of_why() {
     );
     assert_eq!(response.status, 480, "{}", response.text);
     serve.wait_for_log("transaction finished", 1, Duration::from_secs(5));
-    let records = cdrs(storage.path());
+    let records = call_records(storage.path());
     assert_eq!(records[0]["Status"], "Failed");
     assert_eq!(records[0]["SipResponseCode"], 480);
     assert!(
@@ -724,6 +717,6 @@ fn a_handler_that_keeps_breaking_the_contract_is_hung_up_on() {
     assert!(log.contains("event=\"INVALID_LAMBDA_RESPONSE\""), "{log}");
     assert!(log.contains("error_type=\"UnsupportedAction\""), "{log}");
     // NEW_INBOUND_CALL, then one INVALID_LAMBDA_RESPONSE; the second invalid answer ends it.
-    assert_eq!(cdrs(storage.path())[0]["Invocations"], 2);
+    assert_eq!(call_records(storage.path())[0]["Invocations"], 2);
     assert_ports_free(media);
 }

@@ -3,7 +3,8 @@
 //! resume, a codec change, an offer sma cannot take), late offers answered in the ACK (or
 //! not), and a 200 OK never acknowledged.
 
-use serde_json::{json, Value};
+use serde_json::json;
+use sma_e2e::call_records;
 use sma_e2e::calls::{actions, assert_ports_free, kind, ScriptedWebhook};
 use sma_e2e::{require_program, root, Serve};
 use std::net::UdpSocket;
@@ -145,14 +146,6 @@ fn bursts(packets: &[Packet], gap: Duration) -> Vec<(usize, u8, Duration, Durati
     out
 }
 
-fn cdrs(storage: &Path) -> Vec<Value> {
-    std::fs::read_to_string(storage.join("cdr.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 #[test]
 fn media_follows_every_offer_and_answer() {
     let webhook = answer_and_listen();
@@ -243,7 +236,7 @@ fn a_late_offer_is_answered_in_the_ack_or_the_call_ends_saying_why() {
     let out = sipp(&serve, "late-offer-no-answer.xml", &[]);
     assert!(out.status.success(), "{}\n{}", text(&out), serve.log());
     serve.wait_for_log("transaction finished", 2, Duration::from_secs(5));
-    let records = cdrs(storage.path());
+    let records = call_records(storage.path());
     assert_eq!(records.len(), 2, "{records:?}");
     assert!(
         records[1]["Failures"]
@@ -276,7 +269,7 @@ fn a_call_never_confirmed_bills_nothing_and_says_why() {
     );
     assert!(out.status.success(), "{}\n{}", text(&out), serve.log());
     serve.wait_for_log("transaction finished", 1, Duration::from_secs(5));
-    let records = cdrs(storage.path());
+    let records = call_records(storage.path());
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0]["BillableDurationSeconds"], 0, "{records:?}");
     assert!(

@@ -256,6 +256,31 @@ fn a_bridge_over_a_tls_route_opens_tls_and_carries_srtp_to_the_far_end() {
             _ => actions(json!([])),
         }
     });
+    // The first route's TLS peer serves a certificate nobody trusts: the handshake fails,
+    // B's record says so, and the next route is tried at once (not after Timer B's 32 s).
+    let (rogue_crt, rogue_key) = sma_e2e::self_signed_certificate(dir.path(), "rogue");
+    let rogue_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let openssl = sma_e2e::require_program("openssl", "openssl");
+    let mut rogue = std::process::Command::new(openssl)
+        .args(["s_server", "-quiet", "-accept"])
+        .arg(rogue_port.to_string())
+        .arg("-cert")
+        .arg(&rogue_crt)
+        .arg("-key")
+        .arg(&rogue_key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    sma_e2e::wait_until(
+        "openssl s_server listening",
+        Duration::from_secs(10),
+        || std::net::TcpStream::connect(("127.0.0.1", rogue_port)).is_ok(),
+    );
     let media = (26900, 26999);
     let extra = format!(
         r#"[[voice_connectors]]
@@ -265,9 +290,15 @@ outbound_host_name = "pbx.vc.example"
 [voice_connectors.origination]
 [[voice_connectors.origination.routes]]
 host = "127.0.0.1"
-port = {agent}
+port = {rogue_port}
 protocol = "TLS"
 priority = 1
+weight = 1
+[[voice_connectors.origination.routes]]
+host = "127.0.0.1"
+port = {agent}
+protocol = "TLS"
+priority = 2
 weight = 1
 "#
     );
@@ -315,6 +346,23 @@ weight = 1
         "{log}"
     );
     webhook.wait_for(4, Duration::from_secs(10));
+    sma_e2e::wait_until("two call records", Duration::from_secs(5), || {
+        sma_e2e::call_records(dir.path()).len() >= 2
+    });
+    let records = sma_e2e::call_records(dir.path());
+    let b = records
+        .iter()
+        .find(|r| r["Direction"] == "Outbound")
+        .expect("B's record");
+    let failures = b["Failures"].to_string();
+    assert!(
+        failures.contains(&format!("127.0.0.1:{rogue_port}"))
+            && failures.contains("TLS handshake failed")
+            && failures.contains("UnknownIssuer"),
+        "B's record says why the first route failed: {b}"
+    );
+    let _ = rogue.kill();
+    let _ = rogue.wait();
     drop(serve);
     assert_ports_free(media);
 }

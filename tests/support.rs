@@ -350,5 +350,26 @@ pub fn require_program(name: &str, package: &str) -> PathBuf {
     })
 }
 
+/// The call records `sma serve` wrote to `<storage>/cdr.jsonl` (the tests' `cdr_path`).
+pub fn call_records(storage: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(storage.join("cdr.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Polls `done` every 50 ms until it holds; fails the test after `within`.
+pub fn wait_until(what: &str, within: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 pub mod calls;
 pub mod lambda;

@@ -561,6 +561,7 @@ async fn converse(
                     EndReason::AckTimeout => (true, "no ACK".to_owned()),
                     EndReason::SessionExpired => (true, "session expired".to_owned()),
                     EndReason::Timeout => (true, "no response (timeout)".to_owned()),
+                    EndReason::Unreachable(why) => (true, format!("not delivered: {why}")),
                 };
                 // Our own CANCEL ends a call we placed.
                 let by_far_end = by_far_end

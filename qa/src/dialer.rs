@@ -234,8 +234,14 @@ async fn run(
         tokio::select! {
             item = inbound.recv() => {
                 let Some(item) = item else { return };
-                if let Inbound::Message { bytes, source, local, transport } = item {
-                    ua.handle_input(&bytes, source, local, transport, Instant::now());
+                match item {
+                    Inbound::Message { bytes, source, local, transport } => {
+                        ua.handle_input(&bytes, source, local, transport, Instant::now());
+                    }
+                    Inbound::Undeliverable { destination, transport, reason } => {
+                        ua.handle_transport_failure(destination, transport, &reason, Instant::now());
+                    }
+                    Inbound::TooLarge { .. } => {}
                 }
             }
             request = requests.recv() => {

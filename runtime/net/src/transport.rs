@@ -83,6 +83,13 @@ pub enum Inbound {
         source: SocketAddr,
         transport: Transport,
     },
+    /// A message could not be sent: no connection to `destination` could be opened, or its
+    /// TLS handshake failed. The requests waiting for it fail with `reason`.
+    Undeliverable {
+        destination: SocketAddr,
+        transport: Transport,
+        reason: String,
+    },
 }
 
 /// A bound listener and the address it advertises.
@@ -324,6 +331,8 @@ impl Transports {
                             }
                             Err(e) => {
                                 warn!(destination = %transmit.destination, error = %e, "TLS handshake failed");
+                                self.undeliverable(&transmit, format!("TLS handshake failed: {e}"))
+                                    .await;
                                 return;
                             }
                         }
@@ -333,10 +342,34 @@ impl Transports {
                 let _ = tx.send(transmit.bytes);
             }
             Ok(Err(e)) => {
-                debug!(destination = %transmit.destination, error = %e, "TCP connect failed")
+                debug!(destination = %transmit.destination, error = %e, "TCP connect failed");
+                self.undeliverable(
+                    &transmit,
+                    format!("{} connection failed: {e}", transmit.transport),
+                )
+                .await;
             }
-            Err(_) => debug!(destination = %transmit.destination, "TCP connect timed out"),
+            Err(_) => {
+                debug!(destination = %transmit.destination, "TCP connect timed out");
+                self.undeliverable(
+                    &transmit,
+                    format!("{} connection not accepted within 5 s", transmit.transport),
+                )
+                .await;
+            }
         }
+    }
+
+    /// Tells the endpoint that `transmit` could not be sent, and why.
+    async fn undeliverable(&self, transmit: &Transmit, reason: String) {
+        let _ = self
+            .inbound
+            .send(Inbound::Undeliverable {
+                destination: transmit.destination,
+                transport: transmit.transport,
+                reason,
+            })
+            .await;
     }
 
     /// Starts the reader and writer of a connection and records it.

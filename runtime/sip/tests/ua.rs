@@ -301,6 +301,39 @@ fn unanswered_invite_times_out() {
     assert_eq!(ended(&sim.alice_events), vec![EndReason::Timeout]);
 }
 
+#[test]
+fn an_invite_the_transport_cannot_deliver_ends_at_once_with_the_reason() {
+    let mut sim = Sim::new(Transport::Tls);
+    sim.drop = Box::new(|from, _| from == "127.0.0.1:5070".parse().unwrap());
+    call_out(&mut sim);
+    let now = sim.now;
+    let (bob, alice) = (sim.bob_addr, sim.alice_addr);
+    // Another destination's failure leaves the call alone.
+    sim.alice
+        .handle_transport_failure(alice, Transport::Tls, "elsewhere", now);
+    sim.alice
+        .handle_transport_failure(bob, Transport::Tcp, "other transport", now);
+    sim.settle();
+    assert!(ended(&sim.alice_events).is_empty());
+    sim.alice.handle_transport_failure(
+        bob,
+        Transport::Tls,
+        "TLS handshake failed: invalid peer certificate: UnknownIssuer",
+        now,
+    );
+    sim.settle();
+    assert_eq!(
+        ended(&sim.alice_events),
+        vec![EndReason::Unreachable(
+            "TLS handshake failed: invalid peer certificate: UnknownIssuer".into()
+        )]
+    );
+    assert_eq!(sim.alice.transaction_count(), 0, "the transaction is gone");
+    // Timer B, later, reports nothing more.
+    sim.advance(secs(40));
+    assert_eq!(ended(&sim.alice_events).len(), 1);
+}
+
 /// Sends raw text to bob and returns what bob sends back.
 fn to_bob(sim: &mut Sim, text: &str) -> Vec<Transmit> {
     let now = sim.now;

@@ -96,7 +96,12 @@ pub type SignalSender = mpsc::UnboundedSender<(CallHandle, SipSignal)>;
 pub enum SipSignal {
     /// The leg ended (BYE, CANCEL, rejection, timeout), with the status for `HANGUP`;
     /// `unconfirmed` when our 200 OK was never acknowledged (the call never really began).
-    Ended { status: u16, unconfirmed: bool },
+    Ended {
+        status: u16,
+        unconfirmed: bool,
+        /// What the transport said when the INVITE could not be delivered.
+        why: Option<String>,
+    },
     /// An offer/answer exchange changed the leg's media (re-INVITE, UPDATE, the answer in a
     /// late-offer ACK): where to send, the codec, the packet time, hold.
     Media(MediaUpdate),
@@ -787,6 +792,7 @@ impl Actor {
             SipSignal::Ended {
                 status,
                 unconfirmed,
+                ..
             } => self.leg_ended(i, status, unconfirmed),
             // An established leg's dialog does not dial again.
             SipSignal::Dialed { .. }

@@ -449,8 +449,9 @@ impl Actor {
                     }
                 }
             }
-            SipSignal::Ended { status, .. } if current => {
-                self.attempt_failed(status, &format!("ended with {status}"), now);
+            SipSignal::Ended { status, why, .. } if current => {
+                let why = why.unwrap_or_else(|| format!("ended with {status}"));
+                self.attempt_failed(status, &why, now);
             }
             SipSignal::MediaFailed(why) if current => {
                 let _ = self.commands.send(SipCommand::Hangup { call, status: 488 });

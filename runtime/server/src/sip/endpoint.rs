@@ -197,6 +197,7 @@ fn hangup_status(reason: &EndReason) -> u16 {
         EndReason::Rejected(status) => *status,
         EndReason::AckTimeout | EndReason::Timeout => 408,
         EndReason::SessionExpired => 408,
+        EndReason::Unreachable(_) => 503,
     }
 }
 
@@ -263,6 +264,9 @@ impl Endpoint {
                             if !self.guard.drops(source.ip(), now) {
                                 self.ua.handle_input(&bytes, source, local, transport, now);
                             }
+                        }
+                        Inbound::Undeliverable { destination, transport, reason } => {
+                            self.ua.handle_transport_failure(destination, transport, &reason, now);
                         }
                         Inbound::TooLarge { head, size, limit, source, transport } => {
                             match reject_too_large(&head, size, limit) {
@@ -419,6 +423,10 @@ impl Endpoint {
                         SipSignal::Ended {
                             status: hangup_status(&reason),
                             unconfirmed: reason == EndReason::AckTimeout,
+                            why: match reason {
+                                EndReason::Unreachable(why) => Some(why),
+                                _ => None,
+                            },
                         },
                     );
                 }

@@ -76,6 +76,9 @@ pub enum TransactionEvent {
     Timeout { id: TransactionId },
     /// Timer H fired: the final (non-2xx) response to an INVITE was never acknowledged.
     AckTimeout { id: TransactionId },
+    /// The request could not be delivered (RFC 3261 §8.1.3.1, a transport error): no
+    /// connection to the destination, or its TLS handshake failed. `reason` says which.
+    TransportError { id: TransactionId, reason: String },
     /// The transaction is gone; its id will not be used again.
     Terminated { id: TransactionId },
 }
@@ -727,6 +730,36 @@ impl TransactionLayer {
             }
             Timer::D | Timer::I | Timer::J | Timer::K | Timer::L | Timer::M => self.terminate(id),
         }
+    }
+
+    /// The transport could not deliver to `destination` over `transport` (a refused
+    /// connection, a failed TLS handshake): every client transaction waiting there for its
+    /// first response fails now with `reason`, instead of at Timer B/F 32 s later.
+    pub fn transport_failed(
+        &mut self,
+        destination: SocketAddr,
+        transport: Transport,
+        reason: &str,
+    ) -> usize {
+        let failed: Vec<TransactionId> = self
+            .transactions
+            .iter()
+            .filter(|(_, t)| {
+                t.destination == destination
+                    && t.transport == transport
+                    && matches!(t.state, State::Calling | State::Trying)
+                    && matches!(t.kind, Kind::InviteClient | Kind::NonInviteClient)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &failed {
+            self.events.push_back(TransactionEvent::TransportError {
+                id: *id,
+                reason: reason.to_owned(),
+            });
+            self.terminate(*id);
+        }
+        failed.len()
     }
 
     /// Ends a transaction (also used by the UA core when a transport fails).

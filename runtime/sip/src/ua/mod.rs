@@ -90,6 +90,9 @@ pub enum EndReason {
     SessionExpired,
     /// The INVITE or BYE got no response.
     Timeout,
+    /// The INVITE could not be delivered: the transport says why (connection refused, TLS
+    /// handshake failed: ...).
+    Unreachable(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -403,6 +406,25 @@ impl UserAgent {
         });
     }
 
+    /// The transport could not reach `destination` (connection refused or timed out, TLS
+    /// handshake failed): the requests waiting there fail now with `reason` (RFC 3261
+    /// §8.1.3.1) rather than when their timers run out.
+    pub fn handle_transport_failure(
+        &mut self,
+        destination: SocketAddr,
+        transport: Transport,
+        reason: &str,
+        now: Instant,
+    ) {
+        if self
+            .transactions
+            .transport_failed(destination, transport, reason)
+            > 0
+        {
+            self.process_local(now);
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         self.transactions.handle_timeout(now);
         self.process_local(now);
@@ -448,6 +470,9 @@ impl UserAgent {
                     self.on_stray_response(response, source)
                 }
                 TransactionEvent::Timeout { id } => self.on_timeout(id, now),
+                TransactionEvent::TransportError { id, reason } => {
+                    self.on_transport_error(id, reason, now)
+                }
                 TransactionEvent::AckTimeout { id } => {
                     // A non-2xx final response was never acknowledged: the call is over anyway.
                     let _ = id;
@@ -1430,7 +1455,7 @@ impl UserAgent {
 
     fn on_timeout(&mut self, id: TransactionId, now: Instant) {
         if self.is_register(&id) {
-            return self.on_register_timeout(id, now);
+            return self.on_register_failure(id, 408, now);
         }
         if let Some((call, purpose)) = self.in_dialog_tx.get(&id).copied() {
             match purpose {
@@ -1451,6 +1476,26 @@ impl UserAgent {
                 .is_some_and(|c| c.invite_tx == Some(id))
             {
                 self.end(call, EndReason::Timeout);
+            }
+        }
+    }
+
+    /// A request of ours could not be delivered. An INVITE's call ends (`Unreachable`), an
+    /// in-dialog request is handled as one that timed out, a REGISTER is retried.
+    fn on_transport_error(&mut self, id: TransactionId, reason: String, now: Instant) {
+        if self.is_register(&id) {
+            return self.on_register_failure(id, 503, now);
+        }
+        if self.in_dialog_tx.contains_key(&id) {
+            return self.on_timeout(id, now);
+        }
+        if let Some(&call) = self.by_tx.get(&id) {
+            if self
+                .calls
+                .get(&call)
+                .is_some_and(|c| c.invite_tx == Some(id))
+            {
+                self.end(call, EndReason::Unreachable(reason));
             }
         }
     }

@@ -172,14 +172,15 @@ impl UserAgent {
     }
 
     /// A REGISTER got no response at all.
-    pub(super) fn on_register_timeout(&mut self, tx: TransactionId, now: Instant) {
+    /// A REGISTER got no response (408) or could not be sent (503): tried again later.
+    pub(super) fn on_register_failure(&mut self, tx: TransactionId, status: u16, now: Instant) {
         let Some(id) = self.registering.remove(&tx) else {
             return;
         };
         self.arm(CallHandle(id), CallTimer::Register, now + RETRY);
         self.events.push_back(UaEvent::RegistrationFailed {
             registration: RegistrationHandle(id),
-            status: 408,
+            status,
         });
     }
 
