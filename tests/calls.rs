@@ -591,3 +591,23 @@ pub fn assert_ports_free(range: (u16, u16)) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A tone's share of the energy in `samples` (Goertzel at 8 kHz).
+pub fn tone_share(samples: &[i16], hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2, mut energy) = (0.0f64, 0.0f64, 0.0f64);
+    for &x in samples {
+        let x = f64::from(x);
+        let s0 = x + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+        energy += x * x;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    if energy == 0.0 {
+        0.0
+    } else {
+        2.0 * power / (energy * samples.len() as f64)
+    }
+}

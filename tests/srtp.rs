@@ -45,26 +45,6 @@ fn leg(event: &Value) -> Value {
     event["CallDetails"]["Participants"][0]["CallId"].clone()
 }
 
-/// A 440 Hz tone's share of the energy in `samples` (Goertzel at 8 kHz).
-fn tone_share(samples: &[i16], hz: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2, mut energy) = (0.0f64, 0.0f64, 0.0f64);
-    for &x in samples {
-        let x = f64::from(x);
-        let s0 = x + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-        energy += x * x;
-    }
-    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-    if energy == 0.0 {
-        0.0
-    } else {
-        2.0 * power / (energy * samples.len() as f64)
-    }
-}
-
 #[test]
 fn baresip_over_tls_with_mandatory_srtp_hears_the_prompt_and_is_recorded() {
     let storage = tempfile::tempdir().expect("tempdir");
@@ -133,7 +113,7 @@ fn baresip_over_tls_with_mandatory_srtp_hears_the_prompt_and_is_recorded() {
         .map(str::to_owned)
         .expect("RecordAudio reported its key");
     let (_, _, samples) = read_wav(&storage.path().join("voicemail").join(&recorded));
-    let share = tone_share(&samples, 440.0);
+    let share = sma_e2e::calls::tone_share(&samples, 440.0);
     assert!(share > 0.5, "440 Hz share {share:.2} in the recording");
     serve.wait_for_log("transaction finished", 1, Duration::from_secs(5));
     assert_ports_free(media);

@@ -47,7 +47,8 @@ pub struct CallArgs {
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
     /// A callee listening over TLS serves this certificate (PEM, with `--tls-key`); without
-    /// it, one generated for 127.0.0.1, ::1 and localhost.
+    /// it, one generated for 127.0.0.1, ::1 and localhost. A caller dialing over TLS presents
+    /// it as its client certificate (voice connectors with mutual TLS).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// The private key of `--tls-cert` (PEM).
@@ -167,6 +168,7 @@ fn tls_for(
     scenario: &Scenario,
     target: &str,
     ca_file: Option<&std::path::Path>,
+    identity: Option<&sma_net::tls::TlsFiles>,
 ) -> Result<Option<(TlsConnector, ServerName<'static>)>, String> {
     if scenario.transport != Transport::Tls {
         return Ok(None);
@@ -176,7 +178,7 @@ fn tls_for(
             "TLS needs --ca-file: the server's certificate or the CA that signed it".into(),
         );
     };
-    let connector = sma_net::tls::connector(ca_file).map_err(|e| e.to_string())?;
+    let connector = sma_net::tls::connector(ca_file, identity).map_err(|e| e.to_string())?;
     // The host part of `host:port` (or `[v6]:port`) is the name the certificate must carry.
     let host = match target.rsplit_once(':') {
         Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
@@ -220,6 +222,13 @@ async fn run_async(args: CallArgs) -> ExitCode {
             }
         }
     }
+    let identity = match (&args.tls_cert, &args.tls_key) {
+        (Some(certificate), Some(private_key)) => Some(sma_net::tls::TlsFiles {
+            certificate: certificate.clone(),
+            private_key: private_key.clone(),
+        }),
+        _ => None,
+    };
     let mut targets = Vec::new();
     for s in &scenarios {
         if s.role == Role::Callee {
@@ -255,7 +264,7 @@ async fn run_async(args: CallArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let tls = match tls_for(s, &resolved.1, args.ca_file.as_deref()) {
+        let tls = match tls_for(s, &resolved.1, args.ca_file.as_deref(), identity.as_ref()) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("sma call: {}: {e}", s.path.display());
@@ -339,14 +348,7 @@ async fn run_async(args: CallArgs) -> ExitCode {
             continue;
         };
         let tls = if scenario.transport == Transport::Tls {
-            let files = match (&args.tls_cert, &args.tls_key) {
-                (Some(certificate), Some(private_key)) => Some(sma_net::tls::TlsFiles {
-                    certificate: certificate.clone(),
-                    private_key: private_key.clone(),
-                }),
-                _ => None,
-            };
-            match sma_net::tls::acceptor(files.as_ref()) {
+            match sma_net::tls::acceptor(identity.as_ref()) {
                 Ok((acceptor, _, pem)) => {
                     if let (Some(path), Some(pem)) = (&args.tls_cert_out, pem) {
                         if let Err(e) = std::fs::write(path, pem) {

@@ -2,7 +2,8 @@
 //! certificate generated at start-up for development.
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+pub use rustls_pki_types::CertificateDer;
+use rustls_pki_types::PrivateKeyDer;
 use std::sync::Arc;
 use tokio_rustls::rustls;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -145,9 +146,114 @@ pub fn acceptor(
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
+        .with_client_cert_verifier(Arc::new(OptionalClientCertificate::new()))
         .with_cert_resolver(served.clone());
     Ok((TlsAcceptor::from(Arc::new(config)), served, generated))
+}
+
+/// Asks every TLS client for a certificate without requiring one, and checks only that the
+/// client holds the key of the certificate it sent. Whether the chain is trusted depends on
+/// the voice connector the call is for, which is known only once the INVITE arrives: the
+/// endpoint checks it then with that connector's [`ClientTrust`].
+#[derive(Debug)]
+struct OptionalClientCertificate {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl OptionalClientCertificate {
+    fn new() -> OptionalClientCertificate {
+        OptionalClientCertificate {
+            algorithms: provider().signature_verification_algorithms,
+        }
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for OptionalClientCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        // Trust is decided per voice connector (ClientTrust::verify), after the handshake.
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The certificate authorities a voice connector trusts for its PBXs' client certificates
+/// (mutual TLS): a call through the connector must come over TLS from a client whose
+/// certificate chains to one of them.
+#[derive(Debug, Clone)]
+pub struct ClientTrust {
+    verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    source: String,
+}
+
+impl ClientTrust {
+    /// Trusts the CA certificates in a PEM file.
+    pub fn from_pem_file(path: &std::path::Path) -> Result<ClientTrust, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        add_roots(&mut roots, path)?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(provider()),
+        )
+        .build()
+        .map_err(|e| TlsError::Certificate {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+        Ok(ClientTrust {
+            verifier,
+            source: path.display().to_string(),
+        })
+    }
+
+    /// Whether `chain` (the client's certificate first) is trusted now; the error says why
+    /// not.
+    pub fn verify(&self, chain: &[CertificateDer<'static>]) -> Result<(), String> {
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return Err("the client sent no certificate".into());
+        };
+        self.verifier
+            .verify_client_cert(end_entity, intermediates, rustls_pki_types::UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| format!("client certificate not trusted by {}: {e}", self.source))
+    }
 }
 
 /// The name a TLS peer at host `name` must prove.
@@ -177,10 +283,28 @@ pub fn client(extra_ca: Option<&std::path::Path>) -> Result<TlsConnector, TlsErr
 
 /// A client-side TLS configuration trusting the certificates in `ca_file` (PEM): the
 /// server's own certificate (e.g. `sma serve --tls-dev-cert-out`) or the CA that signed it.
-pub fn connector(ca_file: &std::path::Path) -> Result<TlsConnector, TlsError> {
+/// With `identity`, that certificate is presented when the server asks for one (a voice
+/// connector with mutual TLS).
+pub fn connector(
+    ca_file: &std::path::Path,
+    identity: Option<&TlsFiles>,
+) -> Result<TlsConnector, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     add_roots(&mut roots, ca_file)?;
-    client_trusting(roots)
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some(files) => {
+            let (certs, key) = read_files(files)?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| TlsError::Config(e.to_string()))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 /// A TLS 1.2/1.3 client trusting `roots`.

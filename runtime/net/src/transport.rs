@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
-use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
@@ -119,7 +119,12 @@ pub struct Transports {
     tls_client: Option<(TlsConnector, Option<ServerName<'static>>)>,
     /// The name a destination's certificate must carry (a route's host), by address.
     tls_names: Arc<Mutex<HashMap<SocketAddr, ServerName<'static>>>>,
+    /// The certificate chains TLS clients presented, by peer address, while connected.
+    peer_certificates: Arc<Mutex<HashMap<SocketAddr, PeerChain>>>,
 }
+
+/// A TLS client's certificate chain, its own certificate first.
+pub type PeerChain = Arc<[CertificateDer<'static>]>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -163,6 +168,7 @@ impl Transports {
             tls_local: Vec::new(),
             tls_client: None,
             tls_names: Arc::default(),
+            peer_certificates: Arc::default(),
         };
         let mut bound = Vec::new();
         for spec in specs {
@@ -372,6 +378,15 @@ impl Transports {
             .await;
     }
 
+    /// The certificate chain the TLS client at `peer` presented, if it is connected and sent
+    /// one.
+    pub fn peer_certificates(&self, peer: SocketAddr) -> Option<PeerChain> {
+        self.peer_certificates
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&peer).cloned())
+    }
+
     /// Starts the reader and writer of a connection and records it.
     fn register<S>(
         &self,
@@ -392,6 +407,11 @@ impl Transports {
             this.connection(stream, peer, local, transport, rx).await;
             if let Ok(mut map) = this.connections.lock() {
                 map.remove(&(transport, peer));
+            }
+            if transport == Transport::Tls {
+                if let Ok(mut map) = this.peer_certificates.lock() {
+                    map.remove(&peer);
+                }
             }
             debug!(%peer, %transport, "connection closed");
         });
@@ -507,6 +527,11 @@ async fn accept_loop(
                         .await
                     {
                         Ok(Ok(tls_stream)) => {
+                            if let Some(chain) = tls_stream.get_ref().1.peer_certificates() {
+                                if let Ok(mut map) = transports.peer_certificates.lock() {
+                                    map.insert(peer, chain.to_vec().into());
+                                }
+                            }
                             transports.register(tls_stream, peer, local, transport);
                         }
                         Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),

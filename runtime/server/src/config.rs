@@ -693,6 +693,11 @@ pub struct TerminationEntry {
     /// PBXs and tools) need `MD5` first; MD5 alone is the weakest choice.
     #[serde(default)]
     pub digest_algorithms: Vec<String>,
+    /// Mutual TLS: the CA certificates (PEM) a PBX's client certificate must chain to. When
+    /// set, calls through the connector must come over TLS with such a certificate (403
+    /// otherwise).
+    #[serde(default)]
+    pub tls_client_ca_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub disabled: bool,
 }

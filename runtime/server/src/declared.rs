@@ -165,6 +165,14 @@ pub fn declare(file: &File) -> Result<Declared, ConfigError> {
                 )));
             }
         }
+        if let Some(path) = &entry.termination.tls_client_ca_file {
+            sma_net::tls::ClientTrust::from_pem_file(path).map_err(|e| {
+                bad(format!(
+                    "voice connector `{}`: tls_client_ca_file: {e}",
+                    entry.name
+                ))
+            })?;
+        }
         let host = entry.outbound_host_name.to_ascii_lowercase();
         if declared
             .connectors
@@ -248,6 +256,10 @@ pub fn declare(file: &File) -> Result<Declared, ConfigError> {
             declared: true,
             emergency_calling: None,
             digest_algorithms: t.digest_algorithms.clone(),
+            tls_client_ca_file: t
+                .tls_client_ca_file
+                .as_ref()
+                .map(|p| p.display().to_string()),
         });
     }
     for entry in &file.sip_rules {

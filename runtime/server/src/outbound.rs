@@ -344,6 +344,7 @@ mod tests {
             region: "us-east-1".into(),
             host: format!("{id}.voiceconnector.example"),
             require_encryption: false,
+            client_trust: None,
             allow: Vec::new(),
             calling_regions: Vec::new(),
             cps_limit: 0,

@@ -148,6 +148,24 @@ pub fn admit_source(
     Ok(())
 }
 
+/// Mutual TLS: whether the client certificate `chain` (none when the call did not come
+/// over TLS or the client sent none) is one `connector` trusts. Connectors without a client
+/// CA take any caller.
+pub fn admit_client_certificate(
+    connector: &VoiceConnector,
+    chain: Option<&[sma_net::tls::CertificateDer<'static>]>,
+) -> Result<(), String> {
+    let Some(trust) = &connector.client_trust else {
+        return Ok(());
+    };
+    let verdict = match (trust, chain) {
+        (Err(why), _) => Err(format!("its client CA file cannot be used: {why}")),
+        (Ok(_), None) => Err("no client certificate (mutual TLS is required)".into()),
+        (Ok(trust), Some(chain)) => trust.verify(chain),
+    };
+    verdict.map_err(|why| format!("voice connector {}: {why}", connector.name))
+}
+
 /// Whether an admitted (and authenticated) caller may dial `uri` through `connector`: its
 /// calling plan.
 pub fn admit_destination(connector: &VoiceConnector, uri: &Uri) -> Result<(), Refusal> {

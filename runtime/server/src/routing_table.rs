@@ -66,6 +66,9 @@ pub struct VoiceConnector {
     /// Where calls to the PBX behind it go (its origination settings).
     pub origination: Vec<OriginationRoute>,
     pub origination_disabled: bool,
+    /// Mutual TLS: who may present client certificates. `Err` when the CA file cannot be
+    /// used any more: the connector then refuses every call (never open by mistake).
+    pub client_trust: Option<Result<sma_net::tls::ClientTrust, String>>,
 }
 
 /// One origination route of a voice connector: the PBX it delivers calls to.
@@ -432,7 +435,14 @@ fn connector(vc: ConnectorRecord) -> VoiceConnector {
             sma_sip::auth::Algorithm::Md5,
         ];
     }
+    let client_trust = vc.tls_client_ca_file.as_ref().map(|path| {
+        sma_net::tls::ClientTrust::from_pem_file(std::path::Path::new(path)).map_err(|e| {
+            warn!(connector = %vc.voice_connector_id, error = %e, "client CA file unusable; the connector refuses calls");
+            e.to_string()
+        })
+    });
     VoiceConnector {
+        client_trust,
         digest_algorithms,
         arn: vc.voice_connector_arn.clone(),
         origination: routes,

@@ -106,7 +106,17 @@ impl CryptoAttribute {
     /// an MKI, several keys, or session parameters other than the window-size hint are
     /// refused with the reason: the line cannot be used, another one may.
     pub fn parse(value: &str) -> Result<CryptoAttribute, SrtpError> {
-        let malformed = || SrtpError::MalformedAttribute(value.chars().take(80).collect());
+        // The error names the line by tag and suite only: what follows is key material,
+        // which must never reach a log or a Warning header.
+        let named: String = value
+            .split_ascii_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(60)
+            .collect();
+        let malformed = || SrtpError::MalformedAttribute(named.clone());
         let mut parts = value.split_ascii_whitespace();
         let tag: u32 = parts
             .next()

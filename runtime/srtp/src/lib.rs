@@ -136,7 +136,7 @@ pub enum SrtpError {
     BadLifetime(String),
     #[error("session parameter `{0}` is not supported")]
     SessionParameter(String),
-    #[error("crypto attribute `{0}` is malformed")]
+    #[error("crypto attribute `{0} ...` is malformed (expected `<tag> <suite> inline:<base64 key||salt>[|lifetime]`)")]
     MalformedAttribute(String),
     #[error("not an RTP/RTCP packet: {0}")]
     Malformed(&'static str),

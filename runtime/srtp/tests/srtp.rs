@@ -216,6 +216,13 @@ fn crypto_attributes_parse_and_refuse_what_is_not_supported() {
     // Keys never reach a log through Debug.
     let key = MasterKey::generate(Suite::AesCm128HmacSha1_80).unwrap();
     assert!(!format!("{key:?}").contains(&key.inline()));
+    // Nor through the error of a malformed line (one without `inline:`): it names the line
+    // by tag and suite only.
+    let error = CryptoAttribute::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 {}", key.inline()))
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains(&key.inline()), "{error}");
+    assert!(error.contains("`1 AES_CM_128_HMAC_SHA1_80 ...`"), "{error}");
 }
 
 #[test]

@@ -349,6 +349,14 @@ pub struct VoiceConnector {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub digest_algorithms: Vec<String>,
+    /// Mutual TLS: the PEM file of CAs its PBXs' client certificates must chain to. Set in
+    /// `sma.toml` only (the model has no member for it).
+    #[serde(
+        rename = "sma:TlsClientCaFile",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tls_client_ca_file: Option<String>,
 }
 
 /// Where a voice connector's emergency calls go (`DNIS`).

@@ -207,6 +207,7 @@ pub fn create(ctx: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result
         declared: false,
         emergency_calling: None,
         digest_algorithms: Vec::new(),
+        tls_client_ca_file: None,
     };
     tx.put(&vc)?;
     Ok(wrap("VoiceConnector", public(&vc)))

@@ -9,7 +9,9 @@ use crate::call::actor::{
     self, CallContext, CallSetup, DialRequest, LegMedia, MediaUpdate, SignalSender, SipCommand,
     SipSignal,
 };
-use crate::routing::{self, admit_destination, admit_source, RateLimiter, Refusal, Route};
+use crate::routing::{
+    self, admit_client_certificate, admit_destination, admit_source, RateLimiter, Refusal, Route,
+};
 use crate::routing_table::{RoutingTable, VoiceConnector};
 use crate::sip::auth_guard::{AuthGuard, Verdict};
 use sma_actions::{CallDetails, Direction as LegDirection, Participant, ParticipantTag, Status};
@@ -928,6 +930,22 @@ impl Endpoint {
             Err(Refusal::EncryptionRequired) => {
                 info!(connector = %vc.id, %source, "termination refused: TLS required");
                 self.refuse(call, 403, "TLS is required", Headers::new(), now);
+                return Err(());
+            }
+        }
+        if vc.client_trust.is_some() {
+            let chain = (transport == sma_sip::Transport::Tls)
+                .then(|| self.transports.peer_certificates(source))
+                .flatten();
+            if let Err(why) = admit_client_certificate(vc, chain.as_deref()) {
+                info!(connector = %vc.id, %source, %why, "termination refused: client certificate");
+                self.refuse(
+                    call,
+                    403,
+                    "Client certificate not accepted",
+                    Headers::new(),
+                    now,
+                );
                 return Err(());
             }
         }
