@@ -181,7 +181,7 @@ fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
 
 /// The INVITE of seed 001 (a FreePBX/Asterisk trunk to a Chime voice connector), with real
 /// keys in place of its `EXAMPLE` placeholders and this test's RTP port.
-fn seed_invite(rtp_port: u16, keys: &[(u8, &str, String)], token: &str) -> String {
+fn seed_invite(rtp_port: u16, keys: &[(u8, &str, String)], target: &str) -> String {
     let mut sdp = format!(
         "v=0\r\no=- 1879046384 1879046384 IN IP4 127.0.0.1\r\ns=Asterisk\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/SAVP 0 8 101\r\n"
     );
@@ -192,10 +192,10 @@ fn seed_invite(rtp_port: u16, keys: &[(u8, &str, String)], token: &str) -> Strin
         "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=maxptime:140\r\na=sendrecv\r\n",
     );
     format!(
-        "INVITE sip:17035550122@{HOST};transport=tls;X-chime-join-token={token} SIP/2.0\r\n\
+        "INVITE {target} SIP/2.0\r\n\
 Via: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-seed-001-invite;alias\r\n\
 From: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed\r\n\
-To: <sip:17035550122@{HOST};transport=tls;X-chime-join-token={token}>\r\n\
+To: <{target}>\r\n\
 Contact: <sip:+15105550101@127.0.0.1:5061;transport=tls>\r\n\
 Call-ID: 5b1a3f9e-seed-001@pbx.example.com\r\n\
 CSeq: 29671 INVITE\r\n\
@@ -288,7 +288,11 @@ fn the_seed_invite_over_mutual_tls_is_answered_with_srtp_and_audio_flows_both_wa
         &server_cert,
         Some((&pbx_crt, &pbx_key)),
     );
-    pbx.send(&seed_invite(rtp_port, &lines, token));
+    pbx.send(&seed_invite(
+        rtp_port,
+        &lines,
+        &format!("sip:17035550122@{HOST};transport=tls;X-chime-join-token={token}"),
+    ));
     let ok = pbx.expect("SIP/2.0 200", Duration::from_secs(10), &serve);
     // The answer: RTP/SAVP with exactly one crypto line, the best suite, sma's own key.
     assert!(ok.contains("RTP/SAVP"), "{ok}");
@@ -469,5 +473,28 @@ fn a_connector_with_a_client_ca_refuses_callers_without_a_trusted_certificate() 
     );
     let (code, text) = call(Some((&pbx_crt, &pbx_key)));
     assert_eq!(code, Some(0), "{text}\n{}", serve.log());
+    // The `sips:` form: the answer's Contact is `sips:` too (RFC 3261 §8.1.1.8).
+    let mut pbx = TlsPeer::connect(
+        &serve.addr("tls").to_string(),
+        &server_cert,
+        Some((&pbx_crt, &pbx_key)),
+    );
+    let (_, inline) = key(Suite::AesCm128HmacSha1_80);
+    pbx.send(&seed_invite(
+        40000,
+        &[(1, "AES_CM_128_HMAC_SHA1_80", inline)],
+        &format!("sips:+12065550100@{HOST}"),
+    ));
+    let ok = pbx.expect("SIP/2.0 200", Duration::from_secs(10), &serve);
+    let contact = header(&ok, "Contact").expect("Contact");
+    assert!(contact.starts_with("<sips:"), "{ok}");
+    let to = header(&ok, "To").expect("To");
+    pbx.send(&format!(
+        "ACK sips:+12065550100@{HOST} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-sips-ack\r\nFrom: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed\r\nTo: {to}\r\nCall-ID: 5b1a3f9e-seed-001@pbx.example.com\r\nCSeq: 29671 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ));
+    pbx.send(&format!(
+        "BYE sips:+12065550100@{HOST} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-sips-bye\r\nFrom: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed\r\nTo: {to}\r\nCall-ID: 5b1a3f9e-seed-001@pbx.example.com\r\nCSeq: 29672 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ));
+    pbx.expect("SIP/2.0 200", Duration::from_secs(5), &serve);
     assert_ports_free((29600, 29699));
 }
