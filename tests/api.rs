@@ -162,6 +162,13 @@ fn a_migrating_teams_tooling_works_and_message_logs_show_the_exchanges() {
 }
 
 #[test]
+fn boto3_exercises_every_meetings_operation() {
+    let serve = Serve::start("", &["udp:127.0.0.1:0"], &[]);
+    let out = run(&venv("python"), "meetings.py", &serve, None, &[]);
+    assert!(out.ends_with("ok"), "{out}");
+}
+
+#[test]
 fn the_aws_cli_manages_applications_and_rules() {
     let webhook = update_aware_webhook();
     let serve = Serve::start("", &["udp:127.0.0.1:0"], &[]);

@@ -29,4 +29,36 @@ voice update-sip-rule --sip-rule-id "$rule" --name cli-rule --disabled >/dev/nul
 voice delete-sip-rule --sip-rule-id "$rule"
 voice delete-sip-media-application --sip-media-application-id "$id"
 [ "$(voice list-sip-media-applications | field '["SipMediaApplications"]')" = "[]" ]
+
+# chime-sdk-meetings: every operation sma implements.
+meetings() { "$aws" --endpoint-url "$url" --output json chime-sdk-meetings "$@"; }
+meeting=$(meetings create-meeting --client-request-token cli-1 --media-region us-east-1 \
+  --external-meeting-id cli-meeting --tags Key=via,Value=cli | field '["Meeting"]["MeetingId"]')
+arn=$(meetings get-meeting --meeting-id "$meeting" | field '["Meeting"]["MeetingArn"]')
+attendee=$(meetings create-attendee --meeting-id "$meeting" --external-user-id cli-user \
+  | field '["Attendee"]["AttendeeId"]')
+[ "$(meetings get-attendee --meeting-id "$meeting" --attendee-id "$attendee" \
+  | field '["Attendee"]["ExternalUserId"]')" = cli-user ]
+[ "$(meetings batch-create-attendee --meeting-id "$meeting" \
+  --attendees ExternalUserId=cli-2 ExternalUserId=cli-3 | field '["Attendees"].__len__()')" = 2 ]
+[ "$(meetings list-attendees --meeting-id "$meeting" | field '["Attendees"].__len__()')" = 3 ]
+[ "$(meetings update-attendee-capabilities --meeting-id "$meeting" --attendee-id "$attendee" \
+  --capabilities Audio=Receive,Video=None,Content=None | field '["Attendee"]["Capabilities"]["Audio"]')" = Receive ]
+meetings batch-update-attendee-capabilities-except --meeting-id "$meeting" \
+  --excluded-attendee-ids AttendeeId="$attendee" --capabilities Audio=Send,Video=None,Content=None
+[ "$(meetings list-attendees --meeting-id "$meeting" \
+  | field '["Attendees"]' | grep -o "'Send'" | wc -l)" = 2 ]
+meetings tag-resource --resource-arn "$arn" --tags Key=floor,Value=3
+meetings untag-resource --resource-arn "$arn" --tag-keys via
+[ "$(meetings list-tags-for-resource --resource-arn "$arn" | field '["Tags"][0]["Key"]')" = floor ]
+meetings delete-attendee --meeting-id "$meeting" --attendee-id "$attendee"
+with=$(meetings create-meeting-with-attendees --client-request-token cli-2 --media-region us-east-1 \
+  --external-meeting-id cli-two --attendees ExternalUserId=a1 ExternalUserId=a2 \
+  | field '["Meeting"]["MeetingId"]')
+meetings delete-meeting --meeting-id "$with"
+meetings delete-meeting --meeting-id "$meeting"
+if out=$(meetings get-meeting --meeting-id "$meeting" 2>&1); then
+  echo "a deleted meeting was found" >&2; exit 1
+fi
+grep -q NotFoundException <<<"$out" || { echo "unexpected error: $out" >&2; exit 1; }
 echo ok

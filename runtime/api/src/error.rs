@@ -35,6 +35,12 @@ impl ApiError {
         ApiError::new(400, "ResourceLimitExceededException", message)
     }
 
+    /// `chime-sdk-meetings`' limit error (the voice model calls its own
+    /// `ResourceLimitExceededException`).
+    pub fn meetings_limit_exceeded(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "LimitExceededException", message)
+    }
+
     pub fn throttled(message: impl Into<String>) -> ApiError {
         ApiError::new(429, "ThrottledClientException", message)
     }

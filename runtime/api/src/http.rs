@@ -79,7 +79,7 @@ fn error_response(e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
 impl Api {
     pub fn new(config: ApiConfig) -> Api {
         Api {
-            router: Router::chime_sdk_voice(),
+            router: Router::chime_sdk(),
             verifier: Verifier::new(config.access_keys, "chime")
                 .with_regions(config.deployment.regions.clone()),
             max_body: config.max_body_bytes,

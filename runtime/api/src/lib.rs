@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod http;
+pub mod meetings;
 pub mod routes;
 pub mod sigv4;
 pub mod voice;

@@ -1,6 +1,7 @@
-//! Which `chime-sdk-voice` operation a request is: the model's method and URI template for
-//! each of its operations (`model/routes.json`, generated from botocore's service model by
-//! `model/make_routes.py`), matched against the request.
+//! Which `chime-sdk-voice` or `chime-sdk-meetings` operation a request is: the models' method
+//! and URI template for each operation (`model/routes.json`, generated from botocore's
+//! service models by `model/make_routes.py`), matched against the request. The two models'
+//! paths do not overlap except for the tag operations, which are the same in both.
 //!
 //! A template is a path with `{label}` segments and, for some operations, a fixed query
 //! (`/tags?operation=tag-resource`): the request must carry that query pair, and among the
@@ -15,6 +16,7 @@ struct RouteEntry {
     method: String,
     uri: String,
     code: u16,
+    service: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -29,6 +31,8 @@ pub struct Route {
     pub method: String,
     /// The status of a success (200, 201, 202 or 204).
     pub code: u16,
+    /// `chime-sdk-voice` or `chime-sdk-meetings`.
+    pub service: String,
     segments: Vec<Segment>,
     /// `?operation=...`-style pairs the request must carry.
     query: Vec<(String, String)>,
@@ -50,7 +54,7 @@ pub struct Matched<'a> {
 /// Why no operation matched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
-    #[error("no operation of chime-sdk-voice has the path {0}")]
+    #[error("no operation of chime-sdk-voice or chime-sdk-meetings has the path {0}")]
     UnknownPath(String),
     #[error("{path} does not accept {method} (it accepts {allowed})")]
     WrongMethod {
@@ -99,8 +103,8 @@ pub struct Router {
 }
 
 impl Router {
-    /// The router for the bundled model.
-    pub fn chime_sdk_voice() -> Router {
+    /// The router for the bundled models.
+    pub fn chime_sdk() -> Router {
         Router::from_json(include_str!("../model/routes.json"))
             .unwrap_or_else(|e| panic!("the bundled model/routes.json is invalid: {e}"))
     }
@@ -126,6 +130,7 @@ impl Router {
                     name: e.name,
                     method: e.method,
                     code: e.code,
+                    service: e.service,
                     segments,
                     query: query_pairs(query),
                 }
@@ -201,8 +206,8 @@ mod tests {
 
     #[test]
     fn the_bundled_model_has_every_operation() {
-        let r = Router::chime_sdk_voice();
-        assert_eq!(r.routes().len(), 96);
+        let r = Router::chime_sdk();
+        assert_eq!(r.routes().len(), 109);
         let names: Vec<&str> = r.routes().iter().map(|r| r.name.as_str()).collect();
         for op in [
             "CreateSipMediaApplication",
@@ -211,14 +216,22 @@ mod tests {
             "PutVoiceConnectorTermination",
             "ListAvailableVoiceConnectorRegions",
             "TagResource",
+            "CreateMeeting",
+            "BatchUpdateAttendeeCapabilitiesExcept",
         ] {
             assert!(names.contains(&op), "{op}");
         }
+        let tags = r
+            .routes()
+            .iter()
+            .filter(|r| r.name == "TagResource")
+            .count();
+        assert_eq!(tags, 1, "the tag operations are listed once");
     }
 
     #[test]
     fn matches_paths_labels_and_fixed_queries() {
-        let r = Router::chime_sdk_voice();
+        let r = Router::chime_sdk();
         let m = r.find("GET", "/sip-media-applications/abc-123").unwrap();
         assert_eq!(m.route.name, "GetSipMediaApplication");
         assert_eq!(m.labels["sipMediaApplicationId"], "abc-123");
@@ -245,11 +258,38 @@ mod tests {
             )
             .unwrap();
         assert_eq!(m.route.name, "AssociatePhoneNumbersWithVoiceConnector");
+        let id = "5b1a3f9e-0000-4000-8000-00000000abcd";
+        let m = r
+            .find("POST", "/meetings?operation=create-attendees")
+            .unwrap();
+        assert_eq!(
+            (m.route.name.as_str(), m.route.service.as_str()),
+            ("CreateMeetingWithAttendees", "chime-sdk-meetings")
+        );
+        assert_eq!(
+            r.find("POST", "/meetings").unwrap().route.name,
+            "CreateMeeting"
+        );
+        let m = r
+            .find(
+                "POST",
+                &format!("/meetings/{id}/attendees?operation=batch-create"),
+            )
+            .unwrap();
+        assert_eq!(m.route.name, "BatchCreateAttendee");
+        assert_eq!(m.labels["MeetingId"], id);
+        let m = r
+            .find("DELETE", &format!("/meetings/{id}/attendees/{id}"))
+            .unwrap();
+        assert_eq!(
+            (m.route.name.as_str(), m.route.code),
+            ("DeleteAttendee", 204)
+        );
     }
 
     #[test]
     fn unknown_paths_and_methods_are_told_apart() {
-        let r = Router::chime_sdk_voice();
+        let r = Router::chime_sdk();
         assert_eq!(
             r.find("GET", "/nothing/here"),
             Err(RouteError::UnknownPath("/nothing/here".into()))

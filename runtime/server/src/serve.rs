@@ -350,7 +350,22 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
     let _api = if api_listen == "off" {
         None
     } else {
-        match start_api(&api_listen, &file, store.clone(), control.clone()).await {
+        // Telephony attendees dial in over TLS when there is a TLS listener.
+        let audio_host = bound
+            .iter()
+            .find(|b| b.spec.transport == sma_sip::Transport::Tls)
+            .or_else(|| bound.first())
+            .map(|b| b.advertised.to_string())
+            .unwrap_or_default();
+        match start_api(
+            &api_listen,
+            &file,
+            store.clone(),
+            control.clone(),
+            audio_host,
+        )
+        .await
+        {
             Ok(task) => Some(task),
             Err(e) => {
                 eprintln!("sma serve: {e}");
@@ -514,6 +529,7 @@ async fn start_api(
     file: &config::File,
     store: Arc<dyn Store>,
     control: Arc<Control>,
+    meeting_audio_host: String,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     let addr: std::net::SocketAddr = listen
         .parse()
@@ -545,6 +561,7 @@ async fn start_api(
                 ..Limits::default()
             },
             number_pool: file.api.number_pool().map_err(|e| e.to_string())?,
+            meeting_audio_host,
         },
         store,
         runtime: control,

@@ -473,3 +473,92 @@ impl Resource for E911Address {
         &self.address_external_id
     }
 }
+
+/// `chime-sdk-meetings` attendee capabilities: what an attendee may send and receive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttendeeCapabilities {
+    /// `SendReceive`, `Send`, `Receive` or `None`.
+    pub audio: String,
+    pub video: String,
+    pub content: String,
+}
+
+impl Default for AttendeeCapabilities {
+    fn default() -> AttendeeCapabilities {
+        AttendeeCapabilities {
+            audio: "SendReceive".into(),
+            video: "SendReceive".into(),
+            content: "SendReceive".into(),
+        }
+    }
+}
+
+/// An attendee of a meeting, as `CreateAttendee` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Attendee {
+    pub external_user_id: String,
+    pub attendee_id: String,
+    /// Unguessable (256 random bits), bound to this attendee; what a dial-in presents.
+    pub join_token: String,
+    pub capabilities: AttendeeCapabilities,
+}
+
+/// A meeting (`chime-sdk-meetings`), with its attendees: one document, so creating or
+/// deleting attendees is one write and a meeting never has half its attendees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Meeting {
+    pub meeting_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meeting_host_id: Option<String>,
+    pub external_meeting_id: String,
+    pub media_region: String,
+    pub media_placement: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meeting_features: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_meeting_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenant_ids: Vec<String>,
+    pub meeting_arn: String,
+    #[serde(rename = "sma:ClientRequestToken", default)]
+    pub client_request_token: String,
+    #[serde(rename = "sma:NotificationsConfiguration", default)]
+    pub notifications: Option<Value>,
+    #[serde(rename = "sma:Attendees", default)]
+    pub attendees: Vec<Attendee>,
+    /// How many attendees it may have (`MeetingFeatures.Attendee.MaxCount`, else the
+    /// deployment's limit).
+    #[serde(rename = "sma:MaxAttendees", default)]
+    pub max_attendees: usize,
+    #[serde(rename = "sma:Tags", default)]
+    pub tags: Vec<Tag>,
+    /// Epoch ms of creation, for the end-when-empty rule.
+    #[serde(rename = "sma:CreatedMs", default)]
+    pub created_ms: u64,
+}
+
+impl Resource for Meeting {
+    const KIND: &'static str = "meeting";
+    fn id(&self) -> &str {
+        &self.meeting_id
+    }
+}
+
+/// Where a join token leads: its meeting and attendee (the token is the document id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JoinToken {
+    pub join_token: String,
+    pub meeting_id: String,
+    pub attendee_id: String,
+}
+
+impl Resource for JoinToken {
+    const KIND: &'static str = "join-token";
+    fn id(&self) -> &str {
+        &self.join_token
+    }
+}

@@ -74,6 +74,29 @@ pub trait Runtime: Send + Sync {
     fn create_call(&self, call: OutboundCall) -> Result<String, CreateCallError>;
     /// The last SIP request a voice connector's PBX sent: (epoch ms, source address).
     fn termination_health(&self, voice_connector_id: &str) -> Option<(u64, String)>;
+    /// What running calls must do about a committed change (meetings ended, attendees
+    /// deleted or given new capabilities).
+    fn apply(&self, effect: Effect) {
+        let _ = effect;
+    }
+}
+
+/// A committed change the running calls must follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// `DeleteMeeting` (or the meeting ended): everyone in it is released.
+    MeetingEnded { meeting_id: String },
+    /// `DeleteAttendee`: that attendee's calls leave the meeting.
+    AttendeeDeleted {
+        meeting_id: String,
+        attendee_id: String,
+    },
+    /// `UpdateAttendeeCapabilities` and its batch form.
+    CapabilitiesChanged {
+        meeting_id: String,
+        attendee_id: String,
+        capabilities: sma_store::records::AttendeeCapabilities,
+    },
 }
 
 /// Limits the service enforces (documented in `examples/sma.toml`).
@@ -84,6 +107,8 @@ pub struct Limits {
     pub tags_per_resource: usize,
     pub numbers_per_order: usize,
     pub batch_items: usize,
+    /// Attendees one meeting may have (`MeetingFeatures.Attendee.MaxCount` may lower it).
+    pub attendees_per_meeting: usize,
 }
 
 impl Default for Limits {
@@ -94,6 +119,7 @@ impl Default for Limits {
             tags_per_resource: 50,
             numbers_per_order: 500,
             batch_items: 500,
+            attendees_per_meeting: 250,
         }
     }
 }
@@ -109,6 +135,9 @@ pub struct Deployment {
     pub limits: Limits,
     /// Numbers that may be ordered (`SearchAvailablePhoneNumbers`).
     pub number_pool: Vec<PoolEntry>,
+    /// Where telephony attendees reach meetings (`host:port` of the SIP listener), shown as
+    /// a meeting's `MediaPlacement.AudioHostUrl`.
+    pub meeting_audio_host: String,
 }
 
 /// One request, after routing: the URI labels (decoded), query pairs and body.
@@ -190,9 +219,15 @@ pub struct Service {
 pub(crate) struct Ctx<'a> {
     pub deployment: &'a Deployment,
     pub runtime: &'a dyn Runtime,
+    /// Applied once the operation's transaction commits (dropped if it does not).
+    effects: std::cell::RefCell<Vec<Effect>>,
 }
 
 impl Ctx<'_> {
+    pub fn effect(&self, effect: Effect) {
+        self.effects.borrow_mut().push(effect);
+    }
+
     pub fn arn(&self, region: &str, kind: &str, id: &str) -> String {
         sma_store::records::arn(region, &self.deployment.account_id, kind, id)
     }
@@ -216,7 +251,7 @@ impl Ctx<'_> {
     }
 }
 
-type Operation = fn(&Ctx<'_>, &mut dyn Tx, &OpRequest<'_>) -> Result<Reply, ApiError>;
+pub(crate) type Operation = fn(&Ctx<'_>, &mut dyn Tx, &OpRequest<'_>) -> Result<Reply, ApiError>;
 
 fn operation(name: &str) -> Option<Operation> {
     Some(match name {
@@ -291,6 +326,11 @@ fn operation(name: &str) -> Option<Operation> {
     })
 }
 
+/// A `chime-sdk-voice` or `chime-sdk-meetings` operation by name.
+fn any_operation(name: &str) -> Option<Operation> {
+    operation(name).or_else(|| crate::meetings::operation(name))
+}
+
 /// `ListAvailableVoiceConnectorRegions`: the regions this deployment serves.
 fn regions(ctx: &Ctx<'_>, _: &mut dyn Tx, _: &OpRequest<'_>) -> Result<Reply, ApiError> {
     Ok(wrap(
@@ -314,7 +354,7 @@ impl Service {
 
     /// Whether this runtime implements the operation.
     pub fn supports(name: &str) -> bool {
-        operation(name).is_some()
+        any_operation(name).is_some()
     }
 
     /// Runs operation `name` in one transaction. `writes` says whether it may change the
@@ -325,20 +365,40 @@ impl Service {
         writes: bool,
         request: &OpRequest<'_>,
     ) -> Result<Reply, ApiError> {
-        let op = operation(name).ok_or_else(|| {
+        let op = any_operation(name).ok_or_else(|| {
             ApiError::bad_request(format!("{name} is not supported by this runtime"))
         })?;
         let ctx = Ctx {
             deployment: &self.deployment,
             runtime: self.runtime.as_ref(),
+            effects: Default::default(),
         };
         let mut tx = self.store.begin()?;
         let reply = op(&ctx, tx.as_mut(), request)?;
         if writes {
             tx.commit()?;
             self.runtime.store_changed();
+            for effect in ctx.effects.take() {
+                self.runtime.apply(effect);
+            }
         }
         Ok(reply)
+    }
+
+    /// Runs `work` in one transaction with the operations' context, committing when it
+    /// succeeds and applying its effects (the runtime's own changes: a meeting that ended
+    /// with nobody in it, a dial-in looking up its token).
+    pub fn with_store<T>(
+        &self,
+        work: impl FnOnce(&mut dyn Tx) -> Result<(T, Vec<Effect>), ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut tx = self.store.begin()?;
+        let (value, effects) = work(tx.as_mut())?;
+        tx.commit()?;
+        for effect in effects {
+            self.runtime.apply(effect);
+        }
+        Ok(value)
     }
 }
 
@@ -457,6 +517,7 @@ mod tests {
                     ..Limits::default()
                 },
                 number_pool: Vec::new(),
+                meeting_audio_host: "127.0.0.1:5061".into(),
             },
         )
     }

@@ -1,11 +1,13 @@
-//! Tags on SIP media applications, voice connectors and phone numbers (by ARN), and the
-//! account's global settings.
+//! Tags on SIP media applications, voice connectors, phone numbers and meetings (by ARN; the
+//! tag operations are the same in both models), and the account's global settings.
 
 use super::{validate, Ctx, OpRequest, Reply};
 use crate::error::ApiError;
 use serde::Deserialize;
 use serde_json::json;
-use sma_store::records::{GlobalSettings, PhoneNumber, SipMediaApplication, Tag, VoiceConnector};
+use sma_store::records::{
+    GlobalSettings, Meeting, PhoneNumber, SipMediaApplication, Tag, VoiceConnector,
+};
 use sma_store::Tx;
 
 #[derive(Deserialize)]
@@ -29,6 +31,7 @@ enum Tagged {
     Application(SipMediaApplication),
     Connector(VoiceConnector),
     Number(PhoneNumber),
+    Meeting(Meeting),
 }
 
 impl Tagged {
@@ -37,6 +40,7 @@ impl Tagged {
             Tagged::Application(a) => &mut a.tags,
             Tagged::Connector(v) => &mut v.tags,
             Tagged::Number(n) => &mut n.tags,
+            Tagged::Meeting(m) => &mut m.tags,
         }
     }
 
@@ -45,6 +49,7 @@ impl Tagged {
             Tagged::Application(a) => tx.put(a)?,
             Tagged::Connector(v) => tx.put(v)?,
             Tagged::Number(n) => tx.put(n)?,
+            Tagged::Meeting(m) => tx.put(m)?,
         }
         Ok(())
     }
@@ -72,6 +77,10 @@ fn find(tx: &mut dyn Tx, arn: &str) -> Result<Tagged, ApiError> {
             .get::<PhoneNumber>(id)?
             .filter(|n| n.phone_number_arn == arn)
             .map(Tagged::Number),
+        "meeting" => tx
+            .get::<Meeting>(id)?
+            .filter(|m| m.meeting_arn == arn)
+            .map(Tagged::Meeting),
         _ => None,
     };
     found.ok_or_else(not_found)
