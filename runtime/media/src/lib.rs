@@ -19,10 +19,12 @@
 //! - [`leg`]: a call leg's sockets and receive task (the IO shell).
 //! - [`bridge`]: media between two legs: a relay without decoding, or PCM through the
 //!   other leg's output.
+//! - [`conference`]: meetings mixed at 16 kHz on one clock (mix-minus, loudest talkers).
 //! - [`storage`]: where buckets (prompts read, recordings written) live on disk.
 
 pub mod bridge;
 pub mod codec;
+pub mod conference;
 pub mod denoise;
 pub mod dtmf;
 pub mod jitter;

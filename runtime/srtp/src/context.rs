@@ -2,14 +2,14 @@
 
 use super::kdf::{self, derive};
 use super::{MasterKey, SrtpError, Suite};
-use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
+use aes::cipher::{BlockEncrypt, KeyInit};
 use aes::{Aes128, Aes256};
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Aes256Gcm, Nonce, Tag};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Which way a context's packets go (for logs and counters; the transforms are the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,20 +79,33 @@ impl SessionKeys {
         iv
     }
 
-    /// Counter-mode encryption (or decryption) of `data` at `iv`.
+    /// Counter-mode encryption (or decryption) of `data` at `iv`: the counter blocks are
+    /// encrypted in place with the session's cipher by reference. (Wrapping the cipher in
+    /// `ctr::Ctr128BE` needs a clone of the whole key schedule per packet, zeroised again
+    /// on drop: measured at a third of the protect cost with many calls in flight.)
     fn keystream(&self, iv: [u8; 16], data: &mut [u8]) {
-        match &self.cipher {
-            Cipher::Cm128(aes) => ctr::Ctr128BE::<Aes128>::from_core(ctr::CtrCore::inner_iv_init(
-                (**aes).clone(),
-                &iv.into(),
-            ))
-            .apply_keystream(data),
-            Cipher::Cm256(aes) => ctr::Ctr128BE::<Aes256>::from_core(ctr::CtrCore::inner_iv_init(
-                (**aes).clone(),
-                &iv.into(),
-            ))
-            .apply_keystream(data),
-            Cipher::Gcm128(_) | Cipher::Gcm256(_) => {}
+        /// Blocks encrypted per call: a 20 ms G.711 payload (160 bytes) is 10.
+        const BATCH: usize = 16;
+        let counter = u128::from_be_bytes(iv);
+        let mut blocks = [aes::Block::default(); BATCH];
+        for (n, chunk) in data.chunks_mut(16 * BATCH).enumerate() {
+            let count = chunk.len().div_ceil(16);
+            for (i, block) in blocks[..count].iter_mut().enumerate() {
+                // RFC 3711 §4.1.1: the low 16 bits count blocks, wrapping within the packet.
+                let c = counter.wrapping_add((n * BATCH + i) as u128);
+                block.copy_from_slice(&c.to_be_bytes());
+            }
+            match &self.cipher {
+                Cipher::Cm128(aes) => aes.encrypt_blocks(&mut blocks[..count]),
+                Cipher::Cm256(aes) => aes.encrypt_blocks(&mut blocks[..count]),
+                Cipher::Gcm128(_) | Cipher::Gcm256(_) => return,
+            }
+            for (byte, key) in chunk.iter_mut().zip(blocks.iter().flat_map(|b| b.iter())) {
+                *byte ^= key;
+            }
+        }
+        for block in &mut blocks {
+            block.as_mut_slice().zeroize();
         }
     }
 
