@@ -100,8 +100,10 @@ impl SessionKeys {
                 Cipher::Cm256(aes) => aes.encrypt_blocks(&mut blocks[..count]),
                 Cipher::Gcm128(_) | Cipher::Gcm256(_) => return,
             }
-            for (byte, key) in chunk.iter_mut().zip(blocks.iter().flat_map(|b| b.iter())) {
-                *byte ^= key;
+            for (bytes, key) in chunk.chunks_mut(16).zip(&blocks) {
+                for (byte, k) in bytes.iter_mut().zip(key.iter()) {
+                    *byte ^= k;
+                }
             }
         }
         for block in &mut blocks {
