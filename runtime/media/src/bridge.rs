@@ -235,7 +235,7 @@ impl PcmPipe {
     }
 
     /// Takes up to `n` samples into `out`; returns how many there were.
-    pub(crate) fn take(&self, n: usize, out: &mut Vec<i16>) -> usize {
+    pub fn take(&self, n: usize, out: &mut Vec<i16>) -> usize {
         let mut state = lock(&self.state);
         let n = n.min(state.samples.len());
         out.extend(state.samples.drain(..n));

@@ -172,6 +172,9 @@ pub struct ApiSection {
     /// Phone numbers one voice connector (or group) may have.
     #[serde(default = "default_numbers_per_vc")]
     pub max_numbers_per_voice_connector: usize,
+    /// Attendees one meeting may have (`MeetingFeatures.Attendee.MaxCount` may lower it).
+    #[serde(default = "default_attendees_per_meeting")]
+    pub max_attendees_per_meeting: usize,
     /// Numbers clients may find with `SearchAvailablePhoneNumbers` and then order.
     #[serde(default)]
     pub number_pool: Vec<NumberPoolEntry>,
@@ -274,6 +277,10 @@ fn default_numbers_per_vc() -> usize {
     10_000
 }
 
+fn default_attendees_per_meeting() -> usize {
+    250
+}
+
 /// Where the store keeps the resources (SQLite).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -330,6 +337,7 @@ impl Default for ApiSection {
             max_body_bytes: default_api_body(),
             voice_connector_domain: default_vc_domain(),
             max_numbers_per_voice_connector: default_numbers_per_vc(),
+            max_attendees_per_meeting: default_attendees_per_meeting(),
             number_pool: Vec::new(),
         }
     }

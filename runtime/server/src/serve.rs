@@ -558,6 +558,7 @@ async fn start_api(
             voice_connector_domain: file.api.voice_connector_domain.clone(),
             limits: Limits {
                 numbers_per_voice_connector: file.api.max_numbers_per_voice_connector,
+                attendees_per_meeting: file.api.max_attendees_per_meeting,
                 ..Limits::default()
             },
             number_pool: file.api.number_pool().map_err(|e| e.to_string())?,
