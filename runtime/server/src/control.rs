@@ -185,4 +185,22 @@ impl Runtime for Control {
     fn termination_health(&self, voice_connector_id: &str) -> Option<(u64, String)> {
         self.table.termination_health(voice_connector_id)
     }
+
+    /// The meeting lifecycle, in the log. (Releasing the calls of a meeting that ended comes
+    /// with the conference joins, issue 24.)
+    fn apply(&self, effect: sma_api::voice::Effect) {
+        use sma_api::voice::Effect;
+        match effect {
+            Effect::MeetingEnded { meeting_id } => info!(meeting = %meeting_id, "meeting ended"),
+            Effect::AttendeeDeleted {
+                meeting_id,
+                attendee_id,
+            } => info!(meeting = %meeting_id, attendee = %attendee_id, "attendee deleted"),
+            Effect::CapabilitiesChanged {
+                meeting_id,
+                attendee_id,
+                capabilities,
+            } => info!(meeting = %meeting_id, attendee = %attendee_id, audio = %capabilities.audio, "attendee capabilities changed"),
+        }
+    }
 }

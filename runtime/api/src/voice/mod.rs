@@ -377,7 +377,10 @@ impl Service {
         let reply = op(&ctx, tx.as_mut(), request)?;
         if writes {
             tx.commit()?;
-            self.runtime.store_changed();
+            // Meetings are not routing: their changes reach the runtime as effects only.
+            if operation(name).is_some() {
+                self.runtime.store_changed();
+            }
             for effect in ctx.effects.take() {
                 self.runtime.apply(effect);
             }
