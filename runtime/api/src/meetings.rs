@@ -252,8 +252,9 @@ fn new_meeting(
     if let Some(primary) = &input.primary_meeting_id {
         two_to_64("PrimaryMeetingId", primary)?;
     }
+    let given = input.tenant_ids.is_some();
     let tenant_ids = input.tenant_ids.take().unwrap_or_default();
-    if input.tenant_ids.is_some() || !tenant_ids.is_empty() {
+    if given {
         validate::count("TenantIds", tenant_ids.len(), 1, 5)?;
     }
     for t in &tenant_ids {

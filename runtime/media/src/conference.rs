@@ -120,6 +120,8 @@ struct Upsampler {
     taps: [f32; HALF_BAND_TAPS],
     /// The last `2 * HALF_BAND_TAPS` input samples.
     history: Vec<f32>,
+    /// History and input together (kept to reuse its allocation).
+    x: Vec<f32>,
 }
 
 impl Upsampler {
@@ -127,6 +129,7 @@ impl Upsampler {
         Upsampler {
             taps,
             history: vec![0.0; 2 * HALF_BAND_TAPS],
+            x: Vec::new(),
         }
     }
 
@@ -146,7 +149,8 @@ impl Upsampler {
     /// Appends `2 * input.len()` samples to `out`.
     fn process(&mut self, input: &[i16], out: &mut Vec<f32>) {
         let n = HALF_BAND_TAPS;
-        let mut x: Vec<f32> = Vec::with_capacity(self.history.len() + input.len());
+        let mut x = std::mem::take(&mut self.x);
+        x.clear();
         x.extend_from_slice(&self.history);
         x.extend(input.iter().map(|s| f32::from(*s)));
         // Output pair for input position i (delayed by n): the sample itself, then the
@@ -160,6 +164,7 @@ impl Upsampler {
             }
             out.push(acc);
         }
+        self.x = x;
         self.skip(input);
     }
 }
@@ -169,6 +174,7 @@ impl Upsampler {
 struct Downsampler {
     taps: [f32; HALF_BAND_TAPS],
     history: Vec<f32>,
+    x: Vec<f32>,
 }
 
 impl Downsampler {
@@ -176,13 +182,15 @@ impl Downsampler {
         Downsampler {
             taps,
             history: vec![0.0; 4 * HALF_BAND_TAPS],
+            x: Vec::new(),
         }
     }
 
     /// `input` (an even number of samples) → half as many samples appended to `out`.
     fn process(&mut self, input: &[f32], out: &mut Vec<i16>) {
         let n = 2 * HALF_BAND_TAPS;
-        let mut x: Vec<f32> = Vec::with_capacity(self.history.len() + input.len());
+        let mut x = std::mem::take(&mut self.x);
+        x.clear();
         x.extend_from_slice(&self.history);
         x.extend_from_slice(input);
         let mut i = n;
@@ -198,6 +206,7 @@ impl Downsampler {
         let total = x.len();
         self.history.clear();
         self.history.extend_from_slice(&x[total - keep..]);
+        self.x = x;
     }
 }
 
@@ -252,6 +261,10 @@ struct Room {
     /// The shared mix's conversion state per output rate (continuity across ticks).
     shared_down: HashMap<u32, Downsampler>,
     shared_general: HashMap<u32, StreamResampler>,
+    /// Per-tick scratch, kept for its allocations: the talkers chosen, and the shared mix
+    /// at each listener rate.
+    talkers: Vec<usize>,
+    shared: Vec<(u32, Vec<i16>)>,
 }
 
 /// What one tick did, for the clock's statistics.
@@ -471,12 +484,12 @@ fn mix_room(
         };
     }
     // 2. The loudest talkers who may be heard.
-    let mut talkers: Vec<usize> = (0..room.participants.len())
-        .filter(|&i| {
-            let p = &room.participants[i];
-            p.may_send() && p.level >= threshold
-        })
-        .collect();
+    let mut talkers = std::mem::take(&mut room.talkers);
+    talkers.clear();
+    talkers.extend((0..room.participants.len()).filter(|&i| {
+        let p = &room.participants[i];
+        p.may_send() && p.level >= threshold
+    }));
     talkers.sort_by(|&a, &b| {
         room.participants[b]
             .level
@@ -533,7 +546,9 @@ fn mix_room(
         }
         p.selected = chosen;
     }
-    if talkers.is_empty() {
+    let mixed = talkers.len();
+    room.talkers = talkers;
+    if mixed == 0 {
         // Nobody talks: nothing is sent to the outputs, which play silence on their own.
         // The shared conversion state forgets the last mix (its tail is silence too).
         room.shared_down.clear();
@@ -541,7 +556,11 @@ fn mix_room(
         return 0;
     }
     // 3. Mix-minus: the listeners not talking share one conversion per rate.
-    let mut shared: HashMap<u32, Vec<i16>> = HashMap::new();
+    let mut shared = std::mem::take(&mut room.shared);
+    for (_, audio) in &mut shared {
+        audio.clear();
+    }
+    let mut done: [Option<u32>; 4] = [None; 4];
     for p in &mut room.participants {
         if !p.capability.receive {
             continue;
@@ -562,7 +581,10 @@ fn mix_room(
             continue;
         }
         let rate = p.rate;
-        if let std::collections::hash_map::Entry::Vacant(slot) = shared.entry(rate) {
+        if !done.contains(&Some(rate)) {
+            if let Some(slot) = done.iter_mut().find(|d| d.is_none()) {
+                *slot = Some(rate);
+            }
             shared_out.clear();
             match rate {
                 MIX_RATE => shared_out.extend(total.iter().map(|s| saturate(*s))),
@@ -586,13 +608,17 @@ fn mix_room(
                     }
                 }
             }
-            slot.insert(shared_out.clone());
+            match shared.iter_mut().find(|(r, _)| *r == rate) {
+                Some((_, audio)) => audio.extend_from_slice(shared_out),
+                None => shared.push((rate, shared_out.clone())),
+            }
         }
-        if let Some(audio) = shared.get(&rate) {
+        if let Some((_, audio)) = shared.iter().find(|(r, _)| *r == rate) {
             p.output.push(audio);
         }
     }
-    talkers.len()
+    room.shared = shared;
+    mixed
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

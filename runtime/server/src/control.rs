@@ -200,7 +200,9 @@ impl Runtime for Control {
                 meeting_id,
                 attendee_id,
                 capabilities,
-            } => info!(meeting = %meeting_id, attendee = %attendee_id, audio = %capabilities.audio, "attendee capabilities changed"),
+            } => {
+                info!(meeting = %meeting_id, attendee = %attendee_id, audio = %capabilities.audio, "attendee capabilities changed")
+            }
         }
     }
 }
