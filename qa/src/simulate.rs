@@ -404,6 +404,30 @@ pub async fn simulate(
                     engine.on_leg_ended(&command.call_id, status);
                     continue;
                 }
+                if let Action::JoinChimeMeeting(j) = &command.action {
+                    // The meeting takes any non-empty token: its side joins as LEG-B, with the
+                    // contract's placeholder numbers.
+                    if j.join_token.trim().is_empty() {
+                        engine.on_action_done(
+                            command.id,
+                            Outcome::Failed {
+                                error_type: "InvalidActionParameter".into(),
+                                message: "JoinToken parameter value is invalid.".into(),
+                            },
+                        );
+                    } else {
+                        if !answered {
+                            answered = true;
+                            engine.on_leg_answered(LEG);
+                        }
+                        let mut meeting =
+                            bridged_party(&command.action, format!("{LEG_B}-meeting"));
+                        meeting.to = "+17035550122".into();
+                        meeting.from = "SMA".into();
+                        engine.on_bridged(command.id, meeting);
+                    }
+                    continue;
+                }
                 if let Action::CallAndBridge(_) = command.action {
                     // The bridged party answers at once unless the script says otherwise.
                     let item = match script.peek() {

@@ -1056,9 +1056,7 @@ impl CallEngine {
 /// contract's `SystemException`, as the hosted service fails an action it cannot run.
 fn unsupported(action: &Action) -> Option<String> {
     match action {
-        Action::JoinChimeMeeting(_)
-        | Action::ModifyChimeMeetingAttendees(_)
-        | Action::StartBotConversation(_) => Some(format!(
+        Action::StartBotConversation(_) => Some(format!(
             "System error while running action: {} is not supported by this runtime yet.",
             action.name()
         )),

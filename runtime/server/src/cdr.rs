@@ -39,6 +39,11 @@ pub struct CallRecord {
     /// Where an outbound leg went (the route or carrier it was placed on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// The meeting the leg joined (`JoinChimeMeeting`), and as which attendee.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meeting_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attendee_id: Option<String>,
     #[serde(skip)]
     answered_at: Option<std::time::Instant>,
     #[serde(skip)]
@@ -69,6 +74,8 @@ impl CallRecord {
             failures: Vec::new(),
             mos: None,
             route: None,
+            meeting_id: None,
+            attendee_id: None,
             answered_at: None,
             ended_at: None,
         }
@@ -99,6 +106,12 @@ impl CallRecord {
             attempt.error,
             attempt.error.kind()
         ));
+    }
+
+    /// The leg joined `meeting` as `attendee`.
+    pub fn meeting(&mut self, meeting: &str, attendee: &str) {
+        self.meeting_id = Some(meeting.to_owned());
+        self.attendee_id = Some(attendee.to_owned());
     }
 
     pub fn invocation_failure(&mut self, why: &str) {

@@ -186,10 +186,10 @@ impl Runtime for Control {
         self.table.termination_health(voice_connector_id)
     }
 
-    /// The meeting lifecycle, in the log. (Releasing the calls of a meeting that ended comes
-    /// with the conference joins, issue 24.)
+    /// The meeting lifecycle, in the log; the calls in the meeting follow the change.
     fn apply(&self, effect: sma_api::voice::Effect) {
         use sma_api::voice::Effect;
+        self.calls.meeting_changed(&effect);
         match effect {
             Effect::MeetingEnded { meeting_id } => info!(meeting = %meeting_id, "meeting ended"),
             Effect::AttendeeDeleted {

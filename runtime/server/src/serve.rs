@@ -321,6 +321,17 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         .find(|b| b.spec.transport == Transport::Udp)
         .or_else(|| bound.first())
         .map(|b| (b.advertised, b.spec.transport));
+    let meetings = match crate::call::meeting::Meetings::start(
+        store.clone(),
+        sma_media::conference::ConferenceConfig::default(),
+        file.api.max_attendees_per_meeting,
+    ) {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            eprintln!("sma serve: cannot start the conference mixer: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let ctx = Arc::new(CallContext {
         pacer: Pacer::with_settings(PacerSettings {
             realtime_priority: match file.media.pacer_realtime_priority {
@@ -345,6 +356,7 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         carriers: Arc::new(carriers),
         on_net,
         route_response_timeout: Duration::from_millis(calls.route_response_timeout_ms.max(100)),
+        meetings,
     });
     let api_listen = args.api_listen.clone().unwrap_or(file.api.listen.clone());
     let _api = if api_listen == "off" {

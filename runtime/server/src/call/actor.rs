@@ -157,6 +157,8 @@ pub struct CallContext {
     pub on_net: Option<(SocketAddr, Transport)>,
     /// A route that gives no response at all in this time is abandoned for the next.
     pub route_response_timeout: Duration,
+    /// Meetings calls join (`JoinChimeMeeting`) and their mixer.
+    pub meetings: Arc<super::meeting::Meetings>,
 }
 
 /// A leg's negotiated media and its sockets, as an inbound call starts with them.
@@ -224,6 +226,8 @@ pub(super) enum Msg {
     UpdateRequested(serde_json::Map<String, Value>),
     /// A route's host was resolved (dial `token`).
     Resolved(u64, Result<SocketAddr, String>),
+    /// The meetings API changed a meeting (deleted it, or an attendee, or capabilities).
+    Meeting(sma_api::voice::Effect),
 }
 
 /// Calls in progress by TransactionId, so the management API can reach them.
@@ -241,6 +245,13 @@ impl CallRegistry {
         std::collections::HashMap<String, (String, mpsc::UnboundedSender<Msg>)>,
     > {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells every call of a meetings API change; the calls in that meeting follow it.
+    pub fn meeting_changed(&self, effect: &sma_api::voice::Effect) {
+        for (_, tx) in self.lock().values() {
+            let _ = tx.send(Msg::Meeting(effect.clone()));
+        }
     }
 
     /// Delivers `CALL_UPDATE_REQUESTED` to the call `transaction_id` of application
@@ -378,6 +389,8 @@ pub(super) struct Actor {
     pub running: Option<(usize, Running)>,
     /// A `CallAndBridge` placing its second leg.
     pub dialing: Option<Dialing>,
+    /// LEG-A in a meeting (`JoinChimeMeeting`).
+    pub meeting: Option<super::meeting::MeetingLeg>,
     /// The two legs whose media is connected.
     pub bridge: Option<(usize, usize)>,
     pub next_play: u64,
@@ -446,6 +459,7 @@ async fn run_outbound(ctx: Arc<CallContext>, setup: OutboundSetup) {
         legs: Vec::new(),
         running: None,
         dialing: None,
+        meeting: None,
         bridged_at: None,
         bridge: None,
         next_play: 1,
@@ -502,6 +516,7 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
         legs: vec![leg],
         running: None,
         dialing: None,
+        meeting: None,
         bridged_at: None,
         bridge: None,
         next_play: 1,
@@ -773,6 +788,7 @@ impl Actor {
                 }
             }
             Msg::Resolved(token, result) => self.on_resolved(token, result, now),
+            Msg::Meeting(effect) => self.on_meeting_effect(effect),
         }
     }
 
@@ -831,6 +847,9 @@ impl Actor {
         }
         if self.bridge.is_some_and(|(a, b)| a == i || b == i) {
             self.unbridge();
+        }
+        if self.meeting.as_ref().is_some_and(|m| m.leg == i) {
+            self.leave_meeting(0);
         }
         self.stop_media(i);
         let id = self.legs[i].id.clone();

@@ -851,7 +851,7 @@ impl Actor {
     /// there (a prompt to one leg interrupts the bridged audio on that leg only) and the leg
     /// is not on hold.
     pub(super) fn refresh_bridge(&mut self) {
-        if self.bridge.is_none() {
+        if self.bridge.is_none() && self.meeting.is_none() {
             return;
         }
         for leg in self.legs.iter_mut() {

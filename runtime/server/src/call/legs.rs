@@ -301,6 +301,25 @@ impl Actor {
         let id = command.id;
         let name = command.action.name();
         debug!(action = name, id, leg = %command.call_id, "starting action");
+        if let Action::ModifyChimeMeetingAttendees(m) = &command.action {
+            let m = m.clone();
+            return self.modify_attendees(id, &m);
+        }
+        if self.is_meeting_leg(&command.call_id) {
+            // LEG-B of a meeting join: hanging it up leaves the meeting; nothing else runs
+            // on the meeting's side.
+            return match &command.action {
+                Action::Hangup(_) => {
+                    self.engine.on_action_done(id, Outcome::Silent);
+                    self.leave_meeting(0);
+                }
+                _ => self.fail(
+                    id,
+                    "InvalidActionParameter",
+                    "CallId or ParticipantTag parameter for action is invalid.",
+                ),
+            };
+        }
         let Some(i) = self.leg_index(&command.call_id) else {
             return self.fail(
                 id,
@@ -341,10 +360,14 @@ impl Actor {
                 let b = b.clone();
                 self.start_bridge(i, id, &b, command);
             }
-            // The engine refuses these before they start; a shell never sees them.
-            Action::JoinChimeMeeting(_)
-            | Action::ModifyChimeMeetingAttendees(_)
-            | Action::StartBotConversation(_) => {
+            Action::JoinChimeMeeting(j) => {
+                let j = j.clone();
+                self.join_meeting(i, id, &j);
+            }
+            // Handled above, whichever leg it names.
+            Action::ModifyChimeMeetingAttendees(_) => {}
+            // The engine refuses this before it starts; a shell never sees it.
+            Action::StartBotConversation(_) => {
                 self.fail(
                     id,
                     "SystemException",

@@ -5,3 +5,4 @@ pub mod actor;
 mod bridging;
 pub mod digits;
 mod legs;
+pub mod meeting;

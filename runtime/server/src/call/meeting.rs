@@ -1,0 +1,275 @@
+//! Meetings from a call: `JoinChimeMeeting` (contract §3.3) joins LEG-A to a meeting of this
+//! runtime's meetings API through the conference mixer, as a LEG-B that is the meeting's side
+//! of the call; `ModifyChimeMeetingAttendees` (§3.4) mutes and unmutes attendees; a `Hangup`
+//! of LEG-B leaves the meeting and keeps LEG-A. The meeting's audio reaches LEG-A the way a
+//! bridged party's does through PCM ([`super::bridging::BridgeIn::Pcm`]): a prompt played to
+//! LEG-A interrupts it, and it resumes when the prompt ends; digits LEG-A presses still reach
+//! the handler (`ReceiveDigits`).
+
+use super::actor::Actor;
+use super::bridging::BridgeIn;
+use sma_actions::{
+    AttendeeOperation, Direction, JoinChimeMeeting, ModifyChimeMeetingAttendees, Participant,
+    ParticipantTag, Status,
+};
+use sma_api::voice::Effect;
+use sma_engine::{ActionResult, Outcome};
+use sma_media::bridge::PcmPipe;
+use sma_media::conference::{AudioCapability, ConferenceClock, ConferenceConfig, Mixer};
+use sma_store::Store;
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// The contract's placeholder number of a meeting leg (§2.3).
+const MEETING_NUMBER: &str = "+17035550122";
+
+/// The node's meetings: where join tokens are looked up, and the one mixing clock.
+pub struct Meetings {
+    store: Arc<dyn Store>,
+    clock: ConferenceClock,
+}
+
+impl Meetings {
+    pub fn start(
+        store: Arc<dyn Store>,
+        config: ConferenceConfig,
+        limit: usize,
+    ) -> std::io::Result<Meetings> {
+        Ok(Meetings {
+            store,
+            clock: ConferenceClock::start(Mixer::new(config, limit))?,
+        })
+    }
+
+    /// The meeting and attendee a join token belongs to; `Err` says why not.
+    fn lookup(&self, token: &str) -> Result<(String, String, AudioCapability), String> {
+        let mut tx = self.store.begin().map_err(|e| e.to_string())?;
+        match sma_api::meetings::attendee_by_token(tx.as_mut(), token) {
+            Ok(Ok((meeting, attendee))) => Ok((
+                meeting.meeting_id,
+                attendee.attendee_id,
+                AudioCapability::from_model(&attendee.capabilities.audio),
+            )),
+            Ok(Err(refusal)) => Err(refusal.to_string()),
+            Err(e) => Err(e.message),
+        }
+    }
+
+    /// Whether `attendee` is an attendee of `meeting` (in the store, joined or not).
+    fn has_attendee(&self, meeting: &str, attendee: &str) -> bool {
+        let Ok(mut tx) = self.store.begin() else {
+            return false;
+        };
+        tx.get::<sma_store::records::Meeting>(meeting)
+            .ok()
+            .flatten()
+            .is_some_and(|m| {
+                m.attendees
+                    .iter()
+                    .any(|a| a.attendee_id.eq_ignore_ascii_case(attendee))
+            })
+    }
+
+    pub fn clock(&self) -> &ConferenceClock {
+        &self.clock
+    }
+}
+
+/// LEG-A's place in a meeting.
+pub(super) struct MeetingLeg {
+    pub meeting_id: String,
+    pub attendee_id: String,
+    /// LEG-B's CallId (the meeting's side of the call).
+    pub call_id: String,
+    /// LEG-A's index.
+    pub leg: usize,
+}
+
+const BAD_TOKEN: &str = "JoinToken parameter value is invalid.";
+
+impl Actor {
+    /// `JoinChimeMeeting` on leg `i` (LEG-A).
+    pub(super) fn join_meeting(&mut self, i: usize, id: u64, join: &JoinChimeMeeting) {
+        if self.bridge.is_some() || self.dialing.is_some() || self.meeting.is_some() {
+            return self.fail(id, "InvalidActionParameter", "Invalid action on the call.");
+        }
+        if join.join_token.trim().is_empty() || join.participant_tag == Some(ParticipantTag::LegB) {
+            return self.fail(id, "InvalidActionParameter", BAD_TOKEN);
+        }
+        let (meeting_id, attendee_id, capability) = match self.ctx.meetings.lookup(&join.join_token)
+        {
+            Ok(found) => found,
+            Err(why) => {
+                info!(%why, "JoinChimeMeeting refused");
+                return self.fail(id, "InvalidActionParameter", BAD_TOKEN);
+            }
+        };
+        if join
+            .meeting_id
+            .as_deref()
+            .is_some_and(|m| !m.eq_ignore_ascii_case(&meeting_id))
+        {
+            info!(meeting = %meeting_id, "JoinChimeMeeting refused: the token is of another meeting");
+            return self.fail(id, "InvalidActionParameter", BAD_TOKEN);
+        }
+        if let Err(why) = self.ensure_answered(i) {
+            return self.fail(id, "SystemException", why);
+        }
+        let (Some(negotiated), Some(media)) = (
+            self.legs[i].negotiated.as_ref(),
+            self.legs[i].media.as_ref(),
+        ) else {
+            return self.fail(id, "SystemException", "the leg has no media");
+        };
+        let rate = negotiated.codec.sample_rate();
+        let input = PcmPipe::new(rate, 120);
+        let output = PcmPipe::new(rate, 120);
+        let joined = self.ctx.meetings.clock().mixer().join(
+            &meeting_id,
+            &attendee_id,
+            input.clone(),
+            output.clone(),
+            capability,
+        );
+        if let Err(e) = joined {
+            info!(error = %e, "JoinChimeMeeting refused");
+            return self.fail(id, "InvalidActionParameter", BAD_TOKEN);
+        }
+        media.control.set_pcm(Some(input));
+        self.legs[i].bridge_in = Some(BridgeIn::Pcm {
+            pipe: output,
+            installed: None,
+        });
+        let call_id = uuid::Uuid::new_v4().to_string();
+        info!(meeting = %meeting_id, attendee = %attendee_id, leg_b = %call_id, "joined the meeting");
+        self.legs[i].record.meeting(&meeting_id, &attendee_id);
+        self.meeting = Some(MeetingLeg {
+            meeting_id,
+            attendee_id,
+            call_id: call_id.clone(),
+            leg: i,
+        });
+        self.refresh_bridge();
+        let leg_b = Participant {
+            call_id,
+            participant_tag: ParticipantTag::LegB,
+            to: MEETING_NUMBER.into(),
+            from: "SMA".into(),
+            direction: Direction::Outbound,
+            start_time_in_milliseconds: sma_media::storage::now_ms().to_string(),
+            status: Some(Status::Connected),
+            sip_headers: None,
+        };
+        self.engine.on_bridged(id, leg_b);
+    }
+
+    /// Whether `call_id` is the meeting's side of the call (LEG-B of a join).
+    pub(super) fn is_meeting_leg(&self, call_id: &str) -> bool {
+        self.meeting.as_ref().is_some_and(|m| m.call_id == call_id)
+    }
+
+    /// Leaves the meeting: LEG-A is on its own again, and the engine hears LEG-B hang up
+    /// with `status`.
+    pub(super) fn leave_meeting(&mut self, status: u16) {
+        let Some(m) = self.meeting.take() else {
+            return;
+        };
+        self.ctx
+            .meetings
+            .clock()
+            .mixer()
+            .leave(&m.meeting_id, &m.attendee_id);
+        let leg = &mut self.legs[m.leg];
+        let bridge_in = leg.bridge_in.take();
+        if let Some(media) = &leg.media {
+            media.control.set_pcm(None);
+            if let Some(BridgeIn::Pcm {
+                installed: Some(play),
+                ..
+            }) = bridge_in
+            {
+                media.output.stop_if(play);
+            }
+        }
+        info!(meeting = %m.meeting_id, attendee = %m.attendee_id, status, "left the meeting");
+        self.engine.on_leg_ended(&m.call_id, status);
+    }
+
+    /// `ModifyChimeMeetingAttendees`, run on the meeting leg.
+    pub(super) fn modify_attendees(&mut self, id: u64, modify: &ModifyChimeMeetingAttendees) {
+        let invalid = |message: &str| ("InvalidActionParameter", message.to_owned());
+        let outcome = (|| {
+            if modify.meeting_id.trim().is_empty() {
+                return Err(invalid("Meeting ID parameter value is invalid."));
+            }
+            if modify.attendee_list.is_empty() || modify.attendee_list.len() > 100 {
+                return Err(invalid("Attendee List parameter value is invalid."));
+            }
+            let Some(m) = self.meeting.as_ref() else {
+                return Err(invalid("Invalid action on the call."));
+            };
+            if !m.meeting_id.eq_ignore_ascii_case(&modify.meeting_id) {
+                return Err(invalid("Call is not connected to Chime Meeting."));
+            }
+            if !modify
+                .attendee_list
+                .iter()
+                .all(|a| self.ctx.meetings.has_attendee(&m.meeting_id, a))
+            {
+                return Err(invalid(
+                    "One or more attendees are not part of this meeting. All attendees must be part of this meeting.",
+                ));
+            }
+            let muted = modify.operation == AttendeeOperation::Mute;
+            let mut mixer = self.ctx.meetings.clock().mixer();
+            for attendee in &modify.attendee_list {
+                // An attendee not connected now is not in the mixer: nothing to do.
+                mixer.set_muted(&m.meeting_id, &attendee.to_ascii_lowercase(), muted);
+            }
+            info!(meeting = %m.meeting_id, muted, attendees = modify.attendee_list.len(), "attendees modified");
+            Ok(())
+        })();
+        match outcome {
+            Ok(()) => self
+                .engine
+                .on_action_done(id, Outcome::Succeeded(ActionResult::default())),
+            Err((error_type, message)) => self.fail(id, error_type, message),
+        }
+    }
+
+    /// A committed change of the meetings API: a deleted meeting or attendee releases the
+    /// meeting leg (`HANGUP` for LEG-B); new capabilities apply at once.
+    pub(super) fn on_meeting_effect(&mut self, effect: Effect) {
+        let Some(m) = self.meeting.as_ref() else {
+            return;
+        };
+        match effect {
+            Effect::MeetingEnded { meeting_id } if meeting_id == m.meeting_id => {
+                info!(meeting = %meeting_id, "the meeting ended");
+                self.leave_meeting(0);
+            }
+            Effect::AttendeeDeleted {
+                meeting_id,
+                attendee_id,
+            } if meeting_id == m.meeting_id && attendee_id == m.attendee_id => {
+                info!(meeting = %meeting_id, attendee = %attendee_id, "the attendee was deleted");
+                self.leave_meeting(0);
+            }
+            Effect::CapabilitiesChanged {
+                meeting_id,
+                attendee_id,
+                capabilities,
+            } if meeting_id == m.meeting_id && attendee_id == m.attendee_id => {
+                let capability = AudioCapability::from_model(&capabilities.audio);
+                if !self.ctx.meetings.clock().mixer().set_capability(
+                    &meeting_id,
+                    &attendee_id,
+                    capability,
+                ) {
+                    warn!(meeting = %meeting_id, attendee = %attendee_id, "capabilities for an attendee the mixer does not have");
+                }
+            }
+            _ => {}
+        }
+    }
+}

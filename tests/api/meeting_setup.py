@@ -1,0 +1,31 @@
+#!/usr/bin/env python3
+"""Creates a meeting with N attendees through boto3's chime-sdk-meetings client and prints
+them as JSON: {"MeetingId": ..., "Attendees": [{"AttendeeId": ..., "JoinToken": ...}, ...]};
+or deletes an attendee.
+
+    meeting_setup.py URL KEY SECRET N
+    meeting_setup.py URL KEY SECRET delete MEETING_ID ATTENDEE_ID
+"""
+
+import json
+import sys
+
+import boto3
+
+url, key, secret = sys.argv[1:4]
+meetings = boto3.client("chime-sdk-meetings", endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id=key, aws_secret_access_key=secret)
+if sys.argv[4] == "delete":
+    meetings.delete_attendee(MeetingId=sys.argv[5], AttendeeId=sys.argv[6])
+    print("deleted")
+    sys.exit(0)
+count = int(sys.argv[4])
+meeting = meetings.create_meeting_with_attendees(
+    ClientRequestToken="e2e-meeting", MediaRegion="us-east-1", ExternalMeetingId="e2e",
+    Attendees=[{"ExternalUserId": f"caller-{i}"} for i in range(count)])
+assert not meeting["Errors"], meeting["Errors"]
+print(json.dumps({
+    "MeetingId": meeting["Meeting"]["MeetingId"],
+    "Attendees": [{"AttendeeId": a["AttendeeId"], "JoinToken": a["JoinToken"]}
+                  for a in meeting["Attendees"]],
+}))

@@ -1,0 +1,316 @@
+//! Meetings end to end: boto3 creates a meeting and its attendees through `sma serve`'s
+//! chime-sdk-meetings API; four `sma call` callers, each playing its own tone, reach a handler
+//! that joins each to the meeting with its attendee's join token (`JoinChimeMeeting`). Each
+//! caller's recording of what it heard is checked with the Goertzel detector: the others'
+//! tones and not its own. The fourth is muted by its handler (`ModifyChimeMeetingAttendees`)
+//! and nobody hears it, while it hears everyone.
+
+use serde_json::{json, Value};
+use sma_e2e::calls::{
+    actions, assert_ports_free, kind, read_wav, tone_share, wav, ScriptedWebhook,
+};
+use sma_e2e::{root, Serve};
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::Duration;
+
+const NUMBER: &str = "+12065550100";
+const KEY: &str = "AKIASMADEVELOPMENT01";
+const SECRET: &str = "sma/dev/secret/key/do/not/use/in/production";
+const TONES: [f64; 4] = [440.0, 700.0, 1100.0, 1500.0];
+
+fn config(endpoint: &str, media: (u16, u16), storage: &std::path::Path) -> String {
+    format!(
+        r#"
+[media]
+port_range = [{lo}, {hi}]
+[storage]
+root = "{storage}"
+[node]
+cdr_path = "{storage}/cdr.jsonl"
+[[phone_numbers]]
+number = "{NUMBER}"
+[[applications]]
+id = "app-1"
+name = "meeting dial-in"
+endpoint = "{endpoint}"
+[[sip_rules]]
+id = "rule-1"
+name = "meetings"
+trigger_type = "ToPhoneNumber"
+trigger_value = "{NUMBER}"
+targets = [{{ application = "app-1", priority = 1 }}]
+"#,
+        lo = media.0,
+        hi = media.1,
+        storage = storage.display()
+    )
+}
+
+/// By caller number: the meeting, the caller's attendee and its join token.
+type Tokens = std::sync::Arc<std::sync::Mutex<HashMap<String, (String, String, String)>>>;
+
+/// The caller's number: `+1555555010<i>`.
+fn caller(i: usize) -> String {
+    format!("+1555555010{i}")
+}
+
+#[test]
+fn callers_joined_to_a_meeting_hear_each_other_not_themselves_and_not_the_muted_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The handler: join the meeting with the token of the caller's attendee; the fourth
+    // caller's handler then mutes that caller's attendee.
+    let tokens: Tokens = Default::default();
+    let webhook = {
+        let tokens = tokens.clone();
+        ScriptedWebhook::start(move |event: &Value| {
+            let leg_a = &event["CallDetails"]["Participants"][0];
+            let from = leg_a["From"].as_str().unwrap_or_default().to_owned();
+            let found = tokens.lock().unwrap().get(&from).cloned();
+            let Some((meeting, attendee, token)) = found else {
+                return actions(json!([]));
+            };
+            match (kind(event), event["ActionData"]["Type"].as_str()) {
+                ("NEW_INBOUND_CALL", _) => actions(json!([{"Type": "JoinChimeMeeting",
+                    "Parameters": {"JoinToken": token, "MeetingId": meeting,
+                        "CallId": leg_a["CallId"]}}])),
+                ("ACTION_SUCCESSFUL", Some("JoinChimeMeeting")) if from == caller(3) => actions(
+                    json!([{"Type": "ModifyChimeMeetingAttendees", "Parameters": {
+                        "Operation": "Mute", "MeetingId": meeting, "ParticipantTag": "LEG-B",
+                        "AttendeeList": [attendee]}}]),
+                ),
+                _ => actions(json!([])),
+            }
+        })
+    };
+    let media = (29800, 29899);
+    let serve = Serve::start(
+        &config(&webhook.url, media, dir.path()),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let url = serve.api.clone().expect("the API is on");
+    let out = Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("tests/api/meeting_setup.py"))
+        .args([url.as_str(), KEY, SECRET, "4"])
+        .output()
+        .expect("meeting_setup.py");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let meeting = created["MeetingId"].as_str().expect("MeetingId").to_owned();
+    for (i, a) in created["Attendees"]
+        .as_array()
+        .expect("Attendees")
+        .iter()
+        .enumerate()
+    {
+        tokens.lock().unwrap().insert(
+            caller(i),
+            (
+                meeting.clone(),
+                a["AttendeeId"].as_str().unwrap_or_default().to_owned(),
+                a["JoinToken"].as_str().unwrap_or_default().to_owned(),
+            ),
+        );
+    }
+    // Four callers at once (one `sma call` each), each playing its tone for 6 s.
+    let recordings = dir.path().join("rec");
+    let mut callers = Vec::new();
+    for (i, hz) in TONES.iter().enumerate() {
+        let signal: Vec<i16> = (0..8000 * 6)
+            .map(|n| {
+                (6000.0 * (2.0 * std::f64::consts::PI * hz * f64::from(n) / 8000.0).sin()) as i16
+            })
+            .collect();
+        std::fs::write(dir.path().join(format!("tone-{i}.wav")), wav(&signal, 8000)).expect("wav");
+        let scenario = format!(
+            "name: caller {i}\ncall:\n  to: sip:{NUMBER}@{}\n  from: sip:{}@127.0.0.1\nsteps:\n  - expect: answered\n  - play: tone-{i}.wav\n  - hangup\n",
+            serve.addr("udp"),
+            caller(i)
+        );
+        let path = dir.path().join(format!("caller-{i}.yaml"));
+        std::fs::write(&path, scenario).expect("scenario");
+        let ports = 29900 + 25 * i;
+        callers.push(
+            Command::new(sma_e2e::sma())
+                .arg("call")
+                .arg("-s")
+                .arg(&path)
+                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
+                .arg("--record-dir")
+                .arg(&recordings)
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("sma call"),
+        );
+    }
+    let mut text = String::new();
+    let mut ok = true;
+    for c in callers {
+        let out = c.wait_with_output().expect("sma call");
+        ok &= out.status.success();
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(ok, "{text}\n{}", serve.log());
+    let log = serve.log();
+    assert!(log.contains("joined the meeting"), "{log}");
+    for i in 0..4 {
+        let path = recordings.join(format!("caller-{i}-1.wav"));
+        let (channels, _, samples) = read_wav(&path);
+        assert_eq!(channels, 2);
+        // What it heard (left), from 2 s to 5 s in: everyone has joined and plays.
+        let heard: Vec<i16> = samples
+            .iter()
+            .step_by(2)
+            .copied()
+            .skip(8000 * 2)
+            .take(8000 * 3)
+            .collect();
+        for (j, hz) in TONES.iter().enumerate() {
+            let share = tone_share(&heard, *hz);
+            let audible = j != i && j != 3;
+            if audible {
+                assert!(
+                    share > 0.1,
+                    "caller {i} hears caller {j} at {share:.3}\n{text}"
+                );
+            } else {
+                assert!(
+                    share < 0.01,
+                    "caller {i} hears caller {j} at {share:.3} (itself or muted)\n{text}"
+                );
+            }
+        }
+    }
+    webhook.wait_for(4 * 3, Duration::from_secs(10));
+    assert_ports_free(media);
+}
+
+/// Runs `tests/api/meeting_setup.py` with `args`; its standard output.
+fn meeting_script(serve: &Serve, args: &[&str]) -> String {
+    let url = serve.api.clone().expect("the API is on");
+    let out = Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("tests/api/meeting_setup.py"))
+        .args([url.as_str(), KEY, SECRET])
+        .args(args)
+        .output()
+        .expect("meeting_setup.py");
+    assert!(
+        out.status.success(),
+        "{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        serve.log()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A bad token fails the join with the contract's error and the call goes on; deleting the
+/// attendee through the API releases the meeting leg (`HANGUP` for LEG-B) while LEG-A stays,
+/// and the handler then speaks to the caller and hangs up.
+#[test]
+fn a_bad_token_fails_the_join_and_deleting_the_attendee_releases_the_meeting_leg() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token: std::sync::Arc<std::sync::Mutex<String>> = Default::default();
+    let webhook = {
+        let token = token.clone();
+        ScriptedWebhook::start(move |event: &Value| {
+            let action = event["ActionData"]["Type"].as_str();
+            match (kind(event), action) {
+                ("NEW_INBOUND_CALL", _) => actions(json!([{"Type": "JoinChimeMeeting",
+                    "Parameters": {"JoinToken": "0123456789abcdef-not-a-token"}}])),
+                ("ACTION_FAILED", Some("JoinChimeMeeting")) => {
+                    let token = token.lock().unwrap().clone();
+                    actions(
+                        json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": token}}]),
+                    )
+                }
+                ("HANGUP", _) if event["ActionData"]["Parameters"]["ParticipantTag"] == "LEG-B" => {
+                    actions(json!([
+                        {"Type": "Speak", "Parameters": {"Text": "The meeting is over for you.",
+                            "ParticipantTag": "LEG-A"}},
+                        {"Type": "Hangup", "Parameters": {"SipResponseCode": "0",
+                            "ParticipantTag": "LEG-A"}}
+                    ]))
+                }
+                _ => actions(json!([])),
+            }
+        })
+    };
+    let media = (24000, 24049);
+    let serve = Serve::start(
+        &config(&webhook.url, media, dir.path()),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let created: Value = serde_json::from_str(&meeting_script(&serve, &["1"])).expect("JSON");
+    let meeting = created["MeetingId"].as_str().expect("MeetingId").to_owned();
+    let attendee = created["Attendees"][0]["AttendeeId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    *token.lock().unwrap() = created["Attendees"][0]["JoinToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let scenario = dir.path().join("caller.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: caller\ncall:\n  to: sip:{NUMBER}@{}\nsteps:\n  - expect: answered\n  - expect_hangup: 20s\n",
+            serve.addr("udp")
+        ),
+    )
+    .expect("scenario");
+    let call = Command::new(sma_e2e::sma())
+        .args(["call", "--no-record", "--rtp-ports", "24050-24099", "-s"])
+        .arg(&scenario)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sma call");
+    // The bad token failed, the good one joined.
+    let events = webhook.wait_for(3, Duration::from_secs(10));
+    assert_eq!(kind(&events[1]), "ACTION_FAILED", "{:#}", events[1]);
+    assert_eq!(
+        events[1]["ActionData"]["ErrorType"],
+        "InvalidActionParameter"
+    );
+    assert_eq!(
+        events[1]["ActionData"]["ErrorMessage"],
+        "JoinToken parameter value is invalid."
+    );
+    assert_eq!(kind(&events[2]), "ACTION_SUCCESSFUL", "{:#}", events[2]);
+    let participants = events[2]["CallDetails"]["Participants"]
+        .as_array()
+        .expect("legs");
+    let leg_b = participants
+        .iter()
+        .find(|p| p["ParticipantTag"] == "LEG-B")
+        .expect("LEG-B, the meeting's side");
+    assert_eq!(leg_b["To"], "+17035550122");
+    assert_eq!(leg_b["Direction"], "Outbound");
+    assert_eq!(leg_b["Status"], "Connected");
+    // The API deletes the attendee: the meeting leg goes, LEG-A stays for the handler.
+    meeting_script(&serve, &["delete", &meeting, &attendee]);
+    let events = webhook.wait_for(4, Duration::from_secs(10));
+    assert_eq!(kind(&events[3]), "HANGUP", "{:#}", events[3]);
+    assert_eq!(
+        events[3]["ActionData"]["Parameters"]["ParticipantTag"],
+        "LEG-B"
+    );
+    let out = call.wait_with_output().expect("sma call");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", serve.log());
+    assert!(serve.log().contains("the attendee was deleted"));
+    webhook.wait_for(5, Duration::from_secs(10));
+    assert_ports_free(media);
+}
