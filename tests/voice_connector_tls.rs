@@ -182,6 +182,11 @@ fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
 /// The INVITE of seed 001 (a FreePBX/Asterisk trunk to a Chime voice connector), with real
 /// keys in place of its `EXAMPLE` placeholders and this test's RTP port.
 fn seed_invite(rtp_port: u16, keys: &[(u8, &str, String)], target: &str) -> String {
+    seed_invite_as("seed-001", rtp_port, keys, target)
+}
+
+/// [`seed_invite`] as a call of its own: `call` goes into its Call-ID, branch and tag.
+fn seed_invite_as(call: &str, rtp_port: u16, keys: &[(u8, &str, String)], target: &str) -> String {
     let mut sdp = format!(
         "v=0\r\no=- 1879046384 1879046384 IN IP4 127.0.0.1\r\ns=Asterisk\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/SAVP 0 8 101\r\n"
     );
@@ -193,11 +198,11 @@ fn seed_invite(rtp_port: u16, keys: &[(u8, &str, String)], target: &str) -> Stri
     );
     format!(
         "INVITE {target} SIP/2.0\r\n\
-Via: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-seed-001-invite;alias\r\n\
-From: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed\r\n\
+Via: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-{call}-invite;alias\r\n\
+From: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-{call}\r\n\
 To: <{target}>\r\n\
 Contact: <sip:+15105550101@127.0.0.1:5061;transport=tls>\r\n\
-Call-ID: 5b1a3f9e-seed-001@pbx.example.com\r\n\
+Call-ID: 5b1a3f9e-{call}@pbx.example.com\r\n\
 CSeq: 29671 INVITE\r\n\
 Allow: OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, PUBLISH, INVITE, ACK, BYE, CANCEL, UPDATE, PRACK, MESSAGE, REFER\r\n\
 Supported: 100rel, timer, replaces, norefersub\r\n\
@@ -221,7 +226,8 @@ fn rtp(seq: u16, timestamp: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
     p
 }
 
-/// The seed's INVITE over mutual TLS to a connector with encryption on: answered with SRTP
+/// The seed's INVITE (its join token left out) over mutual TLS to a connector with encryption
+/// on: answered with SRTP
 /// in the best suite of the six offered (AEAD_AES_256_GCM; the `_8` line is skipped), a key
 /// of sma's own; the PBX hears the prompt and sma records the PBX's tone, both through SRTP.
 #[test]
@@ -282,16 +288,18 @@ fn the_seed_invite_over_mutual_tls_is_answered_with_srtp_and_audio_flows_both_wa
         .iter()
         .map(|(tag, suite, (_, inline))| (*tag, *suite, inline.clone()))
         .collect();
-    let token = "ZDlmYjQ3ZDYtZjY0OS00ZDI4LWI3ZTYtZjI5MDNjMzQ4ODZk";
     let mut pbx = TlsPeer::connect(
         &serve.addr("tls").to_string(),
         &server_cert,
         Some((&pbx_crt, &pbx_key)),
     );
+    // Without its join token the seed's INVITE is an ordinary trunk call: the connector's
+    // RequestUriHostname rule runs the handler. (With a token it is a meeting dial-in: the
+    // next test.)
     pbx.send(&seed_invite(
         rtp_port,
         &lines,
-        &format!("sip:17035550122@{HOST};transport=tls;X-chime-join-token={token}"),
+        &format!("sip:17035550122@{HOST};transport=tls"),
     ));
     let ok = pbx.expect("SIP/2.0 200", Duration::from_secs(10), &serve);
     // The answer: RTP/SAVP with exactly one crypto line, the best suite, sma's own key.
@@ -318,7 +326,7 @@ fn the_seed_invite_over_mutual_tls_is_answered_with_srtp_and_audio_flows_both_wa
         .and_then(|p| p.parse().ok())
         .expect("the answer's RTP port");
     pbx.send(&format!(
-        "ACK sip:17035550122@{HOST};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-seed-001-ack\r\nFrom: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed\r\nTo: {to}\r\nCall-ID: 5b1a3f9e-seed-001@pbx.example.com\r\nCSeq: 29671 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        "ACK sip:17035550122@{HOST};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-seed-001-ack\r\nFrom: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed-001\r\nTo: {to}\r\nCall-ID: 5b1a3f9e-seed-001@pbx.example.com\r\nCSeq: 29671 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     ));
 
     // Media: the PBX sends a 440 Hz tone with its tag-1 key and decrypts sma's with the
@@ -389,7 +397,7 @@ fn the_seed_invite_over_mutual_tls_is_answered_with_srtp_and_audio_flows_both_wa
     assert_eq!(kind(&events[0]), "NEW_INBOUND_CALL");
 
     pbx.send(&format!(
-        "BYE sip:17035550122@{HOST};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-seed-001-bye\r\nFrom: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed\r\nTo: {to}\r\nCall-ID: 5b1a3f9e-seed-001@pbx.example.com\r\nCSeq: 29672 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        "BYE sip:17035550122@{HOST};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-seed-001-bye\r\nFrom: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed-001\r\nTo: {to}\r\nCall-ID: 5b1a3f9e-seed-001@pbx.example.com\r\nCSeq: 29672 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     ));
     pbx.expect("SIP/2.0 200", Duration::from_secs(5), &serve);
     let events = webhook.wait_for(3, Duration::from_secs(10));
@@ -490,11 +498,213 @@ fn a_connector_with_a_client_ca_refuses_callers_without_a_trusted_certificate() 
     assert!(contact.starts_with("<sips:"), "{ok}");
     let to = header(&ok, "To").expect("To");
     pbx.send(&format!(
-        "ACK sips:+12065550100@{HOST} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-sips-ack\r\nFrom: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed\r\nTo: {to}\r\nCall-ID: 5b1a3f9e-seed-001@pbx.example.com\r\nCSeq: 29671 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        "ACK sips:+12065550100@{HOST} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-sips-ack\r\nFrom: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed-001\r\nTo: {to}\r\nCall-ID: 5b1a3f9e-seed-001@pbx.example.com\r\nCSeq: 29671 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     ));
     pbx.send(&format!(
-        "BYE sips:+12065550100@{HOST} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-sips-bye\r\nFrom: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed\r\nTo: {to}\r\nCall-ID: 5b1a3f9e-seed-001@pbx.example.com\r\nCSeq: 29672 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        "BYE sips:+12065550100@{HOST} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-sips-bye\r\nFrom: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed-001\r\nTo: {to}\r\nCall-ID: 5b1a3f9e-seed-001@pbx.example.com\r\nCSeq: 29672 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     ));
     pbx.expect("SIP/2.0 200", Duration::from_secs(5), &serve);
     assert_ports_free((29600, 29699));
+}
+
+/// The seed's INVITE as it is, with a real join token (boto3 created the meeting and its
+/// attendees), over mutual TLS with SRTP: a meeting dial-in with no handler of ours. A second
+/// attendee joins from a phone number through `JoinChimeMeeting`; each hears the other's tone.
+/// A token that lets nobody in gets 403 with a Warning saying why.
+#[test]
+fn the_seed_invite_with_a_real_join_token_dials_into_the_meeting_over_tls_and_srtp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = dir.path();
+    let tokens: std::sync::Arc<std::sync::Mutex<String>> = Default::default();
+    let webhook = {
+        let tokens = tokens.clone();
+        ScriptedWebhook::start(move |event: &Value| match kind(event) {
+            "NEW_INBOUND_CALL" => {
+                let token = tokens.lock().unwrap().clone();
+                actions(json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": token}}]))
+            }
+            _ => actions(json!([])),
+        })
+    };
+    let (pbx_crt, pbx_key) = self_signed_certificate(storage, "pbx");
+    let media = (24100, 24199);
+    let server_cert = storage.join("server.pem");
+    let extra = "[[phone_numbers]]\nnumber = \"+12065550100\"\n[[sip_rules]]\nid = \"rule-2\"\nname = \"attendees\"\ntrigger_type = \"ToPhoneNumber\"\ntrigger_value = \"+12065550100\"\ntargets = [{ application = \"app-1\", priority = 1 }]\n";
+    let serve = Serve::start(
+        &(config(&webhook.url, media, storage, &pbx_crt) + extra),
+        &["udp:127.0.0.1:0", "tls:127.0.0.1:0"],
+        &["--tls-dev-cert-out", server_cert.to_str().expect("utf-8")],
+    );
+    let url = serve.api.clone().expect("the API is on");
+    let out = Command::new(sma_e2e::root().join(".venv/bin/python"))
+        .arg(sma_e2e::root().join("tests/api/meeting_setup.py"))
+        .args([
+            url.as_str(),
+            "AKIASMADEVELOPMENT01",
+            "sma/dev/secret/key/do/not/use/in/production",
+            "2",
+        ])
+        .output()
+        .expect("meeting_setup.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let pbx_token = created["Attendees"][0]["JoinToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    *tokens.lock().unwrap() = created["Attendees"][1]["JoinToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+
+    // A token nobody was given: 403, and the Warning says why.
+    let mut stranger = TlsPeer::connect(
+        &serve.addr("tls").to_string(),
+        &server_cert,
+        Some((&pbx_crt, &pbx_key)),
+    );
+    let (_, inline) = key(Suite::AeadAes256Gcm);
+    stranger.send(&seed_invite_as(
+        "stranger",
+        40000,
+        &[(1, "AEAD_AES_256_GCM", inline)],
+        &format!("sip:17035550122@{HOST};transport=tls;X-chime-join-token=00ff00ff"),
+    ));
+    let refused = stranger.expect("SIP/2.0 403", Duration::from_secs(10), &serve);
+    assert!(
+        header(&refused, "Warning").is_some_and(|w| w.contains("no attendee has this join token")),
+        "{refused}"
+    );
+    drop(stranger);
+
+    // The attendee on a phone: plays 1 kHz for 6 s and records what it hears.
+    let signal: Vec<i16> = (0..8000 * 6)
+        .map(|n| {
+            (6000.0 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(n) / 8000.0).sin()) as i16
+        })
+        .collect();
+    std::fs::write(storage.join("tone.wav"), wav(&signal, 8000)).expect("wav");
+    std::fs::write(
+        storage.join("phone.yaml"),
+        format!(
+            "name: phone\ncall:\n  to: sip:+12065550100@{}\nsteps:\n  - expect: answered\n  - play: tone.wav\n  - hangup\n",
+            serve.addr("udp")
+        ),
+    )
+    .expect("scenario");
+    let recordings = storage.join("rec");
+    let phone = Command::new(sma_e2e::sma())
+        .args([
+            "call",
+            "-s",
+            "phone.yaml",
+            "--rtp-ports",
+            "29500-29549",
+            "--record-dir",
+        ])
+        .arg(&recordings)
+        .current_dir(storage)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sma call");
+
+    // The PBX dials in with the seed's INVITE and its own attendee's token.
+    let rtp_socket = UdpSocket::bind("127.0.0.1:0").expect("rtp socket");
+    let rtp_port = rtp_socket.local_addr().expect("addr").port();
+    let (offer_key, inline) = key(Suite::AeadAes256Gcm);
+    let mut pbx = TlsPeer::connect(
+        &serve.addr("tls").to_string(),
+        &server_cert,
+        Some((&pbx_crt, &pbx_key)),
+    );
+    pbx.send(&seed_invite(
+        rtp_port,
+        &[(1, "AEAD_AES_256_GCM", inline)],
+        &format!("sip:17035550122@{HOST};transport=tls;X-chime-join-token={pbx_token}"),
+    ));
+    let ok = pbx.expect("SIP/2.0 200", Duration::from_secs(10), &serve);
+    let answer = ok
+        .lines()
+        .find_map(|l| l.strip_prefix("a=crypto:"))
+        .map(|v| CryptoAttribute::parse(v).expect("crypto"))
+        .expect("the answer has a crypto line");
+    let sma_rtp: u16 = ok
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|m| m.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the answer's RTP port");
+    let to = header(&ok, "To").expect("To").to_owned();
+    pbx.send(&format!(
+        "ACK sip:17035550122@{HOST};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-dial-in-ack\r\nFrom: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed-001\r\nTo: {to}\r\nCall-ID: 5b1a3f9e-seed-001@pbx.example.com\r\nCSeq: 29671 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ));
+    let mut outbound = Context::new(&offer_key, Direction::Outbound);
+    let mut inbound = Context::new(&answer.key, Direction::Inbound);
+    rtp_socket
+        .set_read_timeout(Some(Duration::from_millis(5)))
+        .expect("timeout");
+    let tone: Vec<i16> = (0..8000 * 5)
+        .map(|i| {
+            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin()) as i16
+        })
+        .collect();
+    let mut heard = Vec::new();
+    let start = Instant::now();
+    let mut buf = [0u8; 2048];
+    for (i, frame) in tone.chunks(160).enumerate() {
+        let mut payload = Vec::with_capacity(160);
+        g711::ulaw_encode_into(frame, &mut payload);
+        let mut packet = rtp(i as u16, 160 * i as u32, 0x5eed_0002, &payload);
+        outbound.protect_rtp(&mut packet).expect("protect");
+        rtp_socket
+            .send_to(&packet, ("127.0.0.1", sma_rtp))
+            .expect("send");
+        let next = start + Duration::from_millis(20 * (i as u64 + 1));
+        while Instant::now() < next {
+            if let Ok(n) = rtp_socket.recv(&mut buf) {
+                if let Ok(len) = inbound.unprotect_rtp(&mut buf[..n]) {
+                    if len > 12 && buf[1] & 0x7f == 0 {
+                        g711::ulaw_decode_into(&buf[12..len], &mut heard);
+                    }
+                }
+            }
+        }
+    }
+    let out = phone.wait_with_output().expect("sma call");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The PBX heard the phone's 1 kHz through the meeting, decrypted.
+    let share = sma_e2e::calls::tone_share(&heard, 1000.0);
+    assert!(
+        share > 0.3,
+        "the PBX heard the phone at {share:.3}\n{}",
+        serve.log()
+    );
+    // The phone heard the PBX's 440 Hz (left channel of its recording, 2 s to 4 s in).
+    let (_, _, samples) = read_wav(&recordings.join("phone-1.wav"));
+    let left: Vec<i16> = samples
+        .iter()
+        .step_by(2)
+        .copied()
+        .skip(8000 * 2)
+        .take(8000 * 2)
+        .collect();
+    let share = sma_e2e::calls::tone_share(&left, 440.0);
+    assert!(share > 0.3, "the phone heard the PBX at {share:.3}");
+    let log = serve.log();
+    assert!(log.contains("meeting dial-in"), "{log}");
+    assert!(log.contains("srtp=\"AEAD_AES_256_GCM\""), "{log}");
+    pbx.send(&format!(
+        "BYE sip:17035550122@{HOST};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;rport;branch=z9hG4bKPj-dial-in-bye\r\nFrom: \"PBX\" <sip:+15105550101@pbx.example.com>;tag=3c2a1b59-seed-001\r\nTo: {to}\r\nCall-ID: 5b1a3f9e-seed-001@pbx.example.com\r\nCSeq: 29672 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ));
+    pbx.expect("SIP/2.0 200", Duration::from_secs(5), &serve);
+    assert_ports_free(media);
 }

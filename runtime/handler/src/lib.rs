@@ -34,6 +34,15 @@ pub enum HandlerEndpoint {
     Wasm(WasmHandler),
     /// An HTTP webhook.
     Webhook(WebhookHandler),
+    /// Logic of the runtime's own, in process (a meeting dial-in answers its calls with
+    /// actions like any handler, so the call engine runs them the same way).
+    Builtin(std::sync::Arc<dyn BuiltinHandler>),
+}
+
+/// A handler the runtime itself provides: the event JSON in, the response out.
+pub trait BuiltinHandler: Send + Sync {
+    /// Answers one event.
+    fn invoke(&self, event_json: &str) -> Result<ParsedResponse, InvokeError>;
 }
 
 impl HandlerEndpoint {
@@ -53,6 +62,7 @@ impl HandlerEndpoint {
                     .map_err(|e| InvokeError::Trap(format!("invocation task failed: {e}")))?
             }
             Self::Webhook(handler) => handler.invoke(event_json, transaction_id).await,
+            Self::Builtin(handler) => handler.invoke(event_json),
         }
     }
 

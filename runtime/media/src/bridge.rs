@@ -229,9 +229,14 @@ impl PcmPipe {
         }
     }
 
-    /// A digit that arrived as an RFC 4733 event, to regenerate on the other leg.
+    /// A digit that arrived as an RFC 4733 event, to regenerate on the other leg. At most 32
+    /// wait (a reader that takes none, the conference mixer, does not grow the pipe).
     pub fn push_digit(&self, digit: Digit) {
-        lock(&self.state).digits.push_back(digit);
+        let mut state = lock(&self.state);
+        if state.digits.len() >= 32 {
+            state.digits.pop_front();
+        }
+        state.digits.push_back(digit);
     }
 
     /// Takes up to `n` samples into `out`; returns how many there were.

@@ -58,6 +58,16 @@ pub enum Route {
     NotFound(String),
 }
 
+/// The voice connector whose host a Request-URI names, if any.
+pub fn connector_for(snapshot: &Snapshot, uri: &Uri) -> Option<Arc<VoiceConnector>> {
+    let host = host_name(uri)?;
+    snapshot
+        .voice_connectors
+        .iter()
+        .find(|v| v.host == host)
+        .cloned()
+}
+
 /// Finds the rule for a Request-URI. A call to a voice connector's host is matched by
 /// `RequestUriHostname` rules only (it came in over a trunk); any other call by its dialled
 /// number first, then by host. Disabled rules never match.

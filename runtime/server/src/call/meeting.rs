@@ -273,3 +273,97 @@ impl Actor {
         }
     }
 }
+
+/// The handler of a SIP dial-in (seed 001: a PBX calls the voice connector's host with an
+/// attendee's join token): it joins the caller to the meeting, and hangs up when the
+/// meeting's side goes (the attendee or meeting deleted) or the join fails.
+pub struct DialIn {
+    token: String,
+}
+
+impl DialIn {
+    pub fn new(token: String) -> DialIn {
+        DialIn { token }
+    }
+}
+
+impl sma_handler::BuiltinHandler for DialIn {
+    fn invoke(
+        &self,
+        event_json: &str,
+    ) -> Result<sma_actions::ParsedResponse, sma_handler::InvokeError> {
+        let event: serde_json::Value = serde_json::from_str(event_json)
+            .map_err(|e| sma_handler::InvokeError::HandlerError(format!("event not JSON: {e}")))?;
+        let data = &event["ActionData"];
+        let actions = match (
+            event["InvocationEventType"].as_str().unwrap_or_default(),
+            data["Type"].as_str(),
+        ) {
+            ("NEW_INBOUND_CALL", _) => serde_json::json!([{"Type": "JoinChimeMeeting",
+                "Parameters": {"JoinToken": self.token, "ParticipantTag": "LEG-A"}}]),
+            ("ACTION_FAILED", Some("JoinChimeMeeting")) => serde_json::json!([{"Type": "Hangup",
+                "Parameters": {"SipResponseCode": "403", "ParticipantTag": "LEG-A"}}]),
+            ("HANGUP", _) if data["Parameters"]["ParticipantTag"] == "LEG-B" => {
+                serde_json::json!([{"Type": "Hangup",
+                    "Parameters": {"SipResponseCode": "0", "ParticipantTag": "LEG-A"}}])
+            }
+            _ => serde_json::json!([]),
+        };
+        let response = serde_json::json!({"SchemaVersion": "1.0", "Actions": actions});
+        sma_actions::ParsedResponse::read(&response.to_string(), &sma_actions::Limits::default())
+            .map_err(sma_handler::InvokeError::InvalidResponse)
+    }
+}
+
+/// Where a dial-in carries its join token: the Request-URI's `X-chime-join-token`
+/// parameter, the To URI's, or an `X-chime-join-token` header (names case-insensitive).
+pub fn join_token(invite: &sma_sip::Request) -> Option<String> {
+    let param = |uri: &sma_sip::message::Uri| {
+        uri.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("x-chime-join-token"))
+            .map(|(_, v)| v.unwrap_or_default().to_owned())
+    };
+    param(&invite.uri)
+        .or_else(|| param(&invite.to.uri))
+        .or_else(|| {
+            invite
+                .headers
+                .get("X-chime-join-token")
+                .map(|v| v.trim().to_owned())
+        })
+}
+
+impl Meetings {
+    /// Why a dial-in's token lets nobody in, if it does not (for the 403's Warning).
+    pub fn check_token(&self, token: &str) -> Result<(), String> {
+        self.lookup(token).map(|_| ())
+    }
+}
+
+/// The rule a dial-in runs under: the runtime's own [`DialIn`] handler for `token`.
+pub fn dial_in_rule(
+    connector: &crate::routing_table::VoiceConnector,
+    token: String,
+) -> Arc<crate::routing_table::SipRule> {
+    const ID: &str = "meeting-dial-in";
+    let target = sma_handler::Target {
+        name: ID.into(),
+        application_id: ID.into(),
+        region: connector.region.clone(),
+        priority: 1,
+        endpoint: sma_handler::HandlerEndpoint::Builtin(Arc::new(DialIn::new(token))),
+    };
+    Arc::new(crate::routing_table::SipRule {
+        id: ID.into(),
+        name: "meeting dial-in".into(),
+        trigger: crate::routing::TriggerType::RequestUriHostname,
+        trigger_value: connector.host.clone(),
+        disabled: false,
+        chain: Arc::new(sma_handler::FailoverChain::new(
+            vec![target],
+            sma_handler::CoolDownPolicy::default(),
+        )),
+        targets: vec![ID.into()],
+    })
+}

@@ -580,18 +580,46 @@ impl Endpoint {
             return self.busy(call, "the node is at its concurrent call limit", now);
         }
         let snapshot = self.store.snapshot();
-        let (rule, connector) = match routing::route(&snapshot, &invite.uri) {
-            Route::Rule {
-                rule,
-                voice_connector,
-            } => (rule, voice_connector),
-            Route::NotFound(why) => return self.refuse(call, 404, &why, Headers::new(), now),
-        };
-        if let Some(vc) = &connector {
-            if let Err(status) = self.terminate(call, vc, invite, source, transport, now) {
-                return status;
+        // A meeting dial-in (seed 001): a join token on a call to a voice connector's host
+        // joins the meeting with no handler of the customer's; a token that lets nobody in
+        // gets 403 saying why.
+        let dial_in = crate::call::meeting::join_token(invite)
+            .zip(routing::connector_for(&snapshot, &invite.uri));
+        let (rule, connector) = match dial_in {
+            Some((token, vc)) => {
+                if let Err(status) = self.terminate(call, &vc, invite, source, transport, now) {
+                    return status;
+                }
+                if let Err(why) = self.ctx.meetings.check_token(&token) {
+                    return self.refuse(
+                        call,
+                        403,
+                        &format!("meeting dial-in refused: {why}"),
+                        Headers::new(),
+                        now,
+                    );
+                }
+                info!(connector = %vc.id, "meeting dial-in");
+                (crate::call::meeting::dial_in_rule(&vc, token), Some(vc))
             }
-        }
+            None => {
+                let (rule, connector) = match routing::route(&snapshot, &invite.uri) {
+                    Route::Rule {
+                        rule,
+                        voice_connector,
+                    } => (rule, voice_connector),
+                    Route::NotFound(why) => {
+                        return self.refuse(call, 404, &why, Headers::new(), now)
+                    }
+                };
+                if let Some(vc) = &connector {
+                    if let Err(status) = self.terminate(call, vc, invite, source, transport, now) {
+                        return status;
+                    }
+                }
+                (rule, connector)
+            }
+        };
         if !self.limiter.admit(self.admission.max_calls_per_second, now) {
             return self.busy(call, "the node is at its calls-per-second limit", now);
         }
