@@ -530,6 +530,19 @@ fn batch_update_capabilities_except(
     Ok(None)
 }
 
+/// Ends `meeting_id` for the runtime (nobody in it for too long): the meeting, its attendees
+/// and their tokens go, as `DeleteMeeting` would. Whether it was there.
+pub fn end_by_runtime(tx: &mut dyn Tx, meeting_id: &str) -> Result<bool, ApiError> {
+    let Some(meeting) = tx.get::<Meeting>(meeting_id)? else {
+        return Ok(false);
+    };
+    for a in &meeting.attendees {
+        tx.delete::<JoinToken>(&a.join_token)?;
+    }
+    tx.delete::<Meeting>(meeting_id)?;
+    Ok(true)
+}
+
 /// The attendee a join token belongs to, with its meeting; `Err` says why the token is no
 /// good (for the dial-in's `403` Warning and `JoinChimeMeeting`'s error).
 pub fn attendee_by_token(

@@ -175,6 +175,10 @@ pub struct ApiSection {
     /// Attendees one meeting may have (`MeetingFeatures.Attendee.MaxCount` may lower it).
     #[serde(default = "default_attendees_per_meeting")]
     pub max_attendees_per_meeting: usize,
+    /// A meeting nobody is in ends after this many seconds (counted from its creation if
+    /// nobody ever joined); 0: meetings end only when deleted.
+    #[serde(default = "default_meeting_idle_end")]
+    pub meeting_idle_end_secs: u64,
     /// Numbers clients may find with `SearchAvailablePhoneNumbers` and then order.
     #[serde(default)]
     pub number_pool: Vec<NumberPoolEntry>,
@@ -281,6 +285,10 @@ fn default_attendees_per_meeting() -> usize {
     250
 }
 
+fn default_meeting_idle_end() -> u64 {
+    300
+}
+
 /// Where the store keeps the resources (SQLite).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -338,6 +346,7 @@ impl Default for ApiSection {
             voice_connector_domain: default_vc_domain(),
             max_numbers_per_voice_connector: default_numbers_per_vc(),
             max_attendees_per_meeting: default_attendees_per_meeting(),
+            meeting_idle_end_secs: default_meeting_idle_end(),
             number_pool: Vec::new(),
         }
     }
@@ -876,6 +885,13 @@ pub struct MediaSection {
     /// suites, for example.
     #[serde(default = "default_srtp_suites")]
     pub srtp_suites: Vec<String>,
+    /// Meetings: how many talkers are mixed at once (the loudest; default 3, at least 1).
+    #[serde(default = "default_conference_loudest")]
+    pub conference_loudest: usize,
+}
+
+fn default_conference_loudest() -> usize {
+    3
 }
 
 fn default_srtp_suites() -> Vec<String> {
@@ -894,6 +910,7 @@ impl Default for MediaSection {
             ptime: default_ptime(),
             pacer_realtime_priority: default_pacer_priority(),
             srtp_suites: default_srtp_suites(),
+            conference_loudest: default_conference_loudest(),
         }
     }
 }

@@ -323,7 +323,10 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
         .map(|b| (b.advertised, b.spec.transport));
     let meetings = match crate::call::meeting::Meetings::start(
         store.clone(),
-        sma_media::conference::ConferenceConfig::default(),
+        sma_media::conference::ConferenceConfig {
+            loudest: file.media.conference_loudest.max(1),
+            ..Default::default()
+        },
         file.api.max_attendees_per_meeting,
     ) {
         Ok(m) => Arc::new(m),
@@ -332,6 +335,23 @@ async fn serve(args: ServeArgs, file: config::File) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if file.api.meeting_idle_end_secs > 0 {
+        let (meetings, idle) = (
+            meetings.clone(),
+            Duration::from_secs(file.api.meeting_idle_end_secs),
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10).min(idle));
+            loop {
+                tick.tick().await;
+                let meetings = meetings.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    meetings.sweep(idle, sma_store::time::now_ms())
+                })
+                .await;
+            }
+        });
+    }
     let ctx = Arc::new(CallContext {
         pacer: Pacer::with_settings(PacerSettings {
             realtime_priority: match file.media.pacer_realtime_priority {

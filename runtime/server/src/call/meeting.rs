@@ -27,6 +27,8 @@ const MEETING_NUMBER: &str = "+17035550122";
 pub struct Meetings {
     store: Arc<dyn Store>,
     clock: ConferenceClock,
+    /// When each meeting last had someone in it (epoch ms), as the sweeps saw it.
+    occupied: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Meetings {
@@ -38,7 +40,63 @@ impl Meetings {
         Ok(Meetings {
             store,
             clock: ConferenceClock::start(Mixer::new(config, limit))?,
+            occupied: Default::default(),
         })
+    }
+
+    /// Ends the meetings nobody has been in for `idle` (counted from creation for a meeting
+    /// never joined), as the hosted service ends empty meetings. Run every few seconds;
+    /// returns the ids ended.
+    pub fn sweep(&self, idle: std::time::Duration, now_ms: u64) -> Vec<String> {
+        let idle_ms = idle.as_millis() as u64;
+        let meetings = match self
+            .store
+            .begin()
+            .and_then(|mut tx| tx.list::<sma_store::records::Meeting>())
+        {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "meetings not swept: the store failed");
+                return Vec::new();
+            }
+        };
+        let mut ended = Vec::new();
+        let mut occupied = self.occupied.lock().unwrap_or_else(|p| p.into_inner());
+        for m in meetings {
+            let present = !self.clock.mixer().participants(&m.meeting_id).is_empty();
+            if present {
+                occupied.insert(m.meeting_id.clone(), now_ms);
+                continue;
+            }
+            let since = occupied
+                .get(&m.meeting_id)
+                .copied()
+                .unwrap_or(m.created_ms)
+                .max(m.created_ms);
+            if now_ms.saturating_sub(since) < idle_ms {
+                continue;
+            }
+            let done = self
+                .store
+                .begin()
+                .map_err(|e| e.to_string())
+                .and_then(|mut tx| {
+                    let gone = sma_api::meetings::end_by_runtime(tx.as_mut(), &m.meeting_id)
+                        .map_err(|e| e.message)?;
+                    tx.commit().map_err(|e| e.to_string())?;
+                    Ok(gone)
+                });
+            match done {
+                Ok(true) => {
+                    info!(meeting = %m.meeting_id, idle_s = idle.as_secs(), "meeting ended: nobody in it");
+                    occupied.remove(&m.meeting_id);
+                    ended.push(m.meeting_id);
+                }
+                Ok(false) => {}
+                Err(e) => warn!(meeting = %m.meeting_id, error = %e, "empty meeting not ended"),
+            }
+        }
+        ended
     }
 
     /// The meeting and attendee a join token belongs to; `Err` says why not.
@@ -366,4 +424,74 @@ pub fn dial_in_rule(
         )),
         targets: vec![ID.into()],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sma_store::records::{Attendee, AttendeeCapabilities, JoinToken, Meeting};
+
+    fn meeting(id: &str, created_ms: u64) -> Meeting {
+        Meeting {
+            meeting_id: id.into(),
+            meeting_host_id: None,
+            external_meeting_id: "x1".into(),
+            media_region: "us-east-1".into(),
+            media_placement: serde_json::json!({}),
+            meeting_features: None,
+            primary_meeting_id: None,
+            tenant_ids: Vec::new(),
+            meeting_arn: format!("arn:aws:chime:us-east-1:0:meeting/{id}"),
+            client_request_token: id.into(),
+            notifications: None,
+            attendees: vec![Attendee {
+                external_user_id: "u1".into(),
+                attendee_id: format!("{id}-a"),
+                join_token: format!("{id}-token"),
+                capabilities: AttendeeCapabilities::default(),
+            }],
+            max_attendees: 10,
+            tags: Vec::new(),
+            created_ms,
+        }
+    }
+
+    #[test]
+    fn meetings_nobody_is_in_end_after_the_idle_time_and_occupied_ones_stay() {
+        let store: Arc<dyn Store> = Arc::new(sma_store::SqliteStore::in_memory().unwrap());
+        {
+            let mut tx = store.begin().unwrap();
+            for (id, created) in [("old", 0u64), ("new", 290_000), ("busy", 0)] {
+                tx.put(&meeting(id, created)).unwrap();
+                tx.put(&JoinToken {
+                    join_token: format!("{id}-token"),
+                    meeting_id: id.into(),
+                    attendee_id: format!("{id}-a"),
+                })
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let meetings = Meetings::start(store.clone(), ConferenceConfig::default(), 10).unwrap();
+        let (input, output) = (PcmPipe::new(8000, 100), PcmPipe::new(8000, 100));
+        let both = AudioCapability::from_model("SendReceive");
+        meetings
+            .clock()
+            .mixer()
+            .join("busy", "busy-a", input, output, both)
+            .unwrap();
+        let idle = std::time::Duration::from_secs(300);
+        assert_eq!(meetings.sweep(idle, 300_000), vec!["old".to_string()]);
+        assert!(
+            meetings.lookup("old-token").is_err(),
+            "its tokens went with it"
+        );
+        assert!(meetings.lookup("new-token").is_ok());
+        // The busy one empties: it ends 300 s after it was last seen occupied.
+        meetings.clock().mixer().leave("busy", "busy-a");
+        assert!(meetings.sweep(idle, 500_000).is_empty());
+        let mut ended = meetings.sweep(idle, 600_001);
+        ended.sort();
+        assert_eq!(ended, ["busy", "new"]);
+    }
 }
