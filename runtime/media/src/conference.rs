@@ -1013,6 +1013,38 @@ mod tests {
     }
 
     #[test]
+    fn two_hundred_joining_at_once_and_one_sending_nothing_do_not_disturb_the_talkers() {
+        let mut mixer = Mixer::new(ConferenceConfig::default(), 250);
+        let mut phones = vec![
+            Phone::new("a", 400.0, 6000.0, 8000),
+            Phone::new("b", 700.0, 6000.0, 8000),
+        ];
+        for p in &phones {
+            p.join(&mut mixer, "m1");
+        }
+        run(&mut mixer, &mut phones, 5);
+        // 200 more join between two ticks; they never send a packet (their pipes stay empty).
+        let silent: Vec<Phone> = (0..200)
+            .map(|i| Phone::new(&format!("s{i}"), 0.0, 0.0, 8000))
+            .collect();
+        for p in &silent {
+            p.join(&mut mixer, "m1");
+        }
+        assert_eq!(mixer.participants("m1").len(), 202);
+        phones[1].heard.clear();
+        run(&mut mixer, &mut phones, 25);
+        let report = mixer.tick();
+        assert_eq!(report.participants, 202);
+        let b = &phones[1].heard[HALF_BAND_TAPS * 2..];
+        assert!(share(b, 400.0, 8000) > 0.9, "b still hears a");
+        // The silent ones hear both talkers.
+        let mut heard = Vec::new();
+        silent[0].output.take(silent[0].output.len(), &mut heard);
+        assert!(share(&heard[heard.len() / 2..], 400.0, 8000) > 0.2);
+        assert!(share(&heard[heard.len() / 2..], 700.0, 8000) > 0.2);
+    }
+
+    #[test]
     fn unsupported_rates_are_refused() {
         let mut mixer = Mixer::new(ConferenceConfig::default(), 10);
         let pipe = PcmPipe::new(11_025, 100);
