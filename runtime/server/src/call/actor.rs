@@ -980,6 +980,8 @@ impl Actor {
         self.stop_running();
         self.abandon_dialing("the transaction ended");
         self.unbridge();
+        // Never leave a participant in the mixer behind (its meeting would never be empty).
+        self.leave_meeting(0);
         for i in 0..self.legs.len() {
             self.stop_media(i);
         }
