@@ -226,6 +226,57 @@ fn rtp(seq: u16, timestamp: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
     p
 }
 
+/// What the PBX heard over SRTP while it sent `tone` (20 ms PCMU packets, paced), and how many
+/// of sma's packets authenticated and how many did not.
+struct Exchange {
+    heard: Vec<i16>,
+    received: usize,
+    refused: usize,
+}
+
+/// Sends `tone` protected with `outbound` to `destination` in real time while receiving and
+/// unprotecting what sma sends with `inbound`.
+fn exchange(
+    socket: &UdpSocket,
+    destination: (&str, u16),
+    outbound: &mut Context,
+    inbound: &mut Context,
+    tone: &[i16],
+    ssrc: u32,
+) -> Exchange {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(5)))
+        .expect("timeout");
+    let mut out = Exchange {
+        heard: Vec::new(),
+        received: 0,
+        refused: 0,
+    };
+    let start = Instant::now();
+    let mut buf = [0u8; 2048];
+    for (i, frame) in tone.chunks(160).enumerate() {
+        let mut payload = Vec::with_capacity(160);
+        g711::ulaw_encode_into(frame, &mut payload);
+        let mut packet = rtp(i as u16, 160 * i as u32, ssrc, &payload);
+        outbound.protect_rtp(&mut packet).expect("protect");
+        socket.send_to(&packet, destination).expect("send");
+        let next = start + Duration::from_millis(20 * (i as u64 + 1));
+        while Instant::now() < next {
+            if let Ok(n) = socket.recv(&mut buf) {
+                match inbound.unprotect_rtp(&mut buf[..n]) {
+                    Ok(len) if len > 12 && buf[1] & 0x7f == 0 => {
+                        out.received += 1;
+                        g711::ulaw_decode_into(&buf[12..len], &mut out.heard);
+                    }
+                    Ok(_) => {}
+                    Err(_) => out.refused += 1,
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The seed's INVITE (its join token left out) over mutual TLS to a connector with encryption
 /// on: answered with SRTP
 /// in the best suite of the six offered (AEAD_AES_256_GCM; the `_8` line is skipped), a key
@@ -333,9 +384,6 @@ fn the_seed_invite_over_mutual_tls_is_answered_with_srtp_and_audio_flows_both_wa
     // answer's key.
     let mut outbound = Context::new(&offered[0].2 .0, Direction::Outbound);
     let mut inbound = Context::new(&answer.key, Direction::Inbound);
-    rtp_socket
-        .set_read_timeout(Some(Duration::from_millis(5)))
-        .expect("timeout");
     let destination = ("127.0.0.1", sma_rtp);
     let tone: Vec<i16> = (0..8000 * 5)
         .map(|i| {
@@ -354,30 +402,18 @@ fn the_seed_invite_over_mutual_tls_is_answered_with_srtp_and_audio_flows_both_wa
     for noise in [&[0x80u8, 0, 0, 1][..], &[0u8; 11][..], &[0x80u8; 40][..]] {
         rtp_socket.send_to(noise, destination).expect("send");
     }
-    let mut heard = Vec::new();
-    let (mut refused, mut received) = (0, 0);
-    let start = Instant::now();
-    let mut buf = [0u8; 2048];
-    for (i, frame) in tone.chunks(160).enumerate() {
-        let mut payload = Vec::with_capacity(160);
-        g711::ulaw_encode_into(frame, &mut payload);
-        let mut packet = rtp(i as u16, 160 * i as u32, 0x5eed_0001, &payload);
-        outbound.protect_rtp(&mut packet).expect("protect");
-        rtp_socket.send_to(&packet, destination).expect("send");
-        let next = start + Duration::from_millis(20 * (i as u64 + 1));
-        while Instant::now() < next {
-            if let Ok(n) = rtp_socket.recv(&mut buf) {
-                match inbound.unprotect_rtp(&mut buf[..n]) {
-                    Ok(len) if len > 12 && buf[1] & 0x7f == 0 => {
-                        received += 1;
-                        g711::ulaw_decode_into(&buf[12..len], &mut heard);
-                    }
-                    Ok(_) => {}
-                    Err(_) => refused += 1,
-                }
-            }
-        }
-    }
+    let Exchange {
+        heard,
+        received,
+        refused,
+    } = exchange(
+        &rtp_socket,
+        destination,
+        &mut outbound,
+        &mut inbound,
+        &tone,
+        0x5eed_0001,
+    );
     assert_eq!(refused, 0, "every packet from sma authenticated");
     assert!(received > 100, "only {received} SRTP packets from sma");
     let score = best_correlation(&heard, &prompt);
@@ -645,36 +681,20 @@ fn the_seed_invite_with_a_real_join_token_dials_into_the_meeting_over_tls_and_sr
     ));
     let mut outbound = Context::new(&offer_key, Direction::Outbound);
     let mut inbound = Context::new(&answer.key, Direction::Inbound);
-    rtp_socket
-        .set_read_timeout(Some(Duration::from_millis(5)))
-        .expect("timeout");
     let tone: Vec<i16> = (0..8000 * 5)
         .map(|i| {
             (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin()) as i16
         })
         .collect();
-    let mut heard = Vec::new();
-    let start = Instant::now();
-    let mut buf = [0u8; 2048];
-    for (i, frame) in tone.chunks(160).enumerate() {
-        let mut payload = Vec::with_capacity(160);
-        g711::ulaw_encode_into(frame, &mut payload);
-        let mut packet = rtp(i as u16, 160 * i as u32, 0x5eed_0002, &payload);
-        outbound.protect_rtp(&mut packet).expect("protect");
-        rtp_socket
-            .send_to(&packet, ("127.0.0.1", sma_rtp))
-            .expect("send");
-        let next = start + Duration::from_millis(20 * (i as u64 + 1));
-        while Instant::now() < next {
-            if let Ok(n) = rtp_socket.recv(&mut buf) {
-                if let Ok(len) = inbound.unprotect_rtp(&mut buf[..n]) {
-                    if len > 12 && buf[1] & 0x7f == 0 {
-                        g711::ulaw_decode_into(&buf[12..len], &mut heard);
-                    }
-                }
-            }
-        }
-    }
+    let heard = exchange(
+        &rtp_socket,
+        ("127.0.0.1", sma_rtp),
+        &mut outbound,
+        &mut inbound,
+        &tone,
+        0x5eed_0002,
+    )
+    .heard;
     let out = phone.wait_with_output().expect("sma call");
     assert!(
         out.status.success(),
