@@ -314,3 +314,73 @@ fn a_bad_token_fails_the_join_and_deleting_the_attendee_releases_the_meeting_leg
     webhook.wait_for(5, Duration::from_secs(10));
     assert_ports_free(media);
 }
+
+/// DeleteMeeting with someone in it: the meeting leg is released at once (`HANGUP` for LEG-B),
+/// the handler hangs up the caller, and the meeting's tokens are gone.
+#[test]
+fn deleting_a_meeting_with_someone_in_it_releases_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token: std::sync::Arc<std::sync::Mutex<String>> = Default::default();
+    let webhook = {
+        let token = token.clone();
+        ScriptedWebhook::start(move |event: &Value| match kind(event) {
+            "NEW_INBOUND_CALL" => {
+                let token = token.lock().unwrap().clone();
+                actions(json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": token}}]))
+            }
+            "HANGUP" if event["ActionData"]["Parameters"]["ParticipantTag"] == "LEG-B" => actions(
+                json!([{"Type": "Hangup", "Parameters": {"SipResponseCode": "0",
+                    "ParticipantTag": "LEG-A"}}]),
+            ),
+            _ => actions(json!([])),
+        })
+    };
+    let media = (24300, 24349);
+    let serve = Serve::start(
+        &config(&webhook.url, media, dir.path()),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let created: Value = serde_json::from_str(&meeting_script(&serve, &["1"])).expect("JSON");
+    let meeting = created["MeetingId"].as_str().expect("MeetingId").to_owned();
+    *token.lock().unwrap() = created["Attendees"][0]["JoinToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let scenario = dir.path().join("caller.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: caller\ncall:\n  to: sip:{NUMBER}@{}\nsteps:\n  - expect: answered\n  - expect_hangup: 20s\n",
+            serve.addr("udp")
+        ),
+    )
+    .expect("scenario");
+    let call = Command::new(sma_e2e::sma())
+        .args(["call", "--no-record", "--rtp-ports", "24350-24399", "-s"])
+        .arg(&scenario)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sma call");
+    let events = webhook.wait_for(2, Duration::from_secs(10));
+    assert_eq!(kind(&events[1]), "ACTION_SUCCESSFUL", "{:#}", events[1]);
+    meeting_script(&serve, &["delete-meeting", &meeting]);
+    let events = webhook.wait_for(3, Duration::from_secs(10));
+    assert_eq!(kind(&events[2]), "HANGUP", "{:#}", events[2]);
+    assert_eq!(
+        events[2]["ActionData"]["Parameters"]["ParticipantTag"],
+        "LEG-B"
+    );
+    let out = call.wait_with_output().expect("sma call");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        serve.log()
+    );
+    let log = serve.log();
+    assert!(log.contains("the meeting ended"), "{log}");
+    assert!(log.contains("meeting ended meeting="), "{log}");
+    assert_ports_free(media);
+}

@@ -5,6 +5,7 @@ or deletes an attendee.
 
     meeting_setup.py URL KEY SECRET N
     meeting_setup.py URL KEY SECRET delete MEETING_ID ATTENDEE_ID
+    meeting_setup.py URL KEY SECRET delete-meeting MEETING_ID
 """
 
 import json
@@ -17,6 +18,10 @@ meetings = boto3.client("chime-sdk-meetings", endpoint_url=url, region_name="us-
                         aws_access_key_id=key, aws_secret_access_key=secret)
 if sys.argv[4] == "delete":
     meetings.delete_attendee(MeetingId=sys.argv[5], AttendeeId=sys.argv[6])
+    print("deleted")
+    sys.exit(0)
+if sys.argv[4] == "delete-meeting":
+    meetings.delete_meeting(MeetingId=sys.argv[5])
     print("deleted")
     sys.exit(0)
 count = int(sys.argv[4])
