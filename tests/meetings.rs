@@ -194,6 +194,30 @@ fn callers_joined_to_a_meeting_hear_each_other_not_themselves_and_not_the_muted_
     assert_ports_free(media);
 }
 
+/// Starts an `sma call` that calls NUMBER and waits (up to 20 s) for the far end to hang up.
+fn dial_until_hung_up(
+    serve: &Serve,
+    dir: &std::path::Path,
+    rtp_ports: &str,
+) -> std::process::Child {
+    let scenario = dir.join("caller.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: caller\ncall:\n  to: sip:{NUMBER}@{}\nsteps:\n  - expect: answered\n  - expect_hangup: 20s\n",
+            serve.addr("udp")
+        ),
+    )
+    .expect("scenario");
+    Command::new(sma_e2e::sma())
+        .args(["call", "--no-record", "--rtp-ports", rtp_ports, "-s"])
+        .arg(&scenario)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sma call")
+}
+
 /// Runs `tests/api/meeting_setup.py` with `args`; its standard output.
 fn meeting_script(serve: &Serve, args: &[&str]) -> String {
     let url = serve.api.clone().expect("the API is on");
@@ -261,22 +285,7 @@ fn a_bad_token_fails_the_join_and_deleting_the_attendee_releases_the_meeting_leg
         .as_str()
         .expect("token")
         .to_owned();
-    let scenario = dir.path().join("caller.yaml");
-    std::fs::write(
-        &scenario,
-        format!(
-            "name: caller\ncall:\n  to: sip:{NUMBER}@{}\nsteps:\n  - expect: answered\n  - expect_hangup: 20s\n",
-            serve.addr("udp")
-        ),
-    )
-    .expect("scenario");
-    let call = Command::new(sma_e2e::sma())
-        .args(["call", "--no-record", "--rtp-ports", "24050-24099", "-s"])
-        .arg(&scenario)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("sma call");
+    let call = dial_until_hung_up(&serve, dir.path(), "24050-24099");
     // The bad token failed, the good one joined.
     let events = webhook.wait_for(3, Duration::from_secs(10));
     assert_eq!(kind(&events[1]), "ACTION_FAILED", "{:#}", events[1]);
@@ -347,22 +356,7 @@ fn deleting_a_meeting_with_someone_in_it_releases_them() {
         .as_str()
         .expect("token")
         .to_owned();
-    let scenario = dir.path().join("caller.yaml");
-    std::fs::write(
-        &scenario,
-        format!(
-            "name: caller\ncall:\n  to: sip:{NUMBER}@{}\nsteps:\n  - expect: answered\n  - expect_hangup: 20s\n",
-            serve.addr("udp")
-        ),
-    )
-    .expect("scenario");
-    let call = Command::new(sma_e2e::sma())
-        .args(["call", "--no-record", "--rtp-ports", "24350-24399", "-s"])
-        .arg(&scenario)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("sma call");
+    let call = dial_until_hung_up(&serve, dir.path(), "24350-24399");
     let events = webhook.wait_for(2, Duration::from_secs(10));
     assert_eq!(kind(&events[1]), "ACTION_SUCCESSFUL", "{:#}", events[1]);
     meeting_script(&serve, &["delete-meeting", &meeting]);

@@ -113,19 +113,20 @@ impl Meetings {
         }
     }
 
-    /// Whether `attendee` is an attendee of `meeting` (in the store, joined or not).
-    fn has_attendee(&self, meeting: &str, attendee: &str) -> bool {
+    /// Whether every one of `attendees` is an attendee of `meeting` (in the store, joined or
+    /// not): one read of the meeting, however many are named.
+    fn has_attendees(&self, meeting: &str, attendees: &[String]) -> bool {
         let Ok(mut tx) = self.store.begin() else {
             return false;
         };
-        tx.get::<sma_store::records::Meeting>(meeting)
-            .ok()
-            .flatten()
-            .is_some_and(|m| {
-                m.attendees
-                    .iter()
-                    .any(|a| a.attendee_id.eq_ignore_ascii_case(attendee))
-            })
+        let Ok(Some(m)) = tx.get::<sma_store::records::Meeting>(meeting) else {
+            return false;
+        };
+        attendees.iter().all(|wanted| {
+            m.attendees
+                .iter()
+                .any(|a| a.attendee_id.eq_ignore_ascii_case(wanted))
+        })
     }
 
     pub fn clock(&self) -> &ConferenceClock {
@@ -269,10 +270,10 @@ impl Actor {
             if !m.meeting_id.eq_ignore_ascii_case(&modify.meeting_id) {
                 return Err(invalid("Call is not connected to Chime Meeting."));
             }
-            if !modify
-                .attendee_list
-                .iter()
-                .all(|a| self.ctx.meetings.has_attendee(&m.meeting_id, a))
+            if !self
+                .ctx
+                .meetings
+                .has_attendees(&m.meeting_id, &modify.attendee_list)
             {
                 return Err(invalid(
                     "One or more attendees are not part of this meeting. All attendees must be part of this meeting.",
