@@ -378,3 +378,205 @@ fn deleting_a_meeting_with_someone_in_it_releases_them() {
     assert!(log.contains("meeting ended meeting="), "{log}");
     assert_ports_free(media);
 }
+
+/// The SIP-URI meeting backend against this runtime's own dial-in: a second `sma serve`
+/// (the "caller side") whose application has `meeting_dial_in` joins a meeting hosted by the
+/// first by dialling its voice connector over TLS, with the join token on the Request-URI and
+/// SRTP on the media. A token the host does not know fails the join with the contract's error
+/// (the host answers 403); the real one joins and the caller hears, and is heard by, a phone
+/// attendee of the host's meeting. Mute is refused for a meeting hosted elsewhere.
+#[test]
+fn an_application_with_a_meeting_dial_in_joins_a_meeting_hosted_by_another_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    const VC_HOST: &str = "meet.example";
+    // The host: meetings, a voice connector for dial-ins (TLS + SRTP required), and a phone
+    // number whose handler joins callers to the meeting as the second attendee.
+    let host_token: std::sync::Arc<std::sync::Mutex<String>> = Default::default();
+    let host_webhook = {
+        let token = host_token.clone();
+        ScriptedWebhook::start(move |event: &Value| match kind(event) {
+            "NEW_INBOUND_CALL" => {
+                let token = token.lock().unwrap().clone();
+                actions(json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": token}}]))
+            }
+            _ => actions(json!([])),
+        })
+    };
+    let (crt, key) = sma_e2e::self_signed_certificate(dir.path(), VC_HOST);
+    let host_dir = dir.path().join("host");
+    std::fs::create_dir_all(&host_dir).expect("dir");
+    let host_media = (21000, 21099);
+    let host = Serve::start(
+        &format!(
+            "[sip.tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n{}\n[[voice_connectors]]\nid = \"meetvc\"\nname = \"dial-in\"\noutbound_host_name = \"{VC_HOST}\"\nrequire_encryption = true\ntermination = {{ cidr_allow_list = [\"127.0.0.1/32\"] }}\n",
+            crt.display(),
+            key.display(),
+            config(&host_webhook.url, host_media, &host_dir)
+        ),
+        &["udp:127.0.0.1:0", "tls:127.0.0.1:0"],
+        &[],
+    );
+    let created: Value = serde_json::from_str(&meeting_script(&host, &["2"])).expect("JSON");
+    let meeting = created["MeetingId"].as_str().expect("MeetingId").to_owned();
+    let token = |i: usize| {
+        created["Attendees"][i]["JoinToken"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    };
+    *host_token.lock().unwrap() = token(1);
+
+    // The caller side: its application joins meetings through the host's dial-in.
+    let caller_token = token(0);
+    let caller_meeting = meeting.clone();
+    let caller_webhook = ScriptedWebhook::start(move |event: &Value| {
+        match (kind(event), event["ActionData"]["Type"].as_str()) {
+            ("NEW_INBOUND_CALL", _) => actions(json!([{"Type": "JoinChimeMeeting",
+                "Parameters": {"JoinToken": "a stranger's token=", "MeetingId": caller_meeting}}])),
+            ("ACTION_FAILED", Some("JoinChimeMeeting")) => {
+                actions(json!([{"Type": "JoinChimeMeeting",
+                "Parameters": {"JoinToken": caller_token, "MeetingId": caller_meeting}}]))
+            }
+            ("ACTION_SUCCESSFUL", Some("JoinChimeMeeting")) => actions(json!([{
+                "Type": "ModifyChimeMeetingAttendees", "Parameters": {"Operation": "Mute",
+                    "MeetingId": caller_meeting, "ParticipantTag": "LEG-B",
+                    "AttendeeList": ["00000000-0000-0000-0000-000000000000"]}}])),
+            _ => actions(json!([])),
+        }
+    });
+    let caller_dir = dir.path().join("caller");
+    std::fs::create_dir_all(&caller_dir).expect("dir");
+    let caller_media = (21100, 21199);
+    let dial_in = format!(
+        "sip:+17035550122@{VC_HOST}:{};transport=tls;maddr=127.0.0.1",
+        host.addr("tls").port()
+    );
+    let caller_config = config(&caller_webhook.url, caller_media, &caller_dir).replace(
+        "endpoint = ",
+        &format!("meeting_dial_in = \"{dial_in}\"\nendpoint = "),
+    );
+    let caller_side = Serve::start(
+        &format!(
+            "[sip]\noutbound_tls_ca_file = \"{}\"\n{caller_config}",
+            crt.display()
+        ),
+        &["udp:127.0.0.1:0", "tls:127.0.0.1:0"],
+        &[],
+    );
+
+    // One phone on each side, each playing its tone for 6 s.
+    let recordings = dir.path().join("rec");
+    let mut phones = Vec::new();
+    for (i, (serve, hz, ports)) in [(&caller_side, 440.0, 21200), (&host, 1000.0, 21250)]
+        .into_iter()
+        .enumerate()
+    {
+        let signal: Vec<i16> = (0..8000 * 6)
+            .map(|n| {
+                (6000.0 * (2.0 * std::f64::consts::PI * hz * f64::from(n) / 8000.0).sin()) as i16
+            })
+            .collect();
+        std::fs::write(dir.path().join(format!("tone-{i}.wav")), wav(&signal, 8000)).expect("wav");
+        let path = dir.path().join(format!("phone-{i}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "name: phone {i}\ncall:\n  to: sip:{NUMBER}@{}\nsteps:\n  - expect: answered\n  - play: tone-{i}.wav\n  - hangup\n",
+                serve.addr("udp")
+            ),
+        )
+        .expect("scenario");
+        phones.push(
+            Command::new(sma_e2e::sma())
+                .arg("call")
+                .arg("-s")
+                .arg(&path)
+                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
+                .arg("--record-dir")
+                .arg(&recordings)
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("sma call"),
+        );
+    }
+    let mut text = String::new();
+    let mut ok = true;
+    for p in phones {
+        let out = p.wait_with_output().expect("sma call");
+        ok &= out.status.success();
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(ok, "{text}\n{}\n{}", caller_side.log(), host.log());
+
+    // The caller side's handler saw: the stranger's token refused by the host, the real one
+    // joined (LEG-B is the meeting's side), mute refused.
+    let events = caller_webhook.wait_for(4, Duration::from_secs(10));
+    assert_eq!(kind(&events[1]), "ACTION_FAILED", "{:#}", events[1]);
+    assert_eq!(
+        events[1]["ActionData"]["ErrorType"],
+        "InvalidActionParameter"
+    );
+    assert_eq!(
+        events[1]["ActionData"]["ErrorMessage"],
+        "JoinToken parameter value is invalid."
+    );
+    assert_eq!(kind(&events[2]), "ACTION_SUCCESSFUL", "{:#}", events[2]);
+    let leg_b = events[2]["CallDetails"]["Participants"]
+        .as_array()
+        .expect("legs")
+        .iter()
+        .find(|p| p["ParticipantTag"] == "LEG-B")
+        .cloned()
+        .expect("LEG-B");
+    assert_eq!(leg_b["To"], "+17035550122");
+    assert_eq!(leg_b["From"], "SMA");
+    assert_eq!(kind(&events[3]), "ACTION_FAILED", "{:#}", events[3]);
+    assert_eq!(events[3]["ActionData"]["ErrorType"], "SystemException");
+    // The host answered the dial-in over TLS with SRTP, and refused the stranger with a reason.
+    let host_log = host.log();
+    assert!(
+        host_log.contains("no attendee has this join token"),
+        "{host_log}"
+    );
+    assert!(
+        host_log.contains("rule=meeting dial-in srtp=\"AEAD_"),
+        "{host_log}"
+    );
+    // Each phone heard the other's tone, not its own.
+    for (i, (own, other)) in [(440.0, 1000.0), (1000.0, 440.0)].into_iter().enumerate() {
+        let (_, _, samples) = read_wav(&recordings.join(format!("phone-{i}-1.wav")));
+        let heard: Vec<i16> = samples
+            .iter()
+            .step_by(2)
+            .copied()
+            .skip(8000 * 2)
+            .take(8000 * 3)
+            .collect();
+        let share = tone_share(&heard, other);
+        assert!(
+            share > 0.1,
+            "phone {i} hears the other at {share:.3}\n{text}"
+        );
+        let share = tone_share(&heard, own);
+        assert!(share < 0.01, "phone {i} hears itself at {share:.3}\n{text}");
+    }
+    // Both sides' records name the meeting.
+    sma_e2e::wait_until("both legs' records", Duration::from_secs(10), || {
+        sma_e2e::call_records(&caller_dir)
+            .iter()
+            .filter(|r| r["MeetingId"] == meeting.as_str())
+            .count()
+            == 2
+    });
+    // The caller hanging up took its meeting leg along: both attendees left the host's meeting.
+    sma_e2e::wait_until("both attendees leaving", Duration::from_secs(10), || {
+        host.log().matches("left the meeting").count() == 2
+    });
+    drop(caller_side);
+    drop(host);
+    assert_ports_free(caller_media);
+    assert_ports_free(host_media);
+}

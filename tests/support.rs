@@ -306,8 +306,8 @@ impl Drop for Serve {
     }
 }
 
-/// A self-signed P-256 certificate for 127.0.0.1 (an end-entity certificate, not a CA) in
-/// `dir` as `{name}.crt` / `{name}.key`, made by openssl.
+/// A self-signed P-256 certificate for 127.0.0.1 and the DNS name `name` (an end-entity
+/// certificate, not a CA) in `dir` as `{name}.crt` / `{name}.key`, made by openssl.
 pub fn self_signed_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let openssl = require_program("openssl", "openssl");
     let (crt, key) = (
@@ -324,7 +324,10 @@ pub fn self_signed_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
             "ec_paramgen_curve:P-256",
         ])
         .args(["-nodes", "-days", "1", "-subj", &format!("/CN={name}")])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "-addext",
+            &format!("subjectAltName=IP:127.0.0.1,DNS:{name}"),
+        ])
         .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(&key)

@@ -607,6 +607,10 @@ pub struct ApplicationEntry {
     pub memory_mib: Option<usize>,
     /// `fresh` (default) or `reuse-per-call`.
     pub instance_mode: Option<String>,
+    /// Join meetings hosted elsewhere: `JoinChimeMeeting` dials this SIP URI with the join
+    /// token (e.g. `sip:+17035550122@vc.example;transport=tls`) instead of joining a meeting of
+    /// this runtime.
+    pub meeting_dial_in: Option<String>,
 }
 
 /// A SIP rule (contract §5.2).

@@ -115,6 +115,14 @@ pub fn declare(file: &File) -> Result<Declared, ConfigError> {
                 )));
             }
         }
+        if let Some(dial_in) = &entry.meeting_dial_in {
+            crate::meeting_backend::MeetingDialIn::parse(dial_in).map_err(|why| {
+                bad(format!(
+                    "application `{}`: meeting_dial_in: {why}",
+                    entry.name
+                ))
+            })?;
+        }
         let region = entry.region.clone().unwrap_or(file.node.region.clone());
         declared.applications.push(SipMediaApplication {
             sip_media_application_arn: arn(file, &region, "sma", &id),
@@ -134,6 +142,7 @@ pub fn declare(file: &File) -> Result<Declared, ConfigError> {
             },
             declared: true,
             logging: Default::default(),
+            meeting_dial_in: entry.meeting_dial_in.clone(),
         });
     }
     for entry in &file.voice_connectors {
@@ -593,5 +602,29 @@ targets = [{ application = "app-1", priority = 1 }]
         let rules = all::<SipRule>(&store);
         assert_eq!(rules.len(), 1, "the refused start wrote its rule");
         assert_eq!(rules[0].sip_rule_id, "api-rule");
+    }
+
+    #[test]
+    fn a_meeting_dial_in_is_kept_with_its_application_and_a_bad_one_refused() {
+        let with = |uri: &str| {
+            BASE.replace(
+                "endpoint = \"http://127.0.0.1:9/\"",
+                &format!("endpoint = \"http://127.0.0.1:9/\"\nmeeting_dial_in = \"{uri}\""),
+            )
+        };
+        let uri = "sip:+17035550122@vc.example;transport=tls";
+        let declared = declare(&file(&with(uri))).expect("declare");
+        assert_eq!(
+            declared.applications[0].meeting_dial_in.as_deref(),
+            Some(uri)
+        );
+        let Err(err) = declare(&file(&with("tel:+17035550122"))) else {
+            panic!("a tel: dial-in was accepted");
+        };
+        assert!(
+            err.to_string()
+                .contains("application `first`: meeting_dial_in: `tel:+17035550122` is a tel: URI"),
+            "{err}"
+        );
     }
 }

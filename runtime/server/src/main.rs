@@ -5,6 +5,7 @@ mod cdr;
 mod config;
 mod control;
 mod declared;
+mod meeting_backend;
 mod outbound;
 mod routing;
 mod routing_table;

@@ -32,6 +32,8 @@ pub struct Application {
     pub handler: HandlerEndpoint,
     /// Every event and response of its calls is logged (`sma::messages`).
     pub message_logs: bool,
+    /// Meetings hosted elsewhere, joined by dialling (none: this runtime's meetings).
+    pub meeting_dial_in: Option<Arc<crate::meeting_backend::MeetingDialIn>>,
 }
 
 /// A SIP rule, with the failover chain over its targets.
@@ -321,9 +323,18 @@ pub fn build(
     for app in apps {
         match factory.handler(app.endpoint(), &app.handler) {
             Ok(handler) => {
+                let meeting_dial_in = app.meeting_dial_in.as_deref().and_then(|text| {
+                    crate::meeting_backend::MeetingDialIn::parse(text)
+                        .inspect_err(|why| {
+                            warn!(application = %app.sip_media_application_id, %why, "meeting_dial_in ignored")
+                        })
+                        .ok()
+                        .map(Arc::new)
+                });
                 snapshot.applications.insert(
                     app.sip_media_application_id.clone(),
                     Arc::new(Application {
+                        meeting_dial_in,
                         message_logs: app.logging.enable_sip_media_application_message_logs,
                         endpoint: app.endpoint().to_owned(),
                         id: app.sip_media_application_id,

@@ -77,6 +77,14 @@ pub struct SipMediaApplication {
     /// `PutSipMediaApplicationLoggingConfiguration`.
     #[serde(rename = "sma:Logging", default)]
     pub logging: SipMediaApplicationLoggingConfiguration,
+    /// Where `JoinChimeMeeting` dials to join meetings hosted elsewhere (a SIP URI; `sma.toml`
+    /// only, the model has no member for it). Absent: meetings of this runtime.
+    #[serde(
+        rename = "sma:MeetingDialIn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub meeting_dial_in: Option<String>,
 }
 
 /// Whether the runtime logs every event and response of the application's calls.

@@ -119,6 +119,7 @@ pub fn create(ctx: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result
         handler: Default::default(),
         declared: false,
         logging: Default::default(),
+        meeting_dial_in: None,
     };
     tx.put(&app)?;
     Ok(wrap("SipMediaApplication", public(&app)))

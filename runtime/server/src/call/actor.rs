@@ -391,6 +391,9 @@ pub(super) struct Actor {
     pub dialing: Option<Dialing>,
     /// LEG-A in a meeting (`JoinChimeMeeting`).
     pub meeting: Option<super::meeting::MeetingLeg>,
+    /// The `MeetingId` of a meeting hosted elsewhere that the call joined through its
+    /// application's `meeting_dial_in` (the meeting leg is then the bridge's LEG-B).
+    pub remote_meeting: Option<String>,
     /// The two legs whose media is connected.
     pub bridge: Option<(usize, usize)>,
     pub next_play: u64,
@@ -460,6 +463,7 @@ async fn run_outbound(ctx: Arc<CallContext>, setup: OutboundSetup) {
         running: None,
         dialing: None,
         meeting: None,
+        remote_meeting: None,
         bridged_at: None,
         bridge: None,
         next_play: 1,
@@ -517,6 +521,7 @@ async fn run(ctx: Arc<CallContext>, setup: CallSetup) {
         running: None,
         dialing: None,
         meeting: None,
+        remote_meeting: None,
         bridged_at: None,
         bridge: None,
         next_play: 1,
@@ -845,11 +850,21 @@ impl Actor {
             // The caller left while the bridge rang: the second leg is cancelled.
             self.abandon_dialing("the caller hung up while the bridged party rang");
         }
+        // A caller who leaves a meeting hosted elsewhere takes its meeting leg along (the
+        // runtime tears the meeting leg down, as for a meeting of its own).
+        let remote_meeting_leg = self
+            .bridge
+            .filter(|(a, _)| *a == i && self.remote_meeting.is_some())
+            .map(|(_, b)| b);
         if self.bridge.is_some_and(|(a, b)| a == i || b == i) {
             self.unbridge();
         }
         if self.meeting.as_ref().is_some_and(|m| m.leg == i) {
             self.leave_meeting(0);
+        }
+        if let Some(b) = remote_meeting_leg {
+            self.hang_up(b, 0);
+            self.leg_ended(b, 0, false);
         }
         self.stop_media(i);
         let id = self.legs[i].id.clone();

@@ -39,6 +39,9 @@ pub(super) enum Purpose {
     Bridge { id: u64, from: usize },
     /// LEG-A of a call `CreateSipMediaApplicationCall` placed.
     Outbound,
+    /// `JoinChimeMeeting` action `id` on leg `from`, joining a meeting hosted elsewhere
+    /// through the application's `meeting_dial_in` ([`crate::meeting_backend`]).
+    Meeting { id: u64, from: usize },
 }
 
 /// A leg being placed: a `CallAndBridge`'s second leg, or an API-created call's first.
@@ -67,20 +70,22 @@ pub(super) struct Dialing {
     /// The ringback tone playing on the caller.
     ringback: Option<u64>,
     ringing_relayed: bool,
+    /// The `MeetingId` a remote join named, for the call records.
+    meeting_id: Option<String>,
 }
 
 impl Dialing {
     /// The leg a `CallAndBridge` bridges, when that is what this dials.
     pub(super) fn bridge_from(&self) -> Option<usize> {
         match self.purpose {
-            Purpose::Bridge { from, .. } => Some(from),
+            Purpose::Bridge { from, .. } | Purpose::Meeting { from, .. } => Some(from),
             Purpose::Outbound => None,
         }
     }
 
     pub(super) fn action(&self) -> Option<u64> {
         match self.purpose {
-            Purpose::Bridge { id, .. } => Some(id),
+            Purpose::Bridge { id, .. } | Purpose::Meeting { id, .. } => Some(id),
             Purpose::Outbound => None,
         }
     }
@@ -104,6 +109,9 @@ pub(super) enum BridgeIn {
         installed: Option<u64>,
     },
 }
+
+/// How long a meeting's dial-in may take to answer.
+const MEETING_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// E.164 digits of a number, for comparing caller IDs.
 fn digits(number: &str) -> Option<String> {
@@ -231,6 +239,7 @@ impl Actor {
             outcomes: Vec::new(),
             ringback: None,
             ringing_relayed: false,
+            meeting_id: None,
         });
         match &b.ringback_tone {
             Some(tone) => {
@@ -428,7 +437,7 @@ impl Actor {
                         let id = d.participant.call_id.clone();
                         self.engine.on_ringing(&id);
                     }
-                    Purpose::Outbound => {}
+                    Purpose::Outbound | Purpose::Meeting { .. } => {}
                 }
             }
             SipSignal::Answered(update, at) if current => {
@@ -562,6 +571,20 @@ impl Actor {
                 let id = d.participant.call_id.clone();
                 self.engine.on_leg_ended(&id, status);
             }
+            Purpose::Meeting { id, from } => {
+                self.running = None;
+                self.legs[from]
+                    .record
+                    .invocation_failure(&format!("JoinChimeMeeting: {why}"));
+                // The dial-in refusing the token is the contract's bad-token error; anything
+                // else (unreachable, no answer, busy) is the service's.
+                let (error_type, message) = if matches!(d.last_status, 403 | 404) {
+                    ("InvalidActionParameter", super::meeting::BAD_TOKEN)
+                } else {
+                    ("SystemException", "Error while joining meeting.")
+                };
+                self.engine.on_bridge_failed(id, error_type, message, now);
+            }
         }
     }
 
@@ -626,7 +649,7 @@ impl Actor {
             bridge_in: None,
             record,
         });
-        let Purpose::Bridge { id, from: a } = d.purpose else {
+        let (Purpose::Bridge { id, from: a } | Purpose::Meeting { id, from: a }) = d.purpose else {
             return;
         };
         if let Err(why) = self.start_media(b).and_then(|_| self.ensure_answered(a)) {
@@ -639,9 +662,84 @@ impl Actor {
             return self.bridge_failed(&why, now);
         }
         self.running = None;
+        if matches!(d.purpose, Purpose::Meeting { .. }) {
+            let meeting = d.meeting_id.clone().unwrap_or_default();
+            info!(%meeting, leg_b = %d.participant.call_id, "joined the meeting through its dial-in");
+            for leg in [a, b] {
+                self.legs[leg].record.meeting(&meeting, "");
+            }
+            self.remote_meeting = Some(meeting);
+        }
         self.engine.on_bridged(id, d.participant.clone());
         self.bridge = Some((a, b));
         self.connect_bridge();
+    }
+
+    /// `JoinChimeMeeting` for an application whose meetings are hosted elsewhere: LEG-A
+    /// (answered first) is bridged to a call to the dial-in with the join token. The meeting
+    /// leg is LEG-B as for a meeting of this runtime (`To` the dial-in number, `From` `SMA`).
+    pub(super) fn dial_meeting(
+        &mut self,
+        i: usize,
+        id: u64,
+        join: &sma_actions::JoinChimeMeeting,
+        dial_in: &crate::meeting_backend::MeetingDialIn,
+        now: Instant,
+    ) {
+        let attempt = match dial_in.attempt(join.join_token.trim()) {
+            Ok(a) => a,
+            Err(why) => {
+                info!(%why, "JoinChimeMeeting refused");
+                return self.fail(id, "InvalidActionParameter", super::meeting::BAD_TOKEN);
+            }
+        };
+        if let Err(why) = self.ensure_answered(i) {
+            return self.fail(id, "SystemException", why);
+        }
+        let participant = Participant {
+            call_id: uuid::Uuid::new_v4().to_string(),
+            participant_tag: ParticipantTag::LegB,
+            to: super::meeting::MEETING_NUMBER.into(),
+            from: "SMA".into(),
+            direction: Direction::Outbound,
+            start_time_in_milliseconds: sma_media::storage::now_ms().to_string(),
+            status: Some(Status::Connected),
+            sip_headers: None,
+        };
+        let caller = self
+            .engine
+            .details()
+            .participants
+            .iter()
+            .find(|p| p.call_id == self.legs[i].id)
+            .and_then(|p| digits(&p.from))
+            .map(|d| format!("+{d}"))
+            .unwrap_or_else(|| "SMA".into());
+        let caller_uri = Uri::parse(&format!("sip:{caller}@sma.invalid"))
+            .unwrap_or_else(|_| attempt.target.clone());
+        info!(dial_in = %dial_in.uri(), route = %attempt.via, "JoinChimeMeeting: dialling the meeting");
+        self.dialing = Some(Dialing {
+            purpose: Purpose::Meeting { id, from: i },
+            last_status: 0,
+            attempts: VecDeque::from([attempt]),
+            token: 0,
+            pending: None,
+            call: None,
+            sockets: None,
+            attempt_deadline: None,
+            timeout: MEETING_ANSWER_TIMEOUT,
+            deadline: None,
+            participant,
+            caller_id: NameAddr::new(caller_uri),
+            headers: Headers::new(),
+            via: String::new(),
+            outcomes: Vec::new(),
+            ringback: None,
+            ringing_relayed: false,
+            meeting_id: join.meeting_id.clone(),
+        });
+        self.running = Some((i, Running::Bridge { id }));
+        self.next_attempt(now);
     }
 
     /// Places LEG-A of a call `CreateSipMediaApplicationCall` asked for, routed like every
@@ -696,6 +794,7 @@ impl Actor {
             outcomes: Vec::new(),
             ringback: None,
             ringing_relayed: false,
+            meeting_id: None,
         });
         self.next_attempt(now);
     }
@@ -777,6 +876,7 @@ impl Actor {
     pub(super) fn unbridge(&mut self) {
         self.disconnect_bridge();
         self.bridge = None;
+        self.remote_meeting = None;
     }
 
     /// Connects again with paths chosen afresh (noise suppression or a recording changed

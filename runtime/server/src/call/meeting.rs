@@ -21,7 +21,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 /// The contract's placeholder number of a meeting leg (§2.3).
-const MEETING_NUMBER: &str = "+17035550122";
+pub(super) const MEETING_NUMBER: &str = "+17035550122";
 
 /// The node's meetings: where join tokens are looked up, and the one mixing clock.
 pub struct Meetings {
@@ -144,7 +144,7 @@ pub(super) struct MeetingLeg {
     pub leg: usize,
 }
 
-const BAD_TOKEN: &str = "JoinToken parameter value is invalid.";
+pub(super) const BAD_TOKEN: &str = "JoinToken parameter value is invalid.";
 
 impl Actor {
     /// `JoinChimeMeeting` on leg `i` (LEG-A).
@@ -154,6 +154,17 @@ impl Actor {
         }
         if join.join_token.trim().is_empty() || join.participant_tag == Some(ParticipantTag::LegB) {
             return self.fail(id, "InvalidActionParameter", BAD_TOKEN);
+        }
+        let application = &self.engine.details().sip_media_application_id;
+        let dial_in = self
+            .ctx
+            .routing
+            .snapshot()
+            .applications
+            .get(application)
+            .and_then(|a| a.meeting_dial_in.clone());
+        if let Some(dial_in) = dial_in {
+            return self.dial_meeting(i, id, join, &dial_in, std::time::Instant::now());
         }
         let (meeting_id, attendee_id, capability) = match self.ctx.meetings.lookup(&join.join_token)
         {
@@ -263,6 +274,13 @@ impl Actor {
             }
             if modify.attendee_list.is_empty() || modify.attendee_list.len() > 100 {
                 return Err(invalid("Attendee List parameter value is invalid."));
+            }
+            if self.meeting.is_none() && self.remote_meeting.is_some() {
+                // The meeting is another service's: its attendees are not ours to mute.
+                return Err((
+                    "SystemException",
+                    "Mute and unmute are not available for meetings joined through meeting_dial_in.".to_owned(),
+                ));
             }
             let Some(m) = self.meeting.as_ref() else {
                 return Err(invalid("Invalid action on the call."));
@@ -377,11 +395,16 @@ impl sma_handler::BuiltinHandler for DialIn {
 /// Where a dial-in carries its join token: the Request-URI's `X-chime-join-token`
 /// parameter, the To URI's, or an `X-chime-join-token` header (names case-insensitive).
 pub fn join_token(invite: &sma_sip::Request) -> Option<String> {
+    // A parameter's `%XX` escapes are decoded (a broken escape keeps the text as sent, which
+    // then matches no attendee).
     let param = |uri: &sma_sip::message::Uri| {
         uri.params
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("x-chime-join-token"))
-            .map(|(_, v)| v.unwrap_or_default().to_owned())
+            .find(|(k, _)| k.eq_ignore_ascii_case(crate::meeting_backend::TOKEN_PARAM))
+            .map(|(_, v)| {
+                let v = v.unwrap_or_default();
+                crate::meeting_backend::unescape_param(v).unwrap_or_else(|| v.to_owned())
+            })
     };
     param(&invite.uri)
         .or_else(|| param(&invite.to.uri))
