@@ -580,3 +580,134 @@ fn an_application_with_a_meeting_dial_in_joins_a_meeting_hosted_by_another_node(
     assert_ports_free(caller_media);
     assert_ports_free(host_media);
 }
+
+/// A tone of `hz` for `secs` seconds, as a WAV file in `dir`.
+fn tone_file(dir: &std::path::Path, name: &str, hz: f64, secs: u32) {
+    let signal: Vec<i16> = (0..8000 * secs)
+        .map(|n| (6000.0 * (2.0 * std::f64::consts::PI * hz * f64::from(n) / 8000.0).sin()) as i16)
+        .collect();
+    std::fs::write(dir.join(name), wav(&signal, 8000)).expect("wav");
+}
+
+/// The `examples/meeting-pin` component (contract A.1) end to end: the API places a call to
+/// each of two attendees with the meeting's PIN directory as the call's arguments; each
+/// answers, hears the PIN prompt, keys its PIN and is joined. The first presses `*6` (muted),
+/// plays a 440 Hz tone, presses `*6` again (unmuted) and plays 700 Hz: the second hears 700 Hz
+/// and never 440 Hz; the first hears the second's 1 kHz. A wrong PIN is asked again.
+#[test]
+fn the_meeting_pin_component_joins_by_pin_and_star_six_toggles_mute() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pin = sma_e2e::rust_component("meeting_pin.wasm");
+    let (p1, p2) = (free_udp_port(), free_udp_port());
+    let media = (21300, 21349);
+    let serve = Serve::start(
+        &format!(
+            "{}[calls]\noutbound_calls_per_second = 0\n[[carriers]]\nname = \"first\"\nproxy = \"sip:127.0.0.1:{p1}\"\nprefixes = [\"+14255550101\"]\n[[carriers]]\nname = \"second\"\nproxy = \"sip:127.0.0.1:{p2}\"\nprefixes = [\"+14255550102\"]\n",
+            config(&pin.display().to_string(), media, dir.path())
+        ),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let created: Value = serde_json::from_str(&meeting_script(&serve, &["2"])).expect("JSON");
+    let meeting = created["MeetingId"].as_str().expect("MeetingId").to_owned();
+    tone_file(dir.path(), "muted.wav", 440.0, 3);
+    tone_file(dir.path(), "unmuted.wav", 700.0, 3);
+    tone_file(dir.path(), "second.wav", 1000.0, 18);
+    let first = format!(
+        "name: attendee 0\nrole: callee\nlisten: 127.0.0.1:{p1}\nsteps:
+  - expect_incoming: {{to: \"+14255550101\", within: 20s}}\n  - answer
+  - expect_audio: {{min_ms: 1500, within: 10s}}\n  - send_digits: \"9999#\"
+  - expect_audio: {{min_ms: 1500, within: 10s}}\n  - send_digits: \"1111#\"
+  - wait: 2s\n  - send_digits: \"*6\"\n  - wait: 2s\n  - play: muted.wav
+  - send_digits: \"*6\"\n  - wait: 2s\n  - play: unmuted.wav\n  - hangup\n"
+    );
+    let second = format!(
+        "name: attendee 1\nrole: callee\nlisten: 127.0.0.1:{p2}\nsteps:
+  - expect_incoming: {{to: \"+14255550102\", within: 20s}}\n  - answer
+  - expect_audio: {{min_ms: 1500, within: 10s}}\n  - send_digits: \"2222#\"
+  - play: second.wav\n  - hangup\n"
+    );
+    let recordings = dir.path().join("rec");
+    let mut callees = Vec::new();
+    for (i, scenario) in [first, second].iter().enumerate() {
+        let path = dir.path().join(format!("attendee-{i}.yaml"));
+        std::fs::write(&path, scenario).expect("scenario");
+        let ports = 21350 + 25 * i;
+        callees.push(
+            Command::new(sma_e2e::sma())
+                .arg("call")
+                .arg("-s")
+                .arg(&path)
+                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
+                .arg("--record-dir")
+                .arg(&recordings)
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("sma call"),
+        );
+    }
+    // The meeting calls its attendees: each call carries the PIN directory entry.
+    for (i, (to, pin)) in [("+14255550101", "1111"), ("+14255550102", "2222")]
+        .into_iter()
+        .enumerate()
+    {
+        let attendee = &created["Attendees"][i];
+        meeting_script(
+            &serve,
+            &[
+                "call",
+                "app-1",
+                NUMBER,
+                to,
+                &format!(
+                    "pin:{pin}={}",
+                    attendee["JoinToken"].as_str().expect("token")
+                ),
+                &format!("meeting:{pin}={meeting}"),
+                &format!(
+                    "attendee:{pin}={}",
+                    attendee["AttendeeId"].as_str().expect("id")
+                ),
+            ],
+        );
+    }
+    let mut text = String::new();
+    let mut ok = true;
+    for c in callees {
+        let out = c.wait_with_output().expect("sma call");
+        ok &= out.status.success();
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(ok, "{text}\n{}", serve.log());
+    let log = serve.log();
+    assert!(log.contains("unknown PIN, try 1 of 3"), "{log}");
+    assert_eq!(log.matches("joined the meeting").count(), 2, "{log}");
+    assert_eq!(log.matches("attendees modified").count(), 2, "{log}");
+    let heard = |i: usize| -> Vec<i16> {
+        let (_, _, samples) = read_wav(&recordings.join(format!("attendee-{i}-1.wav")));
+        samples.iter().step_by(2).copied().collect()
+    };
+    let second_heard = heard(1);
+    let unmuted = tone_share(&second_heard, 700.0);
+    let muted = tone_share(&second_heard, 440.0);
+    assert!(
+        unmuted > 0.02 && muted < unmuted / 20.0,
+        "the second hears 700 Hz at {unmuted:.4} and 440 Hz (muted) at {muted:.4}\n{text}"
+    );
+    let share = tone_share(&heard(0), 1000.0);
+    assert!(
+        share > 0.05,
+        "the first hears the second at {share:.3}\n{text}"
+    );
+    assert_ports_free(media);
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}

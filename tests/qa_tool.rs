@@ -526,6 +526,10 @@ fn examples_config(webhook: &str, media: (u16, u16)) -> String {
             "../../target/wasm32-wasip2/guest/forward_rust.wasm",
             &rust_component("forward_rust.wasm").display().to_string(),
         )
+        .replace(
+            "../../target/wasm32-wasip2/guest/meeting_pin.wasm",
+            &rust_component("meeting_pin.wasm").display().to_string(),
+        )
         .replace("http://127.0.0.1:8088/", webhook)
         .replace(
             "port_range = [20000, 20999]",

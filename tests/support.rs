@@ -67,6 +67,8 @@ pub fn rust_component(file: &str) -> PathBuf {
             "-p",
             "forward-rust",
             "-p",
+            "meeting-pin",
+            "-p",
             "chaos-guest",
             "-p",
             "chaos-nostd-guest",

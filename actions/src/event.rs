@@ -315,6 +315,23 @@ impl InvocationEvent {
         named.or_else(|| self.call_details.participant(ParticipantTag::LegA))
     }
 
+    /// The call's string arguments: `ActionData.Parameters.Arguments` of `NEW_OUTBOUND_CALL`
+    /// (the request's `ArgumentsMap`) and of `CALL_UPDATE_REQUESTED`; none for other events.
+    pub fn arguments(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.action_data
+            .as_ref()
+            .and_then(|d| d.parameters.get("Arguments"))
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+    }
+
+    /// One of [`InvocationEvent::arguments`].
+    pub fn argument(&self, key: &str) -> Option<&str> {
+        self.arguments().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
     /// A transaction attribute.
     pub fn attribute(&self, key: &str) -> Option<&str> {
         self.call_details

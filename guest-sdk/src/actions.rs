@@ -191,5 +191,30 @@ pub fn call_and_bridge(caller_id: &str, to_number: &str) -> CallAndBridge {
     }
 }
 
+/// `JoinChimeMeeting`: joins the caller (LEG-A) to the meeting of `join_token`.
+pub fn join_chime_meeting(join_token: &str, meeting_id: Option<&str>) -> JoinChimeMeeting {
+    JoinChimeMeeting {
+        join_token: join_token.to_owned(),
+        call_id: None,
+        participant_tag: Some(ParticipantTag::LegA),
+        meeting_id: meeting_id.map(str::to_owned),
+    }
+}
+
+/// `ModifyChimeMeetingAttendees` on the meeting leg (LEG-B): mutes or unmutes `attendees`.
+pub fn modify_chime_meeting_attendees(
+    operation: AttendeeOperation,
+    meeting_id: &str,
+    attendees: &[&str],
+) -> ModifyChimeMeetingAttendees {
+    ModifyChimeMeetingAttendees {
+        operation,
+        meeting_id: meeting_id.to_owned(),
+        attendee_list: attendees.iter().map(|a| (*a).to_owned()).collect(),
+        call_id: None,
+        participant_tag: Some(ParticipantTag::LegB),
+    }
+}
+
 impl_attempts!(SpeakAndGetDigits);
 impl_attempts!(PlayAudioAndGetDigits);
