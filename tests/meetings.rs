@@ -711,3 +711,164 @@ fn free_udp_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// Contract A.4, the waiting room: a caller is held with music (`PlayAudio`, large `Repeat`)
+/// while an organiser's service — here the test, which learnt the TransactionId from the
+/// handler — admits them with `UpdateSipMediaApplicationCall` carrying the join token. The
+/// handler gets `CALL_UPDATE_REQUESTED`, answers `JoinChimeMeeting`; the hold music is
+/// interrupted (`ACTION_INTERRUPTED`) and the join succeeds. The waiting caller heard the
+/// music and not the meeting while held, and the meeting's attendee after admission.
+#[test]
+fn a_waiting_caller_is_admitted_to_the_meeting_by_a_call_update() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    const WAITING: &str = "+15555550199";
+    let first_token: std::sync::Arc<std::sync::Mutex<String>> = Default::default();
+    let webhook = {
+        let first_token = first_token.clone();
+        ScriptedWebhook::start(move |event: &Value| {
+            let from = event["CallDetails"]["Participants"][0]["From"]
+                .as_str()
+                .unwrap_or_default();
+            match kind(event) {
+                "NEW_INBOUND_CALL" if from == WAITING => actions(json!([{"Type": "PlayAudio",
+                    "Parameters": {"Repeat": 20, "AudioSource": {"Type": "S3",
+                        "BucketName": "prompts", "Key": "hold.wav"}}}])),
+                "NEW_INBOUND_CALL" => {
+                    let token = first_token.lock().unwrap().clone();
+                    actions(
+                        json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": token}}]),
+                    )
+                }
+                "CALL_UPDATE_REQUESTED" => {
+                    let arguments = &event["ActionData"]["Parameters"]["Arguments"];
+                    actions(json!([{"Type": "JoinChimeMeeting", "Parameters": {
+                        "JoinToken": arguments["JoinToken"], "MeetingId": arguments["MeetingId"]}}]))
+                }
+                _ => actions(json!([])),
+            }
+        })
+    };
+    std::fs::create_dir_all(dir.path().join("prompts")).expect("bucket");
+    tone_file(&dir.path().join("prompts"), "hold.wav", 300.0, 1);
+    tone_file(dir.path(), "inside.wav", 1000.0, 14);
+    tone_file(dir.path(), "waiting.wav", 440.0, 12);
+    let media = (21400, 21449);
+    let serve = Serve::start(
+        &config(&webhook.url, media, dir.path()),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let created: Value = serde_json::from_str(&meeting_script(&serve, &["2"])).expect("JSON");
+    let meeting = created["MeetingId"].as_str().expect("MeetingId").to_owned();
+    *first_token.lock().unwrap() = created["Attendees"][0]["JoinToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let recordings = dir.path().join("rec");
+    let mut callers = Vec::new();
+    for (i, (from, file)) in [("+15555550100", "inside.wav"), (WAITING, "waiting.wav")]
+        .into_iter()
+        .enumerate()
+    {
+        let path = dir.path().join(format!("room-{i}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "name: room {i}\ncall:\n  to: sip:{NUMBER}@{}\n  from: sip:{from}@127.0.0.1\nsteps:\n  - expect: answered\n  - play: {file}\n  - hangup\n",
+                serve.addr("udp")
+            ),
+        )
+        .expect("scenario");
+        let ports = 21450 + 25 * i;
+        callers.push(
+            Command::new(sma_e2e::sma())
+                .arg("call")
+                .arg("-s")
+                .arg(&path)
+                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
+                .arg("--record-dir")
+                .arg(&recordings)
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("sma call"),
+        );
+        if i == 0 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    // The handler "registered" the waiting call: its TransactionId is in its first event.
+    let mut transaction = String::new();
+    sma_e2e::wait_until("the waiting call", Duration::from_secs(10), || {
+        transaction = webhook
+            .events()
+            .iter()
+            .find(|e| e["CallDetails"]["Participants"][0]["From"] == WAITING)
+            .and_then(|e| e["CallDetails"]["TransactionId"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        !transaction.is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let admitted = meeting_script(
+        &serve,
+        &[
+            "update",
+            "app-1",
+            &transaction,
+            &format!(
+                "JoinToken={}",
+                created["Attendees"][1]["JoinToken"].as_str().expect("token")
+            ),
+            &format!("MeetingId={meeting}"),
+        ],
+    );
+    assert_eq!(admitted.trim(), "updated");
+    let mut text = String::new();
+    let mut ok = true;
+    for c in callers {
+        let out = c.wait_with_output().expect("sma call");
+        ok &= out.status.success();
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(ok, "{text}\n{}", serve.log());
+    let waiting: Vec<(String, String)> = webhook
+        .events()
+        .iter()
+        .filter(|e| e["CallDetails"]["TransactionId"] == transaction.as_str())
+        .map(|e| {
+            (
+                kind(e).to_owned(),
+                e["ActionData"]["Type"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("NEW_INBOUND_CALL", ""),
+        ("CALL_UPDATE_REQUESTED", "CallUpdateRequest"),
+        ("ACTION_INTERRUPTED", "PlayAudio"),
+        ("ACTION_SUCCESSFUL", "JoinChimeMeeting"),
+    ];
+    assert!(
+        waiting.len() >= expected.len()
+            && expected
+                .iter()
+                .zip(&waiting)
+                .all(|((k, t), (gk, gt))| k == gk && t == gt),
+        "{waiting:?}"
+    );
+    // Held (0.5-2.5 s): the music, not the meeting. Admitted (from 7 s): the meeting.
+    let (_, _, samples) = read_wav(&recordings.join("room-1-1.wav"));
+    let heard: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let held = &heard[4000..20000];
+    let (music, meeting_audio) = (tone_share(held, 300.0), tone_share(held, 1000.0));
+    assert!(
+        music > 0.1 && meeting_audio < 0.01,
+        "held: music {music:.3}, meeting {meeting_audio:.3}\n{text}"
+    );
+    let inside = tone_share(&heard[56000..80000], 1000.0);
+    assert!(inside > 0.1, "admitted: meeting {inside:.3}\n{text}");
+    assert_ports_free(media);
+}
