@@ -413,6 +413,8 @@ pub struct SipCaller {
     server: SocketAddr,
     call_id: String,
     cseq: u32,
+    /// The RTP port its offer names (its own SIP port + 2 unless set).
+    rtp_port: Option<u16>,
 }
 
 /// One response: status and raw text.
@@ -446,7 +448,48 @@ impl SipCaller {
             server,
             call_id: format!("caller-{n}-{}", std::process::id()),
             cseq: 0,
+            rtp_port: None,
         }
+    }
+
+    /// A caller whose offer names `rtp_port` (a socket the test holds) for its media.
+    pub fn with_rtp_port(server: SocketAddr, rtp_port: u16) -> SipCaller {
+        SipCaller {
+            rtp_port: Some(rtp_port),
+            ..SipCaller::new(server)
+        }
+    }
+
+    /// A request in the dialog a 2xx `answer` to INVITE `uri` established (ACK, BYE).
+    fn in_dialog(&self, method: &str, cseq: u32, uri: &str, answer: &SipResponse) -> String {
+        let local = self.socket.local_addr().expect("local");
+        let to = answer.header("To").unwrap_or_default();
+        format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{method}-{}-{cseq};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            self.call_id, self.call_id
+        )
+    }
+
+    /// ACKs a 2xx `answer` (a transaction of its own, RFC 3261 §13.2.2.4).
+    pub fn ack_answer(&self, uri: &str, answer: &SipResponse) {
+        let ack = self.in_dialog("ACK", self.cseq, uri, answer);
+        let _ = self.socket.send_to(ack.as_bytes(), self.server);
+    }
+
+    /// Hangs up the call `answer` established; the BYE's final status (0: none within 5 s).
+    pub fn bye(&mut self, uri: &str, answer: &SipResponse) -> u16 {
+        self.cseq += 1;
+        let bye = self.in_dialog("BYE", self.cseq, uri, answer);
+        let _ = self.socket.send_to(bye.as_bytes(), self.server);
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            match self.recv_response() {
+                Some(r) if r.status >= 200 && r.text.contains(" BYE\r\n") => return r.status,
+                _ => {}
+            }
+        }
+        0
     }
 
     /// The ACK for a non-2xx final response (same branch as the INVITE, RFC 3261 §17.1.1.3).
@@ -537,7 +580,7 @@ From: <sip:+14255550199@127.0.0.1>;tag=caller\r\nTo: <{uri}>\r\nCall-ID: {}\r\nC
         let local = self.socket.local_addr().expect("local");
         let sdp = format!(
             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
-            local.port() + 2
+            self.rtp_port.unwrap_or(local.port() + 2)
         );
         let branch = format!("z9hG4bK-{}-{}", self.call_id, self.cseq);
         let mut msg = format!(

@@ -819,7 +819,9 @@ fn a_waiting_caller_is_admitted_to_the_meeting_by_a_call_update() {
             &transaction,
             &format!(
                 "JoinToken={}",
-                created["Attendees"][1]["JoinToken"].as_str().expect("token")
+                created["Attendees"][1]["JoinToken"]
+                    .as_str()
+                    .expect("token")
             ),
             &format!("MeetingId={meeting}"),
         ],
@@ -841,7 +843,10 @@ fn a_waiting_caller_is_admitted_to_the_meeting_by_a_call_update() {
         .map(|e| {
             (
                 kind(e).to_owned(),
-                e["ActionData"]["Type"].as_str().unwrap_or_default().to_owned(),
+                e["ActionData"]["Type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             )
         })
         .collect();
@@ -870,5 +875,215 @@ fn a_waiting_caller_is_admitted_to_the_meeting_by_a_call_update() {
     );
     let inside = tone_share(&heard[56000..80000], 1000.0);
     assert!(inside > 0.1, "admitted: meeting {inside:.3}\n{text}");
+    assert_ports_free(media);
+}
+
+/// The `c=`/`m=audio` address of an SDP body in `response`.
+fn sdp_media(response: &str) -> std::net::SocketAddr {
+    let ip = response
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .expect("c= line")
+        .trim();
+    let port = response
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("m= line");
+    format!("{ip}:{port}").parse().expect("address")
+}
+
+/// Bad input at a meeting: one attendee's leg sends garbage instead of RTP for seconds, one
+/// sends nothing at all, and one attendee joins a second time from another call (a phone
+/// that dropped, redialling). The two attendees talking still hear each other; the second
+/// join takes over the attendee's place and the earlier call's meeting leg is released
+/// (`HANGUP` for its LEG-B).
+#[test]
+fn garbage_silence_and_a_second_join_leave_the_meeting_undisturbed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens: std::sync::Arc<std::sync::Mutex<HashMap<String, String>>> = Default::default();
+    let webhook = {
+        let tokens = tokens.clone();
+        ScriptedWebhook::start(move |event: &Value| {
+            let leg_a = &event["CallDetails"]["Participants"][0];
+            let who = leg_a["SipHeaders"]["X-Attendee"]
+                .as_str()
+                .or(leg_a["From"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            match kind(event) {
+                "NEW_INBOUND_CALL" => {
+                    let token = tokens
+                        .lock()
+                        .unwrap()
+                        .get(&who)
+                        .cloned()
+                        .unwrap_or_default();
+                    actions(
+                        json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": token}}]),
+                    )
+                }
+                _ => actions(json!([])),
+            }
+        })
+    };
+    let media = (21500, 21599);
+    let serve = Serve::start(
+        &config(&webhook.url, media, dir.path()),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let created: Value = serde_json::from_str(&meeting_script(&serve, &["4"])).expect("JSON");
+    let token = |i: usize| {
+        created["Attendees"][i]["JoinToken"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    };
+    {
+        let mut t = tokens.lock().unwrap();
+        t.insert(caller(0), token(0));
+        t.insert(caller(1), token(1));
+        t.insert("garbage".into(), token(2));
+        t.insert("silent".into(), token(3));
+    }
+    // Two talkers, 8 s each.
+    let recordings = dir.path().join("rec");
+    let mut talkers = Vec::new();
+    for (i, hz) in [(0, 440.0), (1, 1000.0)] {
+        tone_file(dir.path(), &format!("talker-{i}.wav"), hz, 8);
+        let path = dir.path().join(format!("talker-{i}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "name: talker {i}\ncall:\n  to: sip:{NUMBER}@{}\n  from: sip:{}@127.0.0.1\nsteps:\n  - expect: answered\n  - play: talker-{i}.wav\n  - hangup\n",
+                serve.addr("udp"),
+                caller(i)
+            ),
+        )
+        .expect("scenario");
+        let ports = 21600 + 25 * i;
+        talkers.push(
+            Command::new(sma_e2e::sma())
+                .arg("call")
+                .arg("-s")
+                .arg(&path)
+                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
+                .arg("--record-dir")
+                .arg(&recordings)
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("sma call"),
+        );
+    }
+    // Raw SIP legs: one to send garbage, one silent, and the silent attendee again.
+    let uri = format!("sip:{NUMBER}@{}", serve.addr("udp"));
+    let raw_leg = |who: &str| {
+        let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("rtp");
+        let port = rtp.local_addr().expect("addr").port();
+        let mut sip = sma_e2e::calls::SipCaller::with_rtp_port(serve.addr("udp"), port);
+        let answer = sip.invite(
+            &uri,
+            &[format!("X-Attendee: {who}")],
+            Duration::from_secs(10),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        sip.ack_answer(&uri, &answer);
+        (sip, answer, rtp)
+    };
+    let garbage = raw_leg("garbage");
+    let silent = raw_leg("silent");
+    let sma_rtp = sdp_media(&garbage.1.text);
+    let sender = garbage.2.try_clone().expect("socket");
+    let blaster = std::thread::spawn(move || {
+        let mut n: u32 = 0x9e37_79b9;
+        let mut next = || {
+            n ^= n << 13;
+            n ^= n >> 17;
+            n ^= n << 5;
+            n
+        };
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        let mut sent = 0u32;
+        while std::time::Instant::now() < end {
+            let len = (next() % 1400) as usize;
+            let mut packet: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            match sent % 4 {
+                // An RTP header with a payload type nobody negotiated.
+                0 if len >= 12 => {
+                    packet[0] = 0x80;
+                    packet[1] = 96 + (next() % 30) as u8;
+                }
+                // Version 2, payload type 0, then a CSRC count and extension beyond the end.
+                1 if len >= 12 => {
+                    packet[0] = 0x9f;
+                    packet[1] = 0;
+                    packet.truncate(14);
+                }
+                // Padding longer than the packet.
+                2 if len >= 20 => {
+                    packet[0] = 0xa0;
+                    packet[1] = 0;
+                    packet.truncate(20);
+                    packet[19] = 200;
+                }
+                _ => {}
+            }
+            let _ = sender.send_to(&packet, sma_rtp);
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        sent
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let again = raw_leg("silent");
+    let sent = blaster.join().expect("blaster");
+    let mut text = String::new();
+    let mut ok = true;
+    for c in talkers {
+        let out = c.wait_with_output().expect("sma call");
+        ok &= out.status.success();
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(ok, "{text}\n{}", serve.log());
+    assert!(sent > 1000, "only {sent} garbage datagrams sent");
+    for (i, (own, other)) in [(440.0, 1000.0), (1000.0, 440.0)].into_iter().enumerate() {
+        let (_, _, samples) = read_wav(&recordings.join(format!("talker-{i}-1.wav")));
+        let heard: Vec<i16> = samples
+            .iter()
+            .step_by(2)
+            .copied()
+            .skip(8000 * 2)
+            .take(8000 * 5)
+            .collect();
+        let share = tone_share(&heard, other);
+        assert!(
+            share > 0.1,
+            "talker {i} hears the other at {share:.3}\n{text}"
+        );
+        assert!(tone_share(&heard, own) < 0.01, "talker {i} hears itself");
+    }
+    // The second join took over; the first call's meeting leg was released.
+    let log = serve.log();
+    assert!(
+        log.contains("the attendee joins again: its earlier session is replaced"),
+        "{log}"
+    );
+    let first_call_id = silent.1.header("Call-ID").expect("Call-ID");
+    let released = webhook.events().iter().any(|e| {
+        kind(e) == "HANGUP"
+            && e["ActionData"]["Parameters"]["ParticipantTag"] == "LEG-B"
+            && e["CallDetails"]["Participants"][0]["SipHeaders"]["X-Attendee"] == "silent"
+    });
+    assert!(
+        released,
+        "no HANGUP for the replaced session ({first_call_id})\n{log}"
+    );
+    for (mut sip, answer, _) in [garbage, silent, again] {
+        assert_eq!(sip.bye(&uri, &answer), 200);
+    }
     assert_ports_free(media);
 }

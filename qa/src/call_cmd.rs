@@ -311,20 +311,14 @@ async fn run_async(args: CallArgs) -> ExitCode {
             eprintln!("sma call: --rate, --calls and --concurrency must be positive");
             return ExitCode::from(2);
         }
-        let dialer = match Dialer::start(
-            *destination,
-            scenario.transport,
-            u64::from(std::process::id()),
-            tls.clone(),
-        )
-        .await
-        {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("sma call: {e}");
-                return ExitCode::from(2);
-            }
-        };
+        let dialer =
+            match Dialer::start(*destination, scenario.transport, run_seed(), tls.clone()).await {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("sma call: {e}");
+                    return ExitCode::from(2);
+                }
+            };
         let summary = load::run(scenario.clone(), uri.clone(), dialer, shared, plan).await;
         print!("{}", summary.text());
         if let Some(path) = &args.json {
@@ -366,17 +360,23 @@ async fn run_async(args: CallArgs) -> ExitCode {
         } else {
             None
         };
-        let (dialer, invites) =
-            match Dialer::listen(listen, scenario.transport, 1000 + i as u64, tls).await {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!(
-                        "sma call: {}: cannot listen on {listen}: {e}",
-                        scenario.path.display()
-                    );
-                    return ExitCode::from(2);
-                }
-            };
+        let (dialer, invites) = match Dialer::listen(
+            listen,
+            scenario.transport,
+            run_seed() ^ (1000 + i as u64),
+            tls,
+        )
+        .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!(
+                    "sma call: {}: cannot listen on {listen}: {e}",
+                    scenario.path.display()
+                );
+                return ExitCode::from(2);
+            }
+        };
         println!(
             "{}: listening on {} ({})",
             scenario.name, dialer.local, scenario.transport
@@ -392,7 +392,7 @@ async fn run_async(args: CallArgs) -> ExitCode {
         let dialer = match Dialer::start(
             *destination,
             scenario.transport,
-            i as u64 + 1,
+            run_seed() ^ (i as u64 + 1),
             tls.clone(),
         )
         .await
@@ -462,4 +462,19 @@ fn write_out(path: &std::path::Path, text: &str) -> Result<(), String> {
         return Ok(());
     }
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// This run's seed for Call-IDs, tags and branches: two `sma call`s started at once (or one
+/// after the other) must never send the same Call-ID, or the server would take one's requests
+/// for the other's (a fixed seed per scenario did exactly that).
+fn run_seed() -> u64 {
+    use std::sync::OnceLock;
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        nanos ^ (u64::from(std::process::id()) << 32)
+    })
 }

@@ -366,14 +366,26 @@ impl Mixer {
         Ok(())
     }
 
-    /// `id` leaves `meeting` (the meeting goes when its last participant does). Whether it
-    /// was there.
-    pub fn leave(&mut self, meeting: &str, id: &str) -> bool {
+    /// `id` leaves `meeting` (the meeting goes when its last participant does), if it is
+    /// still the session whose `input` this is: an attendee who joined again from another
+    /// call replaced that session, and the old one's leaving must not remove the new one.
+    /// Whether it was there.
+    pub fn leave(&mut self, meeting: &str, id: &str, input: &Arc<PcmPipe>) -> bool {
+        self.remove_where(meeting, |p| p.id == id && Arc::ptr_eq(&p.input, input))
+    }
+
+    /// `id` leaves `meeting` whichever session it is in (an attendee joining again takes
+    /// over from its earlier session). Whether it was there.
+    pub fn remove(&mut self, meeting: &str, id: &str) -> bool {
+        self.remove_where(meeting, |p| p.id == id)
+    }
+
+    fn remove_where(&mut self, meeting: &str, gone: impl Fn(&Participant) -> bool) -> bool {
         let Some(room) = self.rooms.get_mut(meeting) else {
             return false;
         };
         let before = room.participants.len();
-        room.participants.retain(|p| p.id != id);
+        room.participants.retain(|p| !gone(p));
         let left = room.participants.len() < before;
         if room.participants.is_empty() {
             self.rooms.remove(meeting);
@@ -993,8 +1005,10 @@ mod tests {
             Err(ConferenceError::AlreadyJoined(..))
         ));
         run(&mut mixer, &mut phones, 10);
-        assert!(mixer.leave("m1", "c"));
-        assert!(!mixer.leave("m1", "c"));
+        // Only its own session can take it out; then it is gone.
+        assert!(!mixer.leave("m1", "c", &full.input));
+        assert!(mixer.leave("m1", "c", &c.input));
+        assert!(!mixer.remove("m1", "c"));
         run(&mut mixer, &mut phones, 10);
         let heard = &phones[1].heard[HALF_BAND_TAPS * 2 + 80..];
         // A 400 Hz tone at 6000 moves at most 2*pi*400/8000*6000 ~ 1885 per sample.

@@ -228,6 +228,13 @@ pub(super) enum Msg {
     Resolved(u64, Result<SocketAddr, String>),
     /// The meetings API changed a meeting (deleted it, or an attendee, or capabilities).
     Meeting(sma_api::voice::Effect),
+    /// An attendee joined a meeting again from some call, whose mixer input is this pipe:
+    /// any other call holding that attendee's session lets it go.
+    Rejoined {
+        meeting_id: String,
+        attendee_id: String,
+        session: Arc<sma_media::bridge::PcmPipe>,
+    },
 }
 
 /// Calls in progress by TransactionId, so the management API can reach them.
@@ -251,6 +258,23 @@ impl CallRegistry {
     pub fn meeting_changed(&self, effect: &sma_api::voice::Effect) {
         for (_, tx) in self.lock().values() {
             let _ = tx.send(Msg::Meeting(effect.clone()));
+        }
+    }
+
+    /// Tells every call that an attendee joined `meeting_id` again with the mixer input
+    /// `session`; the call that held its earlier session leaves.
+    pub(super) fn attendee_rejoined(
+        &self,
+        meeting_id: &str,
+        attendee_id: &str,
+        session: &Arc<sma_media::bridge::PcmPipe>,
+    ) {
+        for (_, tx) in self.lock().values() {
+            let _ = tx.send(Msg::Rejoined {
+                meeting_id: meeting_id.to_owned(),
+                attendee_id: attendee_id.to_owned(),
+                session: session.clone(),
+            });
         }
     }
 
@@ -794,6 +818,11 @@ impl Actor {
             }
             Msg::Resolved(token, result) => self.on_resolved(token, result, now),
             Msg::Meeting(effect) => self.on_meeting_effect(effect),
+            Msg::Rejoined {
+                meeting_id,
+                attendee_id,
+                session,
+            } => self.on_attendee_rejoined(&meeting_id, &attendee_id, &session),
         }
     }
 

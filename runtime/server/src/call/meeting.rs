@@ -15,7 +15,9 @@ use sma_actions::{
 use sma_api::voice::Effect;
 use sma_engine::{ActionResult, Outcome};
 use sma_media::bridge::PcmPipe;
-use sma_media::conference::{AudioCapability, ConferenceClock, ConferenceConfig, Mixer};
+use sma_media::conference::{
+    AudioCapability, ConferenceClock, ConferenceConfig, ConferenceError, Mixer,
+};
 use sma_store::Store;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -142,6 +144,9 @@ pub(super) struct MeetingLeg {
     pub call_id: String,
     /// LEG-A's index.
     pub leg: usize,
+    /// What LEG-A says into the mixer: this session's identity there (an attendee who joins
+    /// again from another call replaces it).
+    pub input: Arc<PcmPipe>,
 }
 
 pub(super) const BAD_TOKEN: &str = "JoinToken parameter value is invalid.";
@@ -194,18 +199,42 @@ impl Actor {
         let rate = negotiated.codec.sample_rate();
         let input = PcmPipe::new(rate, 120);
         let output = PcmPipe::new(rate, 120);
-        let joined = self.ctx.meetings.clock().mixer().join(
-            &meeting_id,
-            &attendee_id,
-            input.clone(),
-            output.clone(),
-            capability,
-        );
+        let joined = {
+            let mut mixer = self.ctx.meetings.clock().mixer();
+            match mixer.join(
+                &meeting_id,
+                &attendee_id,
+                input.clone(),
+                output.clone(),
+                capability,
+            ) {
+                Err(ConferenceError::AlreadyJoined(..)) => {
+                    // The attendee calls again (a dropped phone redialling before its old
+                    // leg timed out): this call takes over, the earlier one is released.
+                    info!(meeting = %meeting_id, attendee = %attendee_id, "the attendee joins again: its earlier session is replaced");
+                    mixer.remove(&meeting_id, &attendee_id);
+                    let joined = mixer.join(
+                        &meeting_id,
+                        &attendee_id,
+                        input.clone(),
+                        output.clone(),
+                        capability,
+                    );
+                    if joined.is_ok() {
+                        self.ctx
+                            .calls
+                            .attendee_rejoined(&meeting_id, &attendee_id, &input);
+                    }
+                    joined
+                }
+                other => other,
+            }
+        };
         if let Err(e) = joined {
             info!(error = %e, "JoinChimeMeeting refused");
             return self.fail(id, "InvalidActionParameter", BAD_TOKEN);
         }
-        media.control.set_pcm(Some(input));
+        media.control.set_pcm(Some(input.clone()));
         self.legs[i].bridge_in = Some(BridgeIn::Pcm {
             pipe: output,
             installed: None,
@@ -218,6 +247,7 @@ impl Actor {
             attendee_id,
             call_id: call_id.clone(),
             leg: i,
+            input,
         });
         self.refresh_bridge();
         let leg_b = Participant {
@@ -248,7 +278,7 @@ impl Actor {
             .meetings
             .clock()
             .mixer()
-            .leave(&m.meeting_id, &m.attendee_id);
+            .leave(&m.meeting_id, &m.attendee_id, &m.input);
         let leg = &mut self.legs[m.leg];
         let bridge_in = leg.bridge_in.take();
         if let Some(media) = &leg.media {
@@ -316,6 +346,25 @@ impl Actor {
 
     /// A committed change of the meetings API: a deleted meeting or attendee releases the
     /// meeting leg (`HANGUP` for LEG-B); new capabilities apply at once.
+    /// The call's attendee joined again from another call (`session` is that call's input):
+    /// this session is over, as if the attendee had been deleted here.
+    pub(super) fn on_attendee_rejoined(
+        &mut self,
+        meeting_id: &str,
+        attendee_id: &str,
+        session: &Arc<PcmPipe>,
+    ) {
+        let replaced = self.meeting.as_ref().is_some_and(|m| {
+            m.meeting_id == meeting_id
+                && m.attendee_id == attendee_id
+                && !Arc::ptr_eq(&m.input, session)
+        });
+        if replaced {
+            info!(meeting = %meeting_id, attendee = %attendee_id, "the attendee joined from another call; leaving the meeting here");
+            self.leave_meeting(0);
+        }
+    }
+
     pub(super) fn on_meeting_effect(&mut self, effect: Effect) {
         let Some(m) = self.meeting.as_ref() else {
             return;
@@ -512,7 +561,7 @@ mod tests {
         );
         assert!(meetings.lookup("new-token").is_ok());
         // The busy one empties: it ends 300 s after it was last seen occupied.
-        meetings.clock().mixer().leave("busy", "busy-a");
+        meetings.clock().mixer().remove("busy", "busy-a");
         assert!(meetings.sweep(idle, 500_000).is_empty());
         let mut ended = meetings.sweep(idle, 600_001);
         ended.sort();
