@@ -241,6 +241,11 @@ impl Baresip {
         Baresip::launch(rtp_ports, &hum, 0, false, false, None)
     }
 
+    /// Like [`Baresip::start`], playing `mic` (8 kHz; baresip hangs up when it ends).
+    pub fn calling(rtp_ports: (u16, u16), mic: &[i16]) -> Baresip {
+        Baresip::launch(rtp_ports, mic, 0, false, false, None)
+    }
+
     /// Like [`Baresip::start`], calling over TLS (trusting `ca_file`) with SRTP mandatory
     /// (`mediaenc=srtp-mand`: SDES keys in `a=crypto`, libre's own SRTP), playing `mic`.
     pub fn start_secure(rtp_ports: (u16, u16), mic: &[i16], ca_file: &Path) -> Baresip {

@@ -1087,3 +1087,134 @@ fn garbage_silence_and_a_second_join_leave_the_meeting_undisturbed() {
     }
     assert_ports_free(media);
 }
+
+/// A baresip phone in a meeting with two `sma call` callers: each of the three hears the
+/// other two (three distinct tones, Goertzel on what each recorded) and not itself.
+#[test]
+fn a_baresip_phone_and_two_scenario_callers_hear_each_other_in_a_meeting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    const BARESIP: &str = "+14255550199";
+    let tokens: Tokens = Default::default();
+    let webhook = {
+        let tokens = tokens.clone();
+        ScriptedWebhook::start(move |event: &Value| {
+            let from = event["CallDetails"]["Participants"][0]["From"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            match (kind(event), tokens.lock().unwrap().get(&from).cloned()) {
+                ("NEW_INBOUND_CALL", Some((meeting, _, token))) => actions(
+                    json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": token,
+                        "MeetingId": meeting}}]),
+                ),
+                _ => actions(json!([])),
+            }
+        })
+    };
+    let media = (21800, 21849);
+    let serve = Serve::start(
+        &config(&webhook.url, media, dir.path()),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let created: Value = serde_json::from_str(&meeting_script(&serve, &["3"])).expect("JSON");
+    let meeting = created["MeetingId"].as_str().expect("MeetingId").to_owned();
+    for (i, who) in [BARESIP.to_owned(), caller(0), caller(1)]
+        .into_iter()
+        .enumerate()
+    {
+        let a = &created["Attendees"][i];
+        tokens.lock().unwrap().insert(
+            who,
+            (
+                meeting.clone(),
+                a["AttendeeId"].as_str().unwrap_or_default().to_owned(),
+                a["JoinToken"].as_str().unwrap_or_default().to_owned(),
+            ),
+        );
+    }
+    let tone = |hz: f64, secs: u32| -> Vec<i16> {
+        (0..8000 * secs)
+            .map(|n| {
+                (6000.0 * (2.0 * std::f64::consts::PI * hz * f64::from(n) / 8000.0).sin()) as i16
+            })
+            .collect()
+    };
+    let mut phone = sma_e2e::calls::Baresip::calling((21700, 21749), &tone(1500.0, 20));
+    phone.dial(&format!("sip:{NUMBER}@{}", serve.addr("udp")));
+    phone.wait_for_log("Call established", Duration::from_secs(10));
+    serve.wait_for_log("joined the meeting", 1, Duration::from_secs(10));
+    let recordings = dir.path().join("rec");
+    let mut callers = Vec::new();
+    for (i, hz) in [(0, 440.0), (1, 700.0)] {
+        std::fs::write(
+            dir.path().join(format!("tone-{i}.wav")),
+            wav(&tone(hz, 6), 8000),
+        )
+        .expect("wav");
+        let path = dir.path().join(format!("caller-{i}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "name: caller {i}\ncall:\n  to: sip:{NUMBER}@{}\n  from: sip:{}@127.0.0.1\nsteps:\n  - expect: answered\n  - play: tone-{i}.wav\n  - hangup\n",
+                serve.addr("udp"),
+                caller(i)
+            ),
+        )
+        .expect("scenario");
+        let ports = 21750 + 25 * i;
+        callers.push(
+            Command::new(sma_e2e::sma())
+                .arg("call")
+                .arg("-s")
+                .arg(&path)
+                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
+                .arg("--record-dir")
+                .arg(&recordings)
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("sma call"),
+        );
+    }
+    let mut text = String::new();
+    let mut ok = true;
+    for c in callers {
+        let out = c.wait_with_output().expect("sma call");
+        ok &= out.status.success();
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(ok, "{text}\n{}", serve.log());
+    phone.command("hangup", "");
+    phone.wait_for_log("terminated", Duration::from_secs(10));
+    let heard = phone.received();
+    for hz in [440.0, 700.0] {
+        let share = tone_share(&heard, hz);
+        assert!(
+            share > 0.05,
+            "baresip hears {hz} Hz at {share:.3}\n{}",
+            phone.log()
+        );
+    }
+    let own = tone_share(&heard, 1500.0);
+    assert!(own < 0.01, "baresip hears itself at {own:.3}");
+    for (i, (own, other)) in [(440.0, 700.0), (700.0, 440.0)].into_iter().enumerate() {
+        let (_, _, samples) = read_wav(&recordings.join(format!("caller-{i}-1.wav")));
+        let heard: Vec<i16> = samples
+            .iter()
+            .step_by(2)
+            .copied()
+            .skip(8000 * 2)
+            .take(8000 * 3)
+            .collect();
+        for (hz, what) in [(1500.0, "baresip"), (other, "the other caller")] {
+            let share = tone_share(&heard, hz);
+            assert!(share > 0.1, "caller {i} hears {what} at {share:.3}\n{text}");
+        }
+        assert!(tone_share(&heard, own) < 0.01, "caller {i} hears itself");
+    }
+    drop(phone);
+    assert_ports_free(media);
+}
