@@ -99,6 +99,17 @@ pub enum Effect {
     },
 }
 
+impl Effect {
+    /// The meeting it is about (only that meeting's calls need to hear of it).
+    pub fn meeting_id(&self) -> &str {
+        match self {
+            Effect::MeetingEnded { meeting_id }
+            | Effect::AttendeeDeleted { meeting_id, .. }
+            | Effect::CapabilitiesChanged { meeting_id, .. } => meeting_id,
+        }
+    }
+}
+
 /// Limits the service enforces (documented in `examples/sma.toml`).
 #[derive(Debug, Clone)]
 pub struct Limits {

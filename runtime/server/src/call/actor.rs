@@ -242,6 +242,10 @@ pub(super) enum Msg {
 pub struct CallRegistry {
     calls:
         std::sync::Mutex<std::collections::HashMap<String, (String, mpsc::UnboundedSender<Msg>)>>,
+    /// The calls in each meeting (by MeetingId, their TransactionIds): a meeting's news goes
+    /// to its own calls, not to every call of the node.
+    meetings:
+        std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
 }
 
 impl CallRegistry {
@@ -254,14 +258,55 @@ impl CallRegistry {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Tells every call of a meetings API change; the calls in that meeting follow it.
-    pub fn meeting_changed(&self, effect: &sma_api::voice::Effect) {
-        for (_, tx) in self.lock().values() {
-            let _ = tx.send(Msg::Meeting(effect.clone()));
+    fn meetings(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, std::collections::HashSet<String>>,
+    > {
+        self.meetings.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Call `transaction_id` is in meeting `meeting_id` (it joined through this node's mixer).
+    pub(super) fn entered_meeting(&self, meeting_id: &str, transaction_id: &str) {
+        self.meetings()
+            .entry(meeting_id.to_owned())
+            .or_default()
+            .insert(transaction_id.to_owned());
+    }
+
+    /// Call `transaction_id` left meeting `meeting_id`.
+    pub(super) fn left_meeting(&self, meeting_id: &str, transaction_id: &str) {
+        let mut meetings = self.meetings();
+        if let Some(calls) = meetings.get_mut(meeting_id) {
+            calls.remove(transaction_id);
+            if calls.is_empty() {
+                meetings.remove(meeting_id);
+            }
         }
     }
 
-    /// Tells every call that an attendee joined `meeting_id` again with the mixer input
+    /// Sends `msg()` to every call in `meeting_id`.
+    fn tell_meeting(&self, meeting_id: &str, msg: impl Fn() -> Msg) {
+        let members: Vec<String> = self
+            .meetings()
+            .get(meeting_id)
+            .map(|calls| calls.iter().cloned().collect())
+            .unwrap_or_default();
+        let calls = self.lock();
+        for transaction_id in members {
+            if let Some((_, tx)) = calls.get(&transaction_id) {
+                let _ = tx.send(msg());
+            }
+        }
+    }
+
+    /// Tells the calls in a meeting of a meetings API change about it; they follow it.
+    pub fn meeting_changed(&self, effect: &sma_api::voice::Effect) {
+        self.tell_meeting(effect.meeting_id(), || Msg::Meeting(effect.clone()));
+    }
+
+    /// Tells the calls in `meeting_id` that an attendee joined it again with the mixer input
     /// `session`; the call that held its earlier session leaves.
     pub(super) fn attendee_rejoined(
         &self,
@@ -269,13 +314,11 @@ impl CallRegistry {
         attendee_id: &str,
         session: &Arc<sma_media::bridge::PcmPipe>,
     ) {
-        for (_, tx) in self.lock().values() {
-            let _ = tx.send(Msg::Rejoined {
-                meeting_id: meeting_id.to_owned(),
-                attendee_id: attendee_id.to_owned(),
-                session: session.clone(),
-            });
-        }
+        self.tell_meeting(meeting_id, || Msg::Rejoined {
+            meeting_id: meeting_id.to_owned(),
+            attendee_id: attendee_id.to_owned(),
+            session: session.clone(),
+        });
     }
 
     /// Delivers `CALL_UPDATE_REQUESTED` to the call `transaction_id` of application

@@ -241,6 +241,8 @@ impl Actor {
         });
         let call_id = uuid::Uuid::new_v4().to_string();
         info!(meeting = %meeting_id, attendee = %attendee_id, leg_b = %call_id, "joined the meeting");
+        let transaction_id = self.engine.details().transaction_id.clone();
+        self.ctx.calls.entered_meeting(&meeting_id, &transaction_id);
         self.legs[i].record.meeting(&meeting_id, &attendee_id);
         self.meeting = Some(MeetingLeg {
             meeting_id,
@@ -292,6 +294,8 @@ impl Actor {
             }
         }
         info!(meeting = %m.meeting_id, attendee = %m.attendee_id, status, "left the meeting");
+        let transaction_id = self.engine.details().transaction_id.clone();
+        self.ctx.calls.left_meeting(&m.meeting_id, &transaction_id);
         self.engine.on_leg_ended(&m.call_id, status);
     }
 
@@ -566,5 +570,41 @@ mod tests {
         let mut ended = meetings.sweep(idle, 600_001);
         ended.sort();
         assert_eq!(ended, ["busy", "new"]);
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::super::actor::{CallRegistry, Msg};
+    use sma_api::voice::Effect;
+    use tokio::sync::mpsc;
+
+    #[test]
+    fn a_meetings_news_reaches_only_the_calls_in_that_meeting() {
+        let registry = CallRegistry::default();
+        let mut receivers = Vec::new();
+        for id in ["in-1", "in-2", "elsewhere", "no-meeting"] {
+            let (tx, rx) = mpsc::unbounded_channel();
+            registry.lock().insert(id.into(), ("app".into(), tx));
+            receivers.push(rx);
+        }
+        registry.entered_meeting("m1", "in-1");
+        registry.entered_meeting("m1", "in-2");
+        registry.entered_meeting("m2", "elsewhere");
+        registry.meeting_changed(&Effect::MeetingEnded {
+            meeting_id: "m1".into(),
+        });
+        let got: Vec<bool> = receivers
+            .iter_mut()
+            .map(|rx| matches!(rx.try_recv(), Ok(Msg::Meeting(_))))
+            .collect();
+        assert_eq!(got, [true, true, false, false]);
+        // Once it left, a call hears nothing more of the meeting.
+        registry.left_meeting("m1", "in-1");
+        registry.left_meeting("m1", "in-2");
+        registry.meeting_changed(&Effect::MeetingEnded {
+            meeting_id: "m1".into(),
+        });
+        assert!(receivers.iter_mut().all(|rx| rx.try_recv().is_err()));
     }
 }
