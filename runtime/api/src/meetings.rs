@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::voice::{list_reply, paginate, validate, wrap, Ctx, Effect, OpRequest, Reply};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sma_store::records::{Attendee, AttendeeCapabilities, JoinToken, Meeting, Tag};
+use sma_store::records::{Attendee, AttendeeCapabilities, JoinToken, Meeting, MeetingRequest, Tag};
 use sma_store::Tx;
 
 /// The operations this module implements, by name.
@@ -291,11 +291,11 @@ fn new_meeting(
         },
     };
     // The same ClientRequestToken is the same request: the meeting it created comes back.
-    if let Some(existing) = tx
-        .list::<Meeting>()?
-        .into_iter()
-        .find(|m| m.client_request_token == *token)
-    {
+    let earlier = match tx.get::<MeetingRequest>(token)? {
+        Some(request) => tx.get::<Meeting>(&request.meeting_id)?,
+        None => None,
+    };
+    if let Some(existing) = earlier {
         if existing.external_meeting_id != input.external_meeting_id {
             return Err(ApiError::conflict(format!(
                 "ClientRequestToken {token} was used for meeting {} with another ExternalMeetingId",
@@ -335,7 +335,7 @@ fn create_meeting(
 ) -> Result<Reply, ApiError> {
     let mut input: CreateMeetingInput = request.body()?;
     let meeting = new_meeting(ctx, tx, &mut input)?;
-    tx.put(&meeting)?;
+    store_meeting(tx, &meeting)?;
     tracing::info!(meeting = %meeting.meeting_id, external = %meeting.external_meeting_id, "meeting created");
     Ok(wrap("Meeting", public_meeting(&meeting)))
 }
@@ -353,7 +353,7 @@ fn create_meeting_with_attendees(
     validate::count("Attendees", attendees.len(), 1, 20)?;
     let mut meeting = new_meeting(ctx, tx, &mut input)?;
     let (created, errors) = add_attendees(tx, &mut meeting, attendees)?;
-    tx.put(&meeting)?;
+    store_meeting(tx, &meeting)?;
     tracing::info!(meeting = %meeting.meeting_id, attendees = created.len(), "meeting created");
     Ok(Some(json!({
         "Meeting": public_meeting(&meeting),
@@ -367,16 +367,39 @@ fn get_meeting(_: &Ctx<'_>, tx: &mut dyn Tx, request: &OpRequest<'_>) -> Result<
     Ok(wrap("Meeting", public_meeting(&meeting)))
 }
 
+/// Stores a new meeting with the record of the request that created it.
+fn store_meeting(tx: &mut dyn Tx, meeting: &Meeting) -> Result<(), ApiError> {
+    tx.put(meeting)?;
+    tx.put(&MeetingRequest {
+        client_request_token: meeting.client_request_token.clone(),
+        meeting_id: meeting.meeting_id.clone(),
+    })?;
+    Ok(())
+}
+
+/// Removes a meeting with everything that leads to it: its attendees' tokens and its
+/// request's record.
+fn forget_meeting(tx: &mut dyn Tx, meeting: &Meeting) -> Result<(), ApiError> {
+    for a in &meeting.attendees {
+        tx.delete::<JoinToken>(&a.join_token)?;
+    }
+    if tx
+        .get::<MeetingRequest>(&meeting.client_request_token)?
+        .is_some_and(|r| r.meeting_id == meeting.meeting_id)
+    {
+        tx.delete::<MeetingRequest>(&meeting.client_request_token)?;
+    }
+    tx.delete::<Meeting>(&meeting.meeting_id)?;
+    Ok(())
+}
+
 /// Ends the meeting: its attendees and tokens go, and everyone in it is released.
 pub(crate) fn end_meeting(
     ctx: &Ctx<'_>,
     tx: &mut dyn Tx,
     meeting: &Meeting,
 ) -> Result<(), ApiError> {
-    for a in &meeting.attendees {
-        tx.delete::<JoinToken>(&a.join_token)?;
-    }
-    tx.delete::<Meeting>(&meeting.meeting_id)?;
+    forget_meeting(tx, meeting)?;
     ctx.effect(Effect::MeetingEnded {
         meeting_id: meeting.meeting_id.clone(),
     });
@@ -536,10 +559,7 @@ pub fn end_by_runtime(tx: &mut dyn Tx, meeting_id: &str) -> Result<bool, ApiErro
     let Some(meeting) = tx.get::<Meeting>(meeting_id)? else {
         return Ok(false);
     };
-    for a in &meeting.attendees {
-        tx.delete::<JoinToken>(&a.join_token)?;
-    }
-    tx.delete::<Meeting>(meeting_id)?;
+    forget_meeting(tx, &meeting)?;
     Ok(true)
 }
 
@@ -696,6 +716,33 @@ mod tests {
         let store: &dyn sma_store::Store = store;
         let mut tx = store.begin().unwrap();
         attendee_by_token(tx.as_mut(), token).unwrap()
+    }
+
+    #[test]
+    fn a_client_request_token_returns_its_meeting_until_the_meeting_is_deleted() {
+        let (s, store) = service(Arc::new(Recording::default()));
+        let first = meeting(&s);
+        assert_eq!(meeting(&s), first, "the same request, the same meeting");
+        let conflict = call(
+            &s,
+            "CreateMeeting",
+            &[],
+            json!({"ClientRequestToken": "t1", "MediaRegion": "us-east-1", "ExternalMeetingId": "other"}),
+        )
+        .unwrap_err();
+        assert!(
+            conflict.message.contains("ClientRequestToken t1"),
+            "{}",
+            conflict.message
+        );
+        call(&s, "DeleteMeeting", &[("MeetingId", &first)], json!({})).unwrap();
+        let again = meeting(&s);
+        assert_ne!(again, first, "a deleted meeting is not handed out again");
+        // Ending it for the runtime forgets the request too.
+        let store: &dyn sma_store::Store = store.as_ref();
+        let mut tx = store.begin().unwrap();
+        assert!(end_by_runtime(tx.as_mut(), &again).unwrap());
+        assert!(tx.list::<MeetingRequest>().unwrap().is_empty());
     }
 
     #[test]

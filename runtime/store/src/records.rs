@@ -564,6 +564,22 @@ pub struct JoinToken {
     pub attendee_id: String,
 }
 
+/// The meeting a `CreateMeeting`'s `ClientRequestToken` created (the token is the document
+/// id), so a repeated request finds it without reading every meeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MeetingRequest {
+    pub client_request_token: String,
+    pub meeting_id: String,
+}
+
+impl Resource for MeetingRequest {
+    const KIND: &'static str = "meeting-request";
+    fn id(&self) -> &str {
+        &self.client_request_token
+    }
+}
+
 impl Resource for JoinToken {
     const KIND: &'static str = "join-token";
     fn id(&self) -> &str {
