@@ -103,6 +103,10 @@ impl Meetings {
 
     /// The meeting and attendee a join token belongs to; `Err` says why not.
     fn lookup(&self, token: &str) -> Result<(String, String, AudioCapability), String> {
+        off_the_loop(|| self.read_token(token))
+    }
+
+    fn read_token(&self, token: &str) -> Result<(String, String, AudioCapability), String> {
         let mut tx = self.store.begin().map_err(|e| e.to_string())?;
         match sma_api::meetings::attendee_by_token(tx.as_mut(), token) {
             Ok(Ok((meeting, attendee))) => Ok((
@@ -118,21 +122,36 @@ impl Meetings {
     /// Whether every one of `attendees` is an attendee of `meeting` (in the store, joined or
     /// not): one read of the meeting, however many are named.
     fn has_attendees(&self, meeting: &str, attendees: &[String]) -> bool {
-        let Ok(mut tx) = self.store.begin() else {
-            return false;
-        };
-        let Ok(Some(m)) = tx.get::<sma_store::records::Meeting>(meeting) else {
-            return false;
-        };
-        attendees.iter().all(|wanted| {
-            m.attendees
-                .iter()
-                .any(|a| a.attendee_id.eq_ignore_ascii_case(wanted))
+        off_the_loop(|| {
+            let Ok(mut tx) = self.store.begin() else {
+                return false;
+            };
+            let Ok(Some(m)) = tx.get::<sma_store::records::Meeting>(meeting) else {
+                return false;
+            };
+            attendees.iter().all(|wanted| {
+                m.attendees
+                    .iter()
+                    .any(|a| a.attendee_id.eq_ignore_ascii_case(wanted))
+            })
         })
     }
 
     pub fn clock(&self) -> &ConferenceClock {
         &self.clock
+    }
+}
+
+/// Runs a store read from a call's or the endpoint's task. The store is one SQLite
+/// connection that an API write may hold (through its fsync): on the server's multi-threaded
+/// runtime the worker hands its other tasks to the rest while it waits, so calls elsewhere
+/// are not held up (the waiting task itself still waits). Outside a runtime, it just runs.
+fn off_the_loop<T>(read: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(read)
+        }
+        _ => read(),
     }
 }
 
