@@ -249,12 +249,17 @@ fn a_bad_token_fails_the_join_and_deleting_the_attendee_releases_the_meeting_leg
         ScriptedWebhook::start(move |event: &Value| {
             let action = event["ActionData"]["Type"].as_str();
             match (kind(event), action) {
+                // Bad tokens first: blank, far too long, unknown; then the attendee's.
                 ("NEW_INBOUND_CALL", _) => actions(json!([{"Type": "JoinChimeMeeting",
-                    "Parameters": {"JoinToken": "0123456789abcdef-not-a-token"}}])),
+                    "Parameters": {"JoinToken": "  "}}])),
                 ("ACTION_FAILED", Some("JoinChimeMeeting")) => {
-                    let token = token.lock().unwrap().clone();
+                    let next = match event["Sequence"].as_u64() {
+                        Some(2) => "7".repeat(5000),
+                        Some(3) => "0123456789abcdef-not-a-token".to_owned(),
+                        _ => token.lock().unwrap().clone(),
+                    };
                     actions(
-                        json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": token}}]),
+                        json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": next}}]),
                     )
                 }
                 ("HANGUP", _) if event["ActionData"]["Parameters"]["ParticipantTag"] == "LEG-B" => {
@@ -286,17 +291,17 @@ fn a_bad_token_fails_the_join_and_deleting_the_attendee_releases_the_meeting_leg
         .expect("token")
         .to_owned();
     let call = dial_until_hung_up(&serve, dir.path(), "24050-24099");
-    // The bad token failed, the good one joined.
-    let events = webhook.wait_for(3, Duration::from_secs(10));
-    assert_eq!(kind(&events[1]), "ACTION_FAILED", "{:#}", events[1]);
-    assert_eq!(
-        events[1]["ActionData"]["ErrorType"],
-        "InvalidActionParameter"
-    );
-    assert_eq!(
-        events[1]["ActionData"]["ErrorMessage"],
-        "JoinToken parameter value is invalid."
-    );
+    // The bad tokens failed, the good one joined.
+    let events = webhook.wait_for(5, Duration::from_secs(10));
+    for failed in &events[1..4] {
+        assert_eq!(kind(failed), "ACTION_FAILED", "{failed:#}");
+        assert_eq!(failed["ActionData"]["ErrorType"], "InvalidActionParameter");
+        assert_eq!(
+            failed["ActionData"]["ErrorMessage"],
+            "JoinToken parameter value is invalid."
+        );
+    }
+    let events = &events[2..];
     assert_eq!(kind(&events[2]), "ACTION_SUCCESSFUL", "{:#}", events[2]);
     let participants = events[2]["CallDetails"]["Participants"]
         .as_array()
@@ -310,17 +315,17 @@ fn a_bad_token_fails_the_join_and_deleting_the_attendee_releases_the_meeting_leg
     assert_eq!(leg_b["Status"], "Connected");
     // The API deletes the attendee: the meeting leg goes, LEG-A stays for the handler.
     meeting_script(&serve, &["delete", &meeting, &attendee]);
-    let events = webhook.wait_for(4, Duration::from_secs(10));
-    assert_eq!(kind(&events[3]), "HANGUP", "{:#}", events[3]);
+    let events = webhook.wait_for(6, Duration::from_secs(10));
+    assert_eq!(kind(&events[5]), "HANGUP", "{:#}", events[5]);
     assert_eq!(
-        events[3]["ActionData"]["Parameters"]["ParticipantTag"],
+        events[5]["ActionData"]["Parameters"]["ParticipantTag"],
         "LEG-B"
     );
     let out = call.wait_with_output().expect("sma call");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", serve.log());
     assert!(serve.log().contains("the attendee was deleted"));
-    webhook.wait_for(5, Duration::from_secs(10));
+    webhook.wait_for(7, Duration::from_secs(10));
     assert_ports_free(media);
 }
 

@@ -665,11 +665,23 @@ impl CallEngine {
             .into_iter()
             .map(|a| Queued::Valid(Box::new(a)))
             .collect();
+        let action_type = action_type.unwrap_or_default();
+        // §3.3: a JoinChimeMeeting with any bad or missing parameter fails with the one
+        // error the service gives for it.
+        let (error_type, message) = if action_type == "JoinChimeMeeting" {
+            tracing::info!(transaction_id = %self.details.transaction_id, %error, "JoinChimeMeeting refused");
+            (
+                "InvalidActionParameter".to_owned(),
+                "JoinToken parameter value is invalid.".to_owned(),
+            )
+        } else {
+            (error_type.to_owned(), error.to_string())
+        };
         actions.push(Queued::Invalid {
-            action_type: action_type.unwrap_or_default(),
+            action_type,
             parameters: refused_parameters,
-            error_type: error_type.to_owned(),
-            message: error.to_string(),
+            error_type,
+            message,
         });
         (Some(actions), transaction_attributes)
     }

@@ -382,6 +382,24 @@ fn a_rule_broken_by_one_action_fails_it_in_its_turn() {
 }
 
 #[test]
+fn a_join_chime_meeting_without_its_token_fails_with_the_contracts_one_error() {
+    let (mut e, _) = engine();
+    invoked(&mut e);
+    e.on_response(read(respond(json!([
+        {"Type": "JoinChimeMeeting", "Parameters": {"MeetingId": "m-1"}}
+    ]))));
+    let event = refused(&mut e);
+    let data = event.action_data.unwrap();
+    assert_eq!(data.r#type, "JoinChimeMeeting");
+    assert_eq!(data.parameters["MeetingId"], "m-1");
+    assert_eq!(data.error_type.as_deref(), Some("InvalidActionParameter"));
+    assert_eq!(
+        data.error_message.as_deref(),
+        Some("JoinToken parameter value is invalid.")
+    );
+}
+
+#[test]
 fn invalid_responses_get_invalid_lambda_response_then_a_hangup() {
     let (mut e, _) = engine();
     invoked(&mut e);
