@@ -58,6 +58,8 @@ pub enum SipCommand {
     Dial(Box<DialRequest>),
     /// Registers with a carrier's registrar and keeps the registration refreshed.
     Register(Box<RegisterRequest>),
+    /// A meeting dial-in's join token was read (the endpoint sends this to itself).
+    DialInChecked(Box<crate::sip::endpoint::DialInCheck>),
 }
 
 /// A carrier registration to keep.

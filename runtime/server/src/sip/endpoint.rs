@@ -103,6 +103,17 @@ impl ActiveCall {
     }
 }
 
+/// A meeting dial-in whose join token was read off the endpoint's loop.
+pub struct DialInCheck {
+    call: CallHandle,
+    invite: Box<Request>,
+    source: SocketAddr,
+    token: String,
+    connector: Arc<crate::routing_table::VoiceConnector>,
+    /// Why the token lets nobody in, if it does not.
+    checked: Result<(), String>,
+}
+
 pub struct Endpoint {
     ua: UserAgent,
     transports: Transports,
@@ -327,6 +338,7 @@ impl Endpoint {
                 self.ua.provisional(call, status, body, now);
             }
             SipCommand::Dial(request) => self.dial(*request, now),
+            SipCommand::DialInChecked(check) => self.dial_in_checked(*check, now),
             SipCommand::Register(request) => {
                 let Some(local) = self
                     .transports
@@ -590,17 +602,23 @@ impl Endpoint {
                 if let Err(status) = self.terminate(call, &vc, invite, source, transport, now) {
                     return status;
                 }
-                if let Err(why) = self.ctx.meetings.check_token(&token) {
-                    return self.refuse(
+                // The token is read from the store on a blocking thread (an API write may
+                // hold the store through its fsync); the call goes on when it is back.
+                let meetings = self.ctx.meetings.clone();
+                let commands = self.commands_tx.clone();
+                let invite = Box::new(invite.clone());
+                tokio::task::spawn_blocking(move || {
+                    let checked = meetings.check_token(&token);
+                    let _ = commands.send(SipCommand::DialInChecked(Box::new(DialInCheck {
                         call,
-                        403,
-                        &format!("meeting dial-in refused: {why}"),
-                        Headers::new(),
-                        now,
-                    );
-                }
-                info!(connector = %vc.id, "meeting dial-in");
-                (crate::call::meeting::dial_in_rule(&vc, token), Some(vc))
+                        invite,
+                        source,
+                        token,
+                        connector: vc,
+                        checked,
+                    })));
+                });
+                return;
             }
             None => {
                 let (rule, connector) = match routing::route(&snapshot, &invite.uri) {
@@ -620,6 +638,50 @@ impl Endpoint {
                 (rule, connector)
             }
         };
+        self.admit(call, invite, source, rule, connector, now);
+    }
+
+    /// A dial-in's token was read: the call joins, or is refused saying why.
+    fn dial_in_checked(&mut self, check: DialInCheck, now: Instant) {
+        let DialInCheck {
+            call,
+            invite,
+            source,
+            token,
+            connector,
+            checked,
+        } = check;
+        let span = tracing::info_span!("invite", call_id = %invite.call_id);
+        let _enter = span.enter();
+        if self.ua.dialog(call).is_none() {
+            return; // cancelled (or ended) while the token was read
+        }
+        if let Err(why) = checked {
+            return self.refuse(
+                call,
+                403,
+                &format!("meeting dial-in refused: {why}"),
+                Headers::new(),
+                now,
+            );
+        }
+        info!(connector = %connector.id, "meeting dial-in");
+        let rule = crate::call::meeting::dial_in_rule(&connector, token);
+        self.admit(call, &invite, source, rule, Some(connector), now);
+    }
+
+    /// The INVITE passed its checks and has its rule: rate limit, SDP, SRTP, media, then
+    /// the call's actor.
+    fn admit(
+        &mut self,
+        call: CallHandle,
+        invite: &Request,
+        source: SocketAddr,
+        rule: Arc<crate::routing_table::SipRule>,
+        connector: Option<Arc<crate::routing_table::VoiceConnector>>,
+        now: Instant,
+    ) {
+        let snapshot = self.store.snapshot();
         if !self.limiter.admit(self.admission.max_calls_per_second, now) {
             return self.busy(call, "the node is at its calls-per-second limit", now);
         }
