@@ -1223,3 +1223,116 @@ fn a_baresip_phone_and_two_scenario_callers_hear_each_other_in_a_meeting() {
     drop(phone);
     assert_ports_free(media);
 }
+
+/// Wideband and narrowband phones in one meeting: a G.711 caller, a G.722 caller (16 kHz)
+/// and an Opus caller (48 kHz) each hear the other two and not themselves.
+#[test]
+fn g711_g722_and_opus_callers_hear_each_other_in_one_meeting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens: Tokens = Default::default();
+    let webhook = {
+        let tokens = tokens.clone();
+        ScriptedWebhook::start(move |event: &Value| {
+            let from = event["CallDetails"]["Participants"][0]["From"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            match (kind(event), tokens.lock().unwrap().get(&from).cloned()) {
+                ("NEW_INBOUND_CALL", Some((meeting, _, token))) => actions(
+                    json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": token,
+                        "MeetingId": meeting}}]),
+                ),
+                _ => actions(json!([])),
+            }
+        })
+    };
+    let media = (21850, 21899);
+    let serve = Serve::start(
+        &config(&webhook.url, media, dir.path()),
+        &["udp:127.0.0.1:0"],
+        &[],
+    );
+    let created: Value = serde_json::from_str(&meeting_script(&serve, &["3"])).expect("JSON");
+    let meeting = created["MeetingId"].as_str().expect("MeetingId").to_owned();
+    let phones = [("pcmu", 440.0), ("g722", 1000.0), ("opus", 1500.0)];
+    for i in 0..phones.len() {
+        let a = &created["Attendees"][i];
+        tokens.lock().unwrap().insert(
+            caller(i),
+            (
+                meeting.clone(),
+                a["AttendeeId"].as_str().unwrap_or_default().to_owned(),
+                a["JoinToken"].as_str().unwrap_or_default().to_owned(),
+            ),
+        );
+    }
+    let recordings = dir.path().join("rec");
+    let mut callers = Vec::new();
+    for (i, (codec, hz)) in phones.iter().enumerate() {
+        tone_file(dir.path(), &format!("band-{i}.wav"), *hz, 6);
+        let path = dir.path().join(format!("band-{i}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "name: band {i}\nmedia: {{codecs: [{codec}]}}\ncall:\n  to: sip:{NUMBER}@{}\n  from: sip:{}@127.0.0.1\nsteps:\n  - expect: answered\n  - play: band-{i}.wav\n  - hangup\n",
+                serve.addr("udp"),
+                caller(i)
+            ),
+        )
+        .expect("scenario");
+        let ports = 21900 + 25 * i;
+        callers.push(
+            Command::new(sma_e2e::sma())
+                .arg("call")
+                .arg("-s")
+                .arg(&path)
+                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
+                .arg("--record-dir")
+                .arg(&recordings)
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("sma call"),
+        );
+    }
+    let mut text = String::new();
+    let mut ok = true;
+    for c in callers {
+        let out = c.wait_with_output().expect("sma call");
+        ok &= out.status.success();
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(ok, "{text}\n{}", serve.log());
+    for (i, (codec, own)) in phones.iter().enumerate() {
+        let (channels, rate, samples) = read_wav(&recordings.join(format!("band-{i}-1.wav")));
+        assert_eq!(channels, 2);
+        // What it heard (left), 2 s to 5 s in, brought to 8 kHz (the tones are far below
+        // 4 kHz, so dropping samples keeps them).
+        let step = (rate / 8000) as usize;
+        let heard: Vec<i16> = samples
+            .iter()
+            .step_by(2 * step)
+            .copied()
+            .skip(8000 * 2)
+            .take(8000 * 3)
+            .collect();
+        for (j, (other, hz)) in phones.iter().enumerate() {
+            if j == i {
+                continue;
+            }
+            let share = tone_share(&heard, *hz);
+            assert!(
+                share > 0.1,
+                "the {codec} caller ({rate} Hz) hears the {other} one at {share:.3}\n{text}"
+            );
+        }
+        let share = tone_share(&heard, *own);
+        assert!(
+            share < 0.01,
+            "the {codec} caller hears itself at {share:.3}"
+        );
+    }
+    assert_ports_free(media);
+}
