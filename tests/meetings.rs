@@ -50,6 +50,42 @@ targets = [{{ application = "app-1", priority = 1 }}]
 /// By caller number: the meeting, the caller's attendee and its join token.
 type Tokens = std::sync::Arc<std::sync::Mutex<HashMap<String, (String, String, String)>>>;
 
+/// A handler that joins each caller to the meeting with the token `tokens` has for it: by
+/// its `X-Attendee` header, else its `From` number.
+fn joining_webhook(tokens: Tokens) -> ScriptedWebhook {
+    ScriptedWebhook::start(move |event: &Value| {
+        let leg_a = &event["CallDetails"]["Participants"][0];
+        let who = leg_a["SipHeaders"]["X-Attendee"]
+            .as_str()
+            .or(leg_a["From"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        match (kind(event), tokens.lock().unwrap().get(&who).cloned()) {
+            ("NEW_INBOUND_CALL", Some((meeting, _, token))) => actions(
+                json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": token,
+                    "MeetingId": meeting}}]),
+            ),
+            _ => actions(json!([])),
+        }
+    })
+}
+
+/// Gives `who[i]` the `i`th attendee of `created` (meeting_setup.py's output).
+fn remember_attendees(tokens: &Tokens, created: &Value, who: &[String]) {
+    let meeting = created["MeetingId"].as_str().unwrap_or_default();
+    for (i, who) in who.iter().enumerate() {
+        let a = &created["Attendees"][i];
+        tokens.lock().unwrap().insert(
+            who.clone(),
+            (
+                meeting.to_owned(),
+                a["AttendeeId"].as_str().unwrap_or_default().to_owned(),
+                a["JoinToken"].as_str().unwrap_or_default().to_owned(),
+            ),
+        );
+    }
+}
+
 /// The caller's number: `+1555555010<i>`.
 fn caller(i: usize) -> String {
     format!("+1555555010{i}")
@@ -89,91 +125,21 @@ fn callers_joined_to_a_meeting_hear_each_other_not_themselves_and_not_the_muted_
         &["udp:127.0.0.1:0"],
         &[],
     );
-    let url = serve.api.clone().expect("the API is on");
-    let out = Command::new(root().join(".venv/bin/python"))
-        .arg(root().join("tests/api/meeting_setup.py"))
-        .args([url.as_str(), KEY, SECRET, "4"])
-        .output()
-        .expect("meeting_setup.py");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let created: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let meeting = created["MeetingId"].as_str().expect("MeetingId").to_owned();
-    for (i, a) in created["Attendees"]
-        .as_array()
-        .expect("Attendees")
-        .iter()
-        .enumerate()
-    {
-        tokens.lock().unwrap().insert(
-            caller(i),
-            (
-                meeting.clone(),
-                a["AttendeeId"].as_str().unwrap_or_default().to_owned(),
-                a["JoinToken"].as_str().unwrap_or_default().to_owned(),
-            ),
-        );
-    }
+    let created: Value = serde_json::from_str(&meeting_script(&serve, &["4"])).expect("JSON");
+    remember_attendees(&tokens, &created, &(0..4).map(caller).collect::<Vec<_>>());
     // Four callers at once (one `sma call` each), each playing its tone for 6 s.
     let recordings = dir.path().join("rec");
     let mut callers = Vec::new();
     for (i, hz) in TONES.iter().enumerate() {
-        let signal: Vec<i16> = (0..8000 * 6)
-            .map(|n| {
-                (6000.0 * (2.0 * std::f64::consts::PI * hz * f64::from(n) / 8000.0).sin()) as i16
-            })
-            .collect();
-        std::fs::write(dir.path().join(format!("tone-{i}.wav")), wav(&signal, 8000)).expect("wav");
-        let scenario = format!(
-            "name: caller {i}\ncall:\n  to: sip:{NUMBER}@{}\n  from: sip:{}@127.0.0.1\nsteps:\n  - expect: answered\n  - play: tone-{i}.wav\n  - hangup\n",
-            serve.addr("udp"),
-            caller(i)
-        );
-        let path = dir.path().join(format!("caller-{i}.yaml"));
-        std::fs::write(&path, scenario).expect("scenario");
-        let ports = 29900 + 25 * i;
-        callers.push(
-            Command::new(sma_e2e::sma())
-                .arg("call")
-                .arg("-s")
-                .arg(&path)
-                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
-                .arg("--record-dir")
-                .arg(&recordings)
-                .current_dir(dir.path())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("sma call"),
-        );
+        let caller = TonePhone::new(&format!("caller {i}"), *hz, 6).from(&caller(i));
+        callers.push(caller.start(&serve, dir.path(), 29900 + 25 * i));
     }
-    let mut text = String::new();
-    let mut ok = true;
-    for c in callers {
-        let out = c.wait_with_output().expect("sma call");
-        ok &= out.status.success();
-        text.push_str(&String::from_utf8_lossy(&out.stdout));
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-    }
-    assert!(ok, "{text}\n{}", serve.log());
+    let text = wait_phones(callers, || serve.log());
     let log = serve.log();
     assert!(log.contains("joined the meeting"), "{log}");
     for i in 0..4 {
         let path = recordings.join(format!("caller-{i}-1.wav"));
-        let (channels, _, samples) = read_wav(&path);
-        assert_eq!(channels, 2);
-        // What it heard (left), from 2 s to 5 s in: everyone has joined and plays.
-        let heard: Vec<i16> = samples
-            .iter()
-            .step_by(2)
-            .copied()
-            .skip(8000 * 2)
-            .take(8000 * 3)
-            .collect();
+        let heard = heard_between(&path, 2, 3);
         for (j, hz) in TONES.iter().enumerate() {
             let share = tone_share(&heard, *hz);
             let audible = j != i && j != 3;
@@ -476,45 +442,9 @@ fn an_application_with_a_meeting_dial_in_joins_a_meeting_hosted_by_another_node(
         .into_iter()
         .enumerate()
     {
-        let signal: Vec<i16> = (0..8000 * 6)
-            .map(|n| {
-                (6000.0 * (2.0 * std::f64::consts::PI * hz * f64::from(n) / 8000.0).sin()) as i16
-            })
-            .collect();
-        std::fs::write(dir.path().join(format!("tone-{i}.wav")), wav(&signal, 8000)).expect("wav");
-        let path = dir.path().join(format!("phone-{i}.yaml"));
-        std::fs::write(
-            &path,
-            format!(
-                "name: phone {i}\ncall:\n  to: sip:{NUMBER}@{}\nsteps:\n  - expect: answered\n  - play: tone-{i}.wav\n  - hangup\n",
-                serve.addr("udp")
-            ),
-        )
-        .expect("scenario");
-        phones.push(
-            Command::new(sma_e2e::sma())
-                .arg("call")
-                .arg("-s")
-                .arg(&path)
-                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
-                .arg("--record-dir")
-                .arg(&recordings)
-                .current_dir(dir.path())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("sma call"),
-        );
+        phones.push(TonePhone::new(&format!("phone {i}"), hz, 6).start(serve, dir.path(), ports));
     }
-    let mut text = String::new();
-    let mut ok = true;
-    for p in phones {
-        let out = p.wait_with_output().expect("sma call");
-        ok &= out.status.success();
-        text.push_str(&String::from_utf8_lossy(&out.stdout));
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-    }
-    assert!(ok, "{text}\n{}\n{}", caller_side.log(), host.log());
+    let text = wait_phones(phones, || format!("{}\n{}", caller_side.log(), host.log()));
 
     // The caller side's handler saw: the stranger's token refused by the host, the real one
     // joined (LEG-B is the meeting's side), mute refused.
@@ -552,14 +482,7 @@ fn an_application_with_a_meeting_dial_in_joins_a_meeting_hosted_by_another_node(
     );
     // Each phone heard the other's tone, not its own.
     for (i, (own, other)) in [(440.0, 1000.0), (1000.0, 440.0)].into_iter().enumerate() {
-        let (_, _, samples) = read_wav(&recordings.join(format!("phone-{i}-1.wav")));
-        let heard: Vec<i16> = samples
-            .iter()
-            .step_by(2)
-            .copied()
-            .skip(8000 * 2)
-            .take(8000 * 3)
-            .collect();
+        let heard = heard_between(&recordings.join(format!("phone-{i}-1.wav")), 2, 3);
         let share = tone_share(&heard, other);
         assert!(
             share > 0.1,
@@ -584,6 +507,120 @@ fn an_application_with_a_meeting_dial_in_joins_a_meeting_hosted_by_another_node(
     drop(host);
     assert_ports_free(caller_media);
     assert_ports_free(host_media);
+}
+
+/// Starts `sma call` on the scenario at `path` (its files are in `dir`), RTP on `ports` to
+/// `ports + 24`, recording what it hears into `dir/rec`.
+fn phone(dir: &std::path::Path, path: &std::path::Path, ports: usize) -> std::process::Child {
+    Command::new(sma_e2e::sma())
+        .arg("call")
+        .arg("-s")
+        .arg(path)
+        .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
+        .arg("--record-dir")
+        .arg(dir.join("rec"))
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sma call")
+}
+
+/// Waits for every phone; fails the test with their reports and `log()` unless all passed.
+/// Their reports.
+fn wait_phones(phones: Vec<std::process::Child>, log: impl Fn() -> String) -> String {
+    let mut text = String::new();
+    let mut ok = true;
+    for p in phones {
+        let out = p.wait_with_output().expect("sma call");
+        ok &= out.status.success();
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(ok, "{text}\n{}", log());
+    text
+}
+
+/// What a phone's recording at `path` heard (its left channel) from `from_s` seconds in, for
+/// `secs` seconds, at 8 kHz (a wideband recording keeps every 2nd or 6th sample: the tones
+/// are far below 4 kHz).
+fn heard_between(path: &std::path::Path, from_s: usize, secs: usize) -> Vec<i16> {
+    let (channels, rate, samples) = read_wav(path);
+    assert_eq!(
+        channels,
+        2,
+        "{}: what it heard and what it said",
+        path.display()
+    );
+    let step = (rate / 8000).max(1) as usize;
+    samples
+        .iter()
+        .step_by(2 * step)
+        .copied()
+        .skip(8000 * from_s)
+        .take(8000 * secs)
+        .collect()
+}
+
+/// A caller that calls NUMBER, plays a tone, and hangs up: what most meeting tests dial.
+struct TonePhone {
+    name: String,
+    hz: f64,
+    secs: u32,
+    from: Option<String>,
+    codec: Option<String>,
+}
+
+impl TonePhone {
+    fn new(name: &str, hz: f64, secs: u32) -> TonePhone {
+        TonePhone {
+            name: name.to_owned(),
+            hz,
+            secs,
+            from: None,
+            codec: None,
+        }
+    }
+
+    /// Calls from this number.
+    fn from(mut self, number: &str) -> TonePhone {
+        self.from = Some(number.to_owned());
+        self
+    }
+
+    /// Offers only this codec.
+    fn codec(mut self, codec: &str) -> TonePhone {
+        self.codec = Some(codec.to_owned());
+        self
+    }
+
+    /// Writes its tone and scenario into `dir` and starts it (RTP on `ports` to
+    /// `ports + 24`); its recording is `dir/rec/<name with dashes>-1.wav`.
+    fn start(&self, serve: &Serve, dir: &std::path::Path, ports: usize) -> std::process::Child {
+        let file = self.name.replace(' ', "-");
+        tone_file(dir, &format!("{file}.wav"), self.hz, self.secs);
+        let from = self
+            .from
+            .as_ref()
+            .map(|n| format!("  from: sip:{n}@127.0.0.1\n"))
+            .unwrap_or_default();
+        let media = self
+            .codec
+            .as_ref()
+            .map(|c| format!("media: {{codecs: [{c}]}}\n"))
+            .unwrap_or_default();
+        let path = dir.join(format!("{file}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "name: {}\n{media}call:\n  to: sip:{NUMBER}@{}\n{from}steps:\n  - expect: answered\n  - play: {file}.wav\n  - hangup\n",
+                self.name,
+                serve.addr("udp")
+            ),
+        )
+        .expect("scenario");
+        phone(dir, &path, ports)
+    }
 }
 
 /// A tone of `hz` for `secs` seconds, as a WAV file in `dir`.
@@ -637,21 +674,7 @@ fn the_meeting_pin_component_joins_by_pin_and_star_six_toggles_mute() {
     for (i, scenario) in [first, second].iter().enumerate() {
         let path = dir.path().join(format!("attendee-{i}.yaml"));
         std::fs::write(&path, scenario).expect("scenario");
-        let ports = 21350 + 25 * i;
-        callees.push(
-            Command::new(sma_e2e::sma())
-                .arg("call")
-                .arg("-s")
-                .arg(&path)
-                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
-                .arg("--record-dir")
-                .arg(&recordings)
-                .current_dir(dir.path())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("sma call"),
-        );
+        callees.push(phone(dir.path(), &path, 21350 + 25 * i));
     }
     // The meeting calls its attendees: each call carries the PIN directory entry.
     for (i, (to, pin)) in [("+14255550101", "1111"), ("+14255550102", "2222")]
@@ -678,23 +701,12 @@ fn the_meeting_pin_component_joins_by_pin_and_star_six_toggles_mute() {
             ],
         );
     }
-    let mut text = String::new();
-    let mut ok = true;
-    for c in callees {
-        let out = c.wait_with_output().expect("sma call");
-        ok &= out.status.success();
-        text.push_str(&String::from_utf8_lossy(&out.stdout));
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-    }
-    assert!(ok, "{text}\n{}", serve.log());
+    let text = wait_phones(callees, || serve.log());
     let log = serve.log();
     assert!(log.contains("unknown PIN, try 1 of 3"), "{log}");
     assert_eq!(log.matches("joined the meeting").count(), 2, "{log}");
     assert_eq!(log.matches("attendees modified").count(), 2, "{log}");
-    let heard = |i: usize| -> Vec<i16> {
-        let (_, _, samples) = read_wav(&recordings.join(format!("attendee-{i}-1.wav")));
-        samples.iter().step_by(2).copied().collect()
-    };
+    let heard = |i: usize| heard_between(&recordings.join(format!("attendee-{i}-1.wav")), 0, 60);
     let second_heard = heard(1);
     let unmuted = tone_share(&second_heard, 700.0);
     let muted = tone_share(&second_heard, 440.0);
@@ -755,8 +767,6 @@ fn a_waiting_caller_is_admitted_to_the_meeting_by_a_call_update() {
     };
     std::fs::create_dir_all(dir.path().join("prompts")).expect("bucket");
     tone_file(&dir.path().join("prompts"), "hold.wav", 300.0, 1);
-    tone_file(dir.path(), "inside.wav", 1000.0, 14);
-    tone_file(dir.path(), "waiting.wav", 440.0, 12);
     let media = (21400, 21449);
     let serve = Serve::start(
         &config(&webhook.url, media, dir.path()),
@@ -771,34 +781,13 @@ fn a_waiting_caller_is_admitted_to_the_meeting_by_a_call_update() {
         .to_owned();
     let recordings = dir.path().join("rec");
     let mut callers = Vec::new();
-    for (i, (from, file)) in [("+15555550100", "inside.wav"), (WAITING, "waiting.wav")]
+    // One inside the meeting (1 kHz for 14 s), then the one who waits (440 Hz for 12 s).
+    for (i, (from, hz, secs)) in [("+15555550100", 1000.0, 14), (WAITING, 440.0, 12)]
         .into_iter()
         .enumerate()
     {
-        let path = dir.path().join(format!("room-{i}.yaml"));
-        std::fs::write(
-            &path,
-            format!(
-                "name: room {i}\ncall:\n  to: sip:{NUMBER}@{}\n  from: sip:{from}@127.0.0.1\nsteps:\n  - expect: answered\n  - play: {file}\n  - hangup\n",
-                serve.addr("udp")
-            ),
-        )
-        .expect("scenario");
-        let ports = 21450 + 25 * i;
-        callers.push(
-            Command::new(sma_e2e::sma())
-                .arg("call")
-                .arg("-s")
-                .arg(&path)
-                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
-                .arg("--record-dir")
-                .arg(&recordings)
-                .current_dir(dir.path())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("sma call"),
-        );
+        let room = TonePhone::new(&format!("room {i}"), hz, secs).from(from);
+        callers.push(room.start(&serve, dir.path(), 21450 + 25 * i));
         if i == 0 {
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -832,15 +821,7 @@ fn a_waiting_caller_is_admitted_to_the_meeting_by_a_call_update() {
         ],
     );
     assert_eq!(admitted.trim(), "updated");
-    let mut text = String::new();
-    let mut ok = true;
-    for c in callers {
-        let out = c.wait_with_output().expect("sma call");
-        ok &= out.status.success();
-        text.push_str(&String::from_utf8_lossy(&out.stdout));
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-    }
-    assert!(ok, "{text}\n{}", serve.log());
+    let text = wait_phones(callers, || serve.log());
     let waiting: Vec<(String, String)> = webhook
         .events()
         .iter()
@@ -870,8 +851,7 @@ fn a_waiting_caller_is_admitted_to_the_meeting_by_a_call_update() {
         "{waiting:?}"
     );
     // Held (0.5-2.5 s): the music, not the meeting. Admitted (from 7 s): the meeting.
-    let (_, _, samples) = read_wav(&recordings.join("room-1-1.wav"));
-    let heard: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let heard = heard_between(&recordings.join("room-1-1.wav"), 0, 60);
     let held = &heard[4000..20000];
     let (music, meeting_audio) = (tone_share(held, 300.0), tone_share(held, 1000.0));
     assert!(
@@ -906,32 +886,8 @@ fn sdp_media(response: &str) -> std::net::SocketAddr {
 #[test]
 fn garbage_silence_and_a_second_join_leave_the_meeting_undisturbed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tokens: std::sync::Arc<std::sync::Mutex<HashMap<String, String>>> = Default::default();
-    let webhook = {
-        let tokens = tokens.clone();
-        ScriptedWebhook::start(move |event: &Value| {
-            let leg_a = &event["CallDetails"]["Participants"][0];
-            let who = leg_a["SipHeaders"]["X-Attendee"]
-                .as_str()
-                .or(leg_a["From"].as_str())
-                .unwrap_or_default()
-                .to_owned();
-            match kind(event) {
-                "NEW_INBOUND_CALL" => {
-                    let token = tokens
-                        .lock()
-                        .unwrap()
-                        .get(&who)
-                        .cloned()
-                        .unwrap_or_default();
-                    actions(
-                        json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": token}}]),
-                    )
-                }
-                _ => actions(json!([])),
-            }
-        })
-    };
+    let tokens: Tokens = Default::default();
+    let webhook = joining_webhook(tokens.clone());
     let media = (21500, 21599);
     let serve = Serve::start(
         &config(&webhook.url, media, dir.path()),
@@ -939,49 +895,14 @@ fn garbage_silence_and_a_second_join_leave_the_meeting_undisturbed() {
         &[],
     );
     let created: Value = serde_json::from_str(&meeting_script(&serve, &["4"])).expect("JSON");
-    let token = |i: usize| {
-        created["Attendees"][i]["JoinToken"]
-            .as_str()
-            .expect("token")
-            .to_owned()
-    };
-    {
-        let mut t = tokens.lock().unwrap();
-        t.insert(caller(0), token(0));
-        t.insert(caller(1), token(1));
-        t.insert("garbage".into(), token(2));
-        t.insert("silent".into(), token(3));
-    }
+    let who = [caller(0), caller(1), "garbage".into(), "silent".into()];
+    remember_attendees(&tokens, &created, &who);
     // Two talkers, 8 s each.
     let recordings = dir.path().join("rec");
     let mut talkers = Vec::new();
     for (i, hz) in [(0, 440.0), (1, 1000.0)] {
-        tone_file(dir.path(), &format!("talker-{i}.wav"), hz, 8);
-        let path = dir.path().join(format!("talker-{i}.yaml"));
-        std::fs::write(
-            &path,
-            format!(
-                "name: talker {i}\ncall:\n  to: sip:{NUMBER}@{}\n  from: sip:{}@127.0.0.1\nsteps:\n  - expect: answered\n  - play: talker-{i}.wav\n  - hangup\n",
-                serve.addr("udp"),
-                caller(i)
-            ),
-        )
-        .expect("scenario");
-        let ports = 21600 + 25 * i;
-        talkers.push(
-            Command::new(sma_e2e::sma())
-                .arg("call")
-                .arg("-s")
-                .arg(&path)
-                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
-                .arg("--record-dir")
-                .arg(&recordings)
-                .current_dir(dir.path())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("sma call"),
-        );
+        let talker = TonePhone::new(&format!("talker {i}"), hz, 8).from(&caller(i));
+        talkers.push(talker.start(&serve, dir.path(), 21600 + 25 * i));
     }
     // Raw SIP legs: one to send garbage, one silent, and the silent attendee again.
     let uri = format!("sip:{NUMBER}@{}", serve.addr("udp"));
@@ -1045,25 +966,10 @@ fn garbage_silence_and_a_second_join_leave_the_meeting_undisturbed() {
     std::thread::sleep(Duration::from_secs(1));
     let again = raw_leg("silent");
     let sent = blaster.join().expect("blaster");
-    let mut text = String::new();
-    let mut ok = true;
-    for c in talkers {
-        let out = c.wait_with_output().expect("sma call");
-        ok &= out.status.success();
-        text.push_str(&String::from_utf8_lossy(&out.stdout));
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-    }
-    assert!(ok, "{text}\n{}", serve.log());
+    let text = wait_phones(talkers, || serve.log());
     assert!(sent > 1000, "only {sent} garbage datagrams sent");
     for (i, (own, other)) in [(440.0, 1000.0), (1000.0, 440.0)].into_iter().enumerate() {
-        let (_, _, samples) = read_wav(&recordings.join(format!("talker-{i}-1.wav")));
-        let heard: Vec<i16> = samples
-            .iter()
-            .step_by(2)
-            .copied()
-            .skip(8000 * 2)
-            .take(8000 * 5)
-            .collect();
+        let heard = heard_between(&recordings.join(format!("talker-{i}-1.wav")), 2, 5);
         let share = tone_share(&heard, other);
         assert!(
             share > 0.1,
@@ -1100,22 +1006,7 @@ fn a_baresip_phone_and_two_scenario_callers_hear_each_other_in_a_meeting() {
     let dir = tempfile::tempdir().expect("tempdir");
     const BARESIP: &str = "+14255550199";
     let tokens: Tokens = Default::default();
-    let webhook = {
-        let tokens = tokens.clone();
-        ScriptedWebhook::start(move |event: &Value| {
-            let from = event["CallDetails"]["Participants"][0]["From"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            match (kind(event), tokens.lock().unwrap().get(&from).cloned()) {
-                ("NEW_INBOUND_CALL", Some((meeting, _, token))) => actions(
-                    json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": token,
-                        "MeetingId": meeting}}]),
-                ),
-                _ => actions(json!([])),
-            }
-        })
-    };
+    let webhook = joining_webhook(tokens.clone());
     let media = (21800, 21849);
     let serve = Serve::start(
         &config(&webhook.url, media, dir.path()),
@@ -1123,21 +1014,11 @@ fn a_baresip_phone_and_two_scenario_callers_hear_each_other_in_a_meeting() {
         &[],
     );
     let created: Value = serde_json::from_str(&meeting_script(&serve, &["3"])).expect("JSON");
-    let meeting = created["MeetingId"].as_str().expect("MeetingId").to_owned();
-    for (i, who) in [BARESIP.to_owned(), caller(0), caller(1)]
-        .into_iter()
-        .enumerate()
-    {
-        let a = &created["Attendees"][i];
-        tokens.lock().unwrap().insert(
-            who,
-            (
-                meeting.clone(),
-                a["AttendeeId"].as_str().unwrap_or_default().to_owned(),
-                a["JoinToken"].as_str().unwrap_or_default().to_owned(),
-            ),
-        );
-    }
+    remember_attendees(
+        &tokens,
+        &created,
+        &[BARESIP.to_owned(), caller(0), caller(1)],
+    );
     let tone = |hz: f64, secs: u32| -> Vec<i16> {
         (0..8000 * secs)
             .map(|n| {
@@ -1145,82 +1026,39 @@ fn a_baresip_phone_and_two_scenario_callers_hear_each_other_in_a_meeting() {
             })
             .collect()
     };
-    let mut phone = sma_e2e::calls::Baresip::calling((21700, 21749), &tone(1500.0, 20));
-    phone.dial(&format!("sip:{NUMBER}@{}", serve.addr("udp")));
-    phone.wait_for_log("Call established", Duration::from_secs(10));
+    let mut baresip = sma_e2e::calls::Baresip::calling((21700, 21749), &tone(1500.0, 20));
+    baresip.dial(&format!("sip:{NUMBER}@{}", serve.addr("udp")));
+    baresip.wait_for_log("Call established", Duration::from_secs(10));
     serve.wait_for_log("joined the meeting", 1, Duration::from_secs(10));
     let recordings = dir.path().join("rec");
     let mut callers = Vec::new();
     for (i, hz) in [(0, 440.0), (1, 700.0)] {
-        std::fs::write(
-            dir.path().join(format!("tone-{i}.wav")),
-            wav(&tone(hz, 6), 8000),
-        )
-        .expect("wav");
-        let path = dir.path().join(format!("caller-{i}.yaml"));
-        std::fs::write(
-            &path,
-            format!(
-                "name: caller {i}\ncall:\n  to: sip:{NUMBER}@{}\n  from: sip:{}@127.0.0.1\nsteps:\n  - expect: answered\n  - play: tone-{i}.wav\n  - hangup\n",
-                serve.addr("udp"),
-                caller(i)
-            ),
-        )
-        .expect("scenario");
-        let ports = 21750 + 25 * i;
-        callers.push(
-            Command::new(sma_e2e::sma())
-                .arg("call")
-                .arg("-s")
-                .arg(&path)
-                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
-                .arg("--record-dir")
-                .arg(&recordings)
-                .current_dir(dir.path())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("sma call"),
-        );
+        let caller = TonePhone::new(&format!("caller {i}"), hz, 6).from(&caller(i));
+        callers.push(caller.start(&serve, dir.path(), 21750 + 25 * i));
     }
-    let mut text = String::new();
-    let mut ok = true;
-    for c in callers {
-        let out = c.wait_with_output().expect("sma call");
-        ok &= out.status.success();
-        text.push_str(&String::from_utf8_lossy(&out.stdout));
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-    }
-    assert!(ok, "{text}\n{}", serve.log());
-    phone.command("hangup", "");
-    phone.wait_for_log("terminated", Duration::from_secs(10));
-    let heard = phone.received();
+    let text = wait_phones(callers, || serve.log());
+    baresip.command("hangup", "");
+    baresip.wait_for_log("terminated", Duration::from_secs(10));
+    let heard = baresip.received();
     for hz in [440.0, 700.0] {
         let share = tone_share(&heard, hz);
         assert!(
             share > 0.05,
             "baresip hears {hz} Hz at {share:.3}\n{}",
-            phone.log()
+            baresip.log()
         );
     }
     let own = tone_share(&heard, 1500.0);
     assert!(own < 0.01, "baresip hears itself at {own:.3}");
     for (i, (own, other)) in [(440.0, 700.0), (700.0, 440.0)].into_iter().enumerate() {
-        let (_, _, samples) = read_wav(&recordings.join(format!("caller-{i}-1.wav")));
-        let heard: Vec<i16> = samples
-            .iter()
-            .step_by(2)
-            .copied()
-            .skip(8000 * 2)
-            .take(8000 * 3)
-            .collect();
+        let heard = heard_between(&recordings.join(format!("caller-{i}-1.wav")), 2, 3);
         for (hz, what) in [(1500.0, "baresip"), (other, "the other caller")] {
             let share = tone_share(&heard, hz);
             assert!(share > 0.1, "caller {i} hears {what} at {share:.3}\n{text}");
         }
         assert!(tone_share(&heard, own) < 0.01, "caller {i} hears itself");
     }
-    drop(phone);
+    drop(baresip);
     assert_ports_free(media);
 }
 
@@ -1230,22 +1068,7 @@ fn a_baresip_phone_and_two_scenario_callers_hear_each_other_in_a_meeting() {
 fn g711_g722_and_opus_callers_hear_each_other_in_one_meeting() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tokens: Tokens = Default::default();
-    let webhook = {
-        let tokens = tokens.clone();
-        ScriptedWebhook::start(move |event: &Value| {
-            let from = event["CallDetails"]["Participants"][0]["From"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            match (kind(event), tokens.lock().unwrap().get(&from).cloned()) {
-                ("NEW_INBOUND_CALL", Some((meeting, _, token))) => actions(
-                    json!([{"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": token,
-                        "MeetingId": meeting}}]),
-                ),
-                _ => actions(json!([])),
-            }
-        })
-    };
+    let webhook = joining_webhook(tokens.clone());
     let media = (21850, 21899);
     let serve = Serve::start(
         &config(&webhook.url, media, dir.path()),
@@ -1253,71 +1076,22 @@ fn g711_g722_and_opus_callers_hear_each_other_in_one_meeting() {
         &[],
     );
     let created: Value = serde_json::from_str(&meeting_script(&serve, &["3"])).expect("JSON");
-    let meeting = created["MeetingId"].as_str().expect("MeetingId").to_owned();
     let phones = [("pcmu", 440.0), ("g722", 1000.0), ("opus", 1500.0)];
-    for i in 0..phones.len() {
-        let a = &created["Attendees"][i];
-        tokens.lock().unwrap().insert(
-            caller(i),
-            (
-                meeting.clone(),
-                a["AttendeeId"].as_str().unwrap_or_default().to_owned(),
-                a["JoinToken"].as_str().unwrap_or_default().to_owned(),
-            ),
-        );
-    }
+    remember_attendees(&tokens, &created, &[caller(0), caller(1), caller(2)]);
     let recordings = dir.path().join("rec");
     let mut callers = Vec::new();
     for (i, (codec, hz)) in phones.iter().enumerate() {
-        tone_file(dir.path(), &format!("band-{i}.wav"), *hz, 6);
-        let path = dir.path().join(format!("band-{i}.yaml"));
-        std::fs::write(
-            &path,
-            format!(
-                "name: band {i}\nmedia: {{codecs: [{codec}]}}\ncall:\n  to: sip:{NUMBER}@{}\n  from: sip:{}@127.0.0.1\nsteps:\n  - expect: answered\n  - play: band-{i}.wav\n  - hangup\n",
-                serve.addr("udp"),
-                caller(i)
-            ),
-        )
-        .expect("scenario");
-        let ports = 21900 + 25 * i;
-        callers.push(
-            Command::new(sma_e2e::sma())
-                .arg("call")
-                .arg("-s")
-                .arg(&path)
-                .args(["--rtp-ports", &format!("{ports}-{}", ports + 24)])
-                .arg("--record-dir")
-                .arg(&recordings)
-                .current_dir(dir.path())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("sma call"),
-        );
+        let caller = TonePhone::new(&format!("band {i}"), *hz, 6)
+            .from(&caller(i))
+            .codec(codec);
+        callers.push(caller.start(&serve, dir.path(), 21900 + 25 * i));
     }
-    let mut text = String::new();
-    let mut ok = true;
-    for c in callers {
-        let out = c.wait_with_output().expect("sma call");
-        ok &= out.status.success();
-        text.push_str(&String::from_utf8_lossy(&out.stdout));
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-    }
-    assert!(ok, "{text}\n{}", serve.log());
+    let text = wait_phones(callers, || serve.log());
     for (i, (codec, own)) in phones.iter().enumerate() {
-        let (channels, rate, samples) = read_wav(&recordings.join(format!("band-{i}-1.wav")));
-        assert_eq!(channels, 2);
-        // What it heard (left), 2 s to 5 s in, brought to 8 kHz (the tones are far below
-        // 4 kHz, so dropping samples keeps them).
-        let step = (rate / 8000) as usize;
-        let heard: Vec<i16> = samples
-            .iter()
-            .step_by(2 * step)
-            .copied()
-            .skip(8000 * 2)
-            .take(8000 * 3)
-            .collect();
+        // What it heard from 2 s to 5 s in, at 8 kHz whatever its codec's rate.
+        let path = recordings.join(format!("band-{i}-1.wav"));
+        let rate = read_wav(&path).1;
+        let heard = heard_between(&path, 2, 3);
         for (j, (other, hz)) in phones.iter().enumerate() {
             if j == i {
                 continue;
