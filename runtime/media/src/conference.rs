@@ -226,6 +226,8 @@ enum Converter {
         up: Box<StreamResampler>,
         down: Box<StreamResampler>,
         queued: std::collections::VecDeque<i16>,
+        /// Per-tick scratch, kept for its allocation.
+        scratch: Vec<i16>,
     },
 }
 
@@ -265,6 +267,8 @@ struct Room {
     /// at each listener rate.
     talkers: Vec<usize>,
     shared: Vec<(u32, Vec<i16>)>,
+    /// The mix as samples, for the general resampler's shared conversion.
+    general_pcm: Vec<i16>,
 }
 
 /// What one tick did, for the clock's statistics.
@@ -335,6 +339,7 @@ impl Mixer {
                     up: Box::new(up),
                     down: Box::new(down),
                     queued: std::collections::VecDeque::new(),
+                    scratch: Vec::with_capacity(2 * MIX_FRAME),
                 }
             }
             other => return Err(ConferenceError::UnsupportedRate(other)),
@@ -525,11 +530,16 @@ fn mix_room(
                     up.skip(&p.pcm);
                 }
             }
-            Converter::General { up, queued, .. } => {
+            Converter::General {
+                up,
+                queued,
+                scratch,
+                ..
+            } => {
                 // The general resampler keeps its own state: it always runs.
-                let mut converted = Vec::with_capacity(MIX_FRAME + 16);
-                if up.process(&p.pcm, &mut converted).is_ok() {
-                    queued.extend(converted);
+                scratch.clear();
+                if up.process(&p.pcm, scratch).is_ok() {
+                    queued.extend(scratch.iter().copied());
                 }
                 while queued.len() > 3 * MIX_FRAME {
                     queued.pop_front();
@@ -584,9 +594,10 @@ fn mix_room(
             match &mut p.converter {
                 Converter::Same => out.extend(own.iter().map(|s| saturate(*s))),
                 Converter::HalfBand { down, .. } => down.process(own, out),
-                Converter::General { down, .. } => {
-                    let pcm: Vec<i16> = own.iter().map(|s| saturate(*s)).collect();
-                    let _ = down.process(&pcm, out);
+                Converter::General { down, scratch, .. } => {
+                    scratch.clear();
+                    scratch.extend(own.iter().map(|s| saturate(*s)));
+                    let _ = down.process(scratch, out);
                 }
             }
             p.output.push(out);
@@ -606,7 +617,9 @@ fn mix_room(
                     .or_insert_with(|| Downsampler::new(taps))
                     .process(total, shared_out),
                 _ => {
-                    let pcm: Vec<i16> = total.iter().map(|s| saturate(*s)).collect();
+                    let mut pcm = std::mem::take(&mut room.general_pcm);
+                    pcm.clear();
+                    pcm.extend(total.iter().map(|s| saturate(*s)));
                     let resampler = match room.shared_general.entry(rate) {
                         std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
                         std::collections::hash_map::Entry::Vacant(v) => {
@@ -618,6 +631,7 @@ fn mix_room(
                     if let Some(r) = resampler {
                         let _ = r.process(&pcm, shared_out);
                     }
+                    room.general_pcm = pcm;
                 }
             }
             match shared.iter_mut().find(|(r, _)| *r == rate) {
