@@ -137,6 +137,12 @@ fn callers_joined_to_a_meeting_hear_each_other_not_themselves_and_not_the_muted_
     let text = wait_phones(callers, || serve.log());
     let log = serve.log();
     assert!(log.contains("joined the meeting"), "{log}");
+    // The mixer reports itself every 5 s while a meeting is mixed.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("conference stats") && l.contains("meetings=1")),
+        "{log}"
+    );
     for i in 0..4 {
         let path = recordings.join(format!("caller-{i}-1.wav"));
         let heard = heard_between(&path, 2, 3);

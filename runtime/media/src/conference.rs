@@ -651,11 +651,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Tick durations, for the benchmark and the stats log.
+/// Tick durations and the last tick's counts, for the benchmark and the stats log.
 #[derive(Debug, Default)]
 pub struct ClockStats {
     durations_us: Mutex<Vec<u32>>,
     pub ticks: std::sync::atomic::AtomicU64,
+    /// Meetings, participants and participants mixed at the last tick.
+    pub meetings: std::sync::atomic::AtomicUsize,
+    pub participants: std::sync::atomic::AtomicUsize,
+    pub mixed: std::sync::atomic::AtomicUsize,
 }
 
 impl ClockStats {
@@ -688,7 +692,12 @@ impl ConferenceClock {
                     let mut next = Instant::now() + TICK;
                     while !stop.load(Ordering::Relaxed) {
                         let started = Instant::now();
-                        lock(&mixer).tick();
+                        let report = lock(&mixer).tick();
+                        stats.meetings.store(report.meetings, Ordering::Relaxed);
+                        stats
+                            .participants
+                            .store(report.participants, Ordering::Relaxed);
+                        stats.mixed.store(report.mixed, Ordering::Relaxed);
                         let took = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
                         {
                             let mut d = lock(&stats.durations_us);

@@ -602,6 +602,29 @@ async fn start_api(
     Ok(tokio::spawn(sma_api::http::serve(listener, api)))
 }
 
+/// While meetings are mixed: how many, their participants, and the mixing tick's duration
+/// quantiles since the last line (a tick is due every 20 ms; one near that is late).
+fn conference_stats(ctx: &CallContext) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = ctx.meetings.clock().stats();
+    let ticks = stats.drain_sorted();
+    let meetings = stats.meetings.load(Relaxed);
+    if meetings == 0 || ticks.is_empty() {
+        return;
+    }
+    let at = |q: f64| ticks[((ticks.len() - 1) as f64 * q).round() as usize];
+    info!(
+        meetings,
+        participants = stats.participants.load(Relaxed),
+        mixed = stats.mixed.load(Relaxed),
+        ticks = ticks.len(),
+        tick_p50_us = at(0.5),
+        tick_p99_us = at(0.99),
+        tick_max_us = at(1.0),
+        "conference stats"
+    );
+}
+
 /// Every 5 s while streams are active: how many, packets sent per second, and send-time error
 /// quantiles (the load benchmark reads these lines).
 async fn media_stats(ctx: Arc<CallContext>) {
@@ -609,6 +632,7 @@ async fn media_stats(ctx: Arc<CallContext>) {
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
+        conference_stats(&ctx);
         let stats = &ctx.pacer.stats;
         let active = stats.active.load(std::sync::atomic::Ordering::Relaxed);
         if active == 0 {
