@@ -176,7 +176,7 @@ impl WasmEngine {
         let pre = SipMediaApplicationPre::new(pre).map_err(load)?;
         let tick = self.settings.epoch_tick.as_nanos().max(1);
         let deadline_ticks = (limits.deadline.as_nanos().div_ceil(tick) as u64).saturating_add(1);
-        Ok(WasmHandler {
+        let handler = WasmHandler {
             inner: Arc::new(Inner {
                 engine: self.engine.clone(),
                 pre,
@@ -185,7 +185,9 @@ impl WasmEngine {
                 name: name.into(),
                 cache,
             }),
-        })
+        };
+        handler.warm_up();
+        Ok(handler)
     }
 }
 
@@ -242,6 +244,36 @@ impl WasmHandler {
             .imports(&self.inner.engine)
             .map(|(name, _)| name.to_owned())
             .collect()
+    }
+
+    /// Instantiates the component once and drops the instance.
+    ///
+    /// Wasmtime builds a module's copy-on-write memory image (a memfd it then seals) at the
+    /// module's first instantiation. Doing that here keeps its cost (tens of milliseconds for
+    /// the multi-megabyte JavaScript and Python images) out of the first call's answer, and
+    /// keeps a failure of it out of the call path: the kernel now and then refuses the seal
+    /// while the freshly written pages are still busy (seen in the invoke benchmark, a
+    /// Python fresh instance failing with "cannot add seals to the memfd"), and the same
+    /// instantiation moments later succeeds. A component that cannot be instantiated at
+    /// all still loads, with a warning; each invocation then reports why, as before.
+    fn warm_up(&self) {
+        const ATTEMPTS: u64 = 3;
+        for attempt in 1..=ATTEMPTS {
+            let mut store = self.new_store("warm-up");
+            match self.inner.pre.instance_pre().instantiate(&mut store) {
+                Ok(_) => return,
+                Err(error) if attempt < ATTEMPTS => {
+                    tracing::debug!(handler = %self.inner.name, attempt, error = %format!("{error:#}"),
+                        "instantiating the component failed; trying again");
+                    std::thread::sleep(Duration::from_millis(10 * attempt));
+                }
+                Err(error) => tracing::warn!(
+                    handler = %self.inner.name,
+                    error = %format!("{error:#}"),
+                    "the component cannot be instantiated; its invocations will fail"
+                ),
+            }
+        }
     }
 
     /// Invokes the handler in a fresh instance.

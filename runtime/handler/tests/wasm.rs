@@ -460,3 +460,23 @@ fn exhausted_instance_pool_is_a_capacity_failure_not_a_trap() {
     drop(session);
     handler.invoke(&json(&chaos_event("ok")), "tx-2").unwrap();
 }
+
+#[test]
+fn a_component_that_cannot_start_within_its_memory_limit_loads_and_each_call_says_why() {
+    // Loading instantiates the component once (to build its memory image off the call path);
+    // that failing does not fail the load: the invocations report the reason.
+    let limits = WasmLimits {
+        memory_bytes: 4 << 10,
+        ..short_deadline()
+    };
+    let handler = chaos(limits);
+    for _ in 0..2 {
+        let err = handler.invoke(&json(&chaos_event("ok")), "tx").unwrap_err();
+        assert_eq!(
+            err,
+            InvokeError::OutOfMemory {
+                limit_bytes: 4 << 10
+            }
+        );
+    }
+}
