@@ -651,23 +651,44 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Tick durations and the last tick's counts, for the benchmark and the stats log.
+/// The clock's record since it was last read: for the benchmark and the stats log.
 #[derive(Debug, Default)]
 pub struct ClockStats {
-    durations_us: Mutex<Vec<u32>>,
-    pub ticks: std::sync::atomic::AtomicU64,
-    /// Meetings, participants and participants mixed at the last tick.
-    pub meetings: std::sync::atomic::AtomicUsize,
-    pub participants: std::sync::atomic::AtomicUsize,
-    pub mixed: std::sync::atomic::AtomicUsize,
+    window: Mutex<TickWindow>,
+}
+
+/// Tick durations over a stretch of time, and what the last of those ticks did.
+#[derive(Debug, Default, Clone)]
+pub struct TickWindow {
+    /// Tick durations (µs); sorted when drained.
+    pub durations_us: Vec<u32>,
+    pub last: TickReport,
+}
+
+impl TickWindow {
+    /// The duration (µs) below which `q` of the ticks took; `None` without ticks.
+    pub fn quantile_us(&self, q: f64) -> Option<u32> {
+        let last = self.durations_us.len().checked_sub(1)?;
+        self.durations_us
+            .get((last as f64 * q.clamp(0.0, 1.0)).round() as usize)
+            .copied()
+    }
 }
 
 impl ClockStats {
-    /// The tick durations since the last call (µs), sorted.
-    pub fn drain_sorted(&self) -> Vec<u32> {
-        let mut d = std::mem::take(&mut *lock(&self.durations_us));
-        d.sort_unstable();
-        d
+    fn record(&self, took_us: u32, report: TickReport) {
+        let mut window = lock(&self.window);
+        if window.durations_us.len() < 100_000 {
+            window.durations_us.push(took_us);
+        }
+        window.last = report;
+    }
+
+    /// The record since the last call, durations sorted.
+    pub fn drain(&self) -> TickWindow {
+        let mut window = std::mem::take(&mut *lock(&self.window));
+        window.durations_us.sort_unstable();
+        window
     }
 }
 
@@ -693,19 +714,8 @@ impl ConferenceClock {
                     while !stop.load(Ordering::Relaxed) {
                         let started = Instant::now();
                         let report = lock(&mixer).tick();
-                        stats.meetings.store(report.meetings, Ordering::Relaxed);
-                        stats
-                            .participants
-                            .store(report.participants, Ordering::Relaxed);
-                        stats.mixed.store(report.mixed, Ordering::Relaxed);
                         let took = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-                        {
-                            let mut d = lock(&stats.durations_us);
-                            if d.len() < 100_000 {
-                                d.push(took);
-                            }
-                        }
-                        stats.ticks.fetch_add(1, Ordering::Relaxed);
+                        stats.record(took, report);
                         let now = Instant::now();
                         if next > now {
                             std::thread::sleep(next - now);

@@ -605,22 +605,26 @@ async fn start_api(
 /// While meetings are mixed: how many, their participants, and the mixing tick's duration
 /// quantiles since the last line (a tick is due every 20 ms; one near that is late).
 fn conference_stats(ctx: &CallContext) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let stats = ctx.meetings.clock().stats();
-    let ticks = stats.drain_sorted();
-    let meetings = stats.meetings.load(Relaxed);
-    if meetings == 0 || ticks.is_empty() {
+    let window = ctx.meetings.clock().stats().drain();
+    let quantiles = (
+        window.quantile_us(0.5),
+        window.quantile_us(0.99),
+        window.quantile_us(1.0),
+    );
+    let (Some(p50), Some(p99), Some(max)) = quantiles else {
+        return;
+    };
+    if window.last.meetings == 0 {
         return;
     }
-    let at = |q: f64| ticks[((ticks.len() - 1) as f64 * q).round() as usize];
     info!(
-        meetings,
-        participants = stats.participants.load(Relaxed),
-        mixed = stats.mixed.load(Relaxed),
-        ticks = ticks.len(),
-        tick_p50_us = at(0.5),
-        tick_p99_us = at(0.99),
-        tick_max_us = at(1.0),
+        meetings = window.last.meetings,
+        participants = window.last.participants,
+        mixed = window.last.mixed,
+        ticks = window.durations_us.len(),
+        tick_p50_us = p50,
+        tick_p99_us = p99,
+        tick_max_us = max,
         "conference stats"
     );
 }
