@@ -5,6 +5,12 @@
 //! by one frame (up to `max`); a buffer that has held more than the delay needs for a while
 //! drops one frame to shrink it (down to `min`). A gap is reported as [`Playout::Missing`] so
 //! the caller can conceal it (silence, or the codec's concealment).
+//!
+//! A stream is not always continuous: a far end switches from its early-media announcement to
+//! the answered call with a new timestamp base, a socket read late hands over seconds of
+//! packets at once. The buffer never lets its playout point fall behind what it holds (that
+//! would conceal every frame from then on), starts a burst at its newest part, and treats a
+//! timestamp jump beyond what it can hold as a new stream.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -55,6 +61,8 @@ pub struct JitterCounters {
     pub duplicate: u64,
     pub overflow: u64,
     pub shrunk: u64,
+    /// Times the stream started over (a timestamp jump or a new SSRC).
+    pub resyncs: u64,
 }
 
 #[derive(Debug)]
@@ -121,7 +129,15 @@ impl JitterBuffer {
 
     /// Adds a received frame.
     pub fn push(&mut self, timestamp: u32, payload: &[u8], arrival: Instant) {
-        let ext = self.extend(timestamp);
+        let mut ext = self.extend(timestamp);
+        if let Some(next) = self.next {
+            // Further from the playout point than the buffer could ever hold: not a late or
+            // early frame of this stream but a new one.
+            if ext.abs_diff(next) > self.horizon() {
+                self.resync();
+                ext = self.extend(timestamp);
+            }
+        }
         self.first_arrival.get_or_insert(arrival);
         if let Some(next) = self.next {
             if ext < next {
@@ -140,10 +156,51 @@ impl JitterBuffer {
         if self.frames.insert(ext, payload.to_vec()).is_some() {
             self.counters.duplicate += 1;
         }
+        let mut dropped = None;
         while self.frames.len() > self.config.capacity {
-            self.frames.pop_first();
+            dropped = self.frames.pop_first().map(|(k, _)| k);
             self.counters.overflow += 1;
         }
+        // Frames dropped for room were the next to play: skip past them, on the cadence they
+        // had, instead of concealing frames that can no longer come.
+        if let (Some(next), Some(dropped)) = (self.next, dropped) {
+            if dropped >= next {
+                self.skip_to(dropped + u64::from(self.config.frame_samples));
+            }
+        }
+    }
+
+    /// Starts over as if nothing had been received; the learnt delay is kept (the network
+    /// did not change).
+    pub fn resync(&mut self) {
+        self.frames.clear();
+        self.reference = None;
+        self.first_arrival = None;
+        self.next = None;
+        self.base = None;
+        self.surplus_pops = 0;
+        self.counters.resyncs += 1;
+    }
+
+    /// The farthest, in timestamp units, a frame of this stream can be from the playout point:
+    /// as much as the buffer holds, or the longest delay, whichever is more.
+    fn horizon(&self) -> u64 {
+        let held = u64::from(self.config.frame_samples) * self.config.capacity as u64;
+        let max = self.config.max.as_secs_f64() * f64::from(self.config.clock_rate);
+        held.max(max as u64)
+    }
+
+    /// Moves the playout point forward to `ext`, which then plays when the old point would
+    /// have.
+    fn skip_to(&mut self, ext: u64) {
+        if let (Some(next), Some((base_time, base_ts))) = (self.next, self.base) {
+            let due = base_time
+                + Duration::from_secs_f64(
+                    next.saturating_sub(base_ts) as f64 / f64::from(self.config.clock_rate),
+                );
+            self.base = Some((due, ext));
+        }
+        self.next = Some(ext);
     }
 
     fn frame_duration(&self) -> Duration {
@@ -159,7 +216,13 @@ impl JitterBuffer {
             if now < first + self.delay {
                 return None;
             }
-            let (&start, _) = self.frames.first_key_value()?;
+            let (&newest, _) = self.frames.last_key_value()?;
+            // A burst (a socket read late, a far end flushing its queue) starts at its newest
+            // part: no more buffered than the delay asks for.
+            let delay = (self.delay.as_secs_f64() * f64::from(self.config.clock_rate)) as u64;
+            let from = newest.saturating_sub(delay + 2 * u64::from(self.config.frame_samples));
+            let (&start, _) = self.frames.range(from..).next()?;
+            self.frames = self.frames.split_off(&start);
             self.next = Some(start);
             self.base = Some((now, start));
         }
@@ -303,5 +366,104 @@ mod tests {
             got,
             vec![(3, start.wrapping_add(320)), (4, start.wrapping_add(480))]
         );
+    }
+
+    /// Plays `arrivals` (timestamp, payload tag, arrival ms) through a buffer popped every
+    /// millisecond up to `until_ms`; returns what played with the time it played.
+    fn simulate(arrivals: &[(u32, u8, u64)], until_ms: u64) -> (Vec<(u64, Playout)>, JitterBuffer) {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(cfg());
+        let mut played = Vec::new();
+        let mut pending = arrivals.iter().peekable();
+        for ms in 0..until_ms {
+            let now = t0 + Duration::from_millis(ms);
+            while let Some((ts, tag, _)) = pending.next_if(|(_, _, at)| *at <= ms) {
+                jb.push(*ts, &[*tag], now);
+            }
+            while let Some(p) = jb.pop(now) {
+                played.push((ms, p));
+            }
+        }
+        (played, jb)
+    }
+
+    /// Tags of what played from `from_ms` on; `None` for concealed frames.
+    fn tags_from(played: &[(u64, Playout)], from_ms: u64) -> Vec<Option<u8>> {
+        played
+            .iter()
+            .filter(|(ms, _)| *ms >= from_ms)
+            .map(|(_, p)| match p {
+                Playout::Frame { payload, .. } => Some(payload[0]),
+                Playout::Missing { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_burst_read_at_once_plays_its_newest_part_then_the_live_stream() {
+        // Three seconds of early media waited in the socket (tag 1), read at once; the live
+        // stream (tag 2) goes on at its cadence from there.
+        let mut arrivals: Vec<(u32, u8, u64)> = (0..150u32).map(|k| (k * 160, 1, 0)).collect();
+        arrivals.extend((150..250u32).map(|k| (k * 160, 2, u64::from(k - 149) * 20)));
+        let (played, jb) = simulate(&arrivals, 2000);
+        let live = tags_from(&played, 200);
+        assert!(live.len() > 80, "played {} frames", live.len());
+        assert!(
+            live.iter().all(|t| *t == Some(2)),
+            "the live stream plays without gaps: {live:?}"
+        );
+        // No more than the delay and a couple of frames behind what arrives.
+        let stale = tags_from(&played, 0)
+            .iter()
+            .filter(|t| **t == Some(1))
+            .count();
+        assert!(stale <= 6, "{stale} frames of the stale burst played");
+        assert!(jb.counters.overflow >= 100);
+    }
+
+    #[test]
+    fn a_timestamp_jump_either_way_is_a_new_stream_not_a_silence() {
+        for jump in [-(1i64 << 30), -20_000, 20_000, 1 << 31] {
+            // One second of stream A (tag 1), then stream B (tag 2) with a new timestamp base.
+            let base_a = 1_000_000u32;
+            let base_b = (i64::from(base_a) + 50 * 160 + jump) as u32;
+            let mut arrivals: Vec<(u32, u8, u64)> = (0..50u32)
+                .map(|k| (base_a + k * 160, 1, u64::from(k) * 20))
+                .collect();
+            arrivals.extend(
+                (0..50u32).map(|k| (base_b.wrapping_add(k * 160), 2, 1000 + u64::from(k) * 20)),
+            );
+            let (played, jb) = simulate(&arrivals, 2000);
+            let after = tags_from(&played, 1100);
+            assert!(
+                after.len() > 40 && after.iter().all(|t| *t == Some(2)),
+                "jump {jump}: stream B plays within 100 ms: {after:?}"
+            );
+            assert_eq!(jb.counters.resyncs, 1, "jump {jump}");
+        }
+    }
+
+    #[test]
+    fn a_new_ssrc_resync_keeps_the_learnt_delay() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(cfg());
+        jb.push(0, &[1], t0);
+        assert!(jb.pop(t0 + Duration::from_millis(40)).is_some());
+        jb.push(160, &[1], t0 + Duration::from_millis(70)); // late: delay 40 -> 60 ms
+        let delay = jb.delay();
+        jb.resync();
+        assert_eq!(jb.delay(), delay);
+        assert!(jb.is_empty());
+        // The new stream waits the learnt delay, then plays from its first frame.
+        let t1 = t0 + Duration::from_secs(1);
+        jb.push(90_000, &[2], t1);
+        assert!(jb.pop(t1 + delay - Duration::from_millis(1)).is_none());
+        assert!(matches!(
+            jb.pop(t1 + delay),
+            Some(Playout::Frame {
+                timestamp: 90_000,
+                ..
+            })
+        ));
     }
 }

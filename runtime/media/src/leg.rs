@@ -335,6 +335,8 @@ async fn receive(
         })
     });
     let mut remote: Option<SocketAddr> = None;
+    // The far end's current stream: a new SSRC is a new timeline for the jitter buffer.
+    let mut stream_ssrc: Option<u32> = None;
     let mut remote_rtcp = if config.rtcp_mux {
         config.remote
     } else {
@@ -465,6 +467,9 @@ async fn receive(
                 } else if packet.payload_type == COMFORT_NOISE_PAYLOAD_TYPE {
                     // RFC 3389: the far end went quiet; the jitter buffer plays silence.
                 } else if detector.is_some() || control.needs_audio() {
+                    if stream_ssrc.replace(packet.ssrc).is_some_and(|old| old != packet.ssrc) {
+                        jitter.resync();
+                    }
                     jitter.push(packet.timestamp, packet.payload, now);
                 }
             }
