@@ -924,12 +924,13 @@ fn an_unanswered_caller_hears_the_ringback_tone_as_early_media_while_the_far_end
         &["udp:127.0.0.1:0"],
         &[],
     );
-    // 183 with sma's SDP while B rings (early media), then the answer for the apology.
+    // 183 with sma's SDP while B rings: the caller hears the ringback tone as early media;
+    // then the answer for the apology.
     let child = caller(
         &serve,
         dir.path(),
         "31400-31499",
-        "  - expect: {sip_status: 183}\n  - expect: answered\n  - expect_audio: {min_ms: 300, within: 10s}\n  - expect_hangup: 15s\n",
+        "  - expect: {sip_status: 183}\n  - expect_audio: {min_ms: 1000, within: 3s}\n  - expect: answered\n  - expect_audio: {min_ms: 300, within: 10s}\n  - expect_hangup: 15s\n",
     );
     let (ok, out) = finished(child);
     assert!(ok, "{out}\n{}", serve.log());

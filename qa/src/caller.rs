@@ -516,7 +516,11 @@ async fn converse(
                 body,
             })) => {
                 if let Side::Caller { offer, srtp, .. } = &side {
-                    if (200..300).contains(&status) && session.media.is_none() {
+                    // A provisional answer with SDP is early media (ringback, an announcement):
+                    // a phone plays it, so the caller hears it from here on (RFC 3960 §2).
+                    let early = (180..200).contains(&status) && !body.is_empty();
+                    let answer = early || (200..300).contains(&status);
+                    if answer && session.media.is_none() {
                         let negotiated = SessionDescription::parse(&body)
                             .map_err(|e| format!("unparseable SDP: {e}"))
                             .and_then(|answer| {

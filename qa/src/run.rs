@@ -333,7 +333,14 @@ impl ScenarioRun {
                 Step::Expect(_) | Step::Wait(_) | Step::Hangup | Step::ExpectHangup(_)
             ));
         if needs_media {
-            if let Some(why) = self.no_media() {
+            let listening = matches!(
+                step,
+                Step::ExpectAudio(_)
+                    | Step::ExpectSilence(_)
+                    | Step::ExpectPrompt(_)
+                    | Step::ExpectDigits(_)
+            );
+            if let Some(why) = self.no_media(listening) {
                 return self.fail(now, why);
             }
         }
@@ -497,8 +504,9 @@ impl ScenarioRun {
         self.evaluate(now);
     }
 
-    /// Why media steps cannot run now, if they cannot.
-    fn no_media(&self) -> Option<String> {
+    /// Why media steps cannot run now, if they cannot. Listening may start with early media
+    /// (a 18x with SDP started the call's media before the answer).
+    fn no_media(&self, listening: bool) -> Option<String> {
         if let Some((by_far_end, why, at)) = &self.ended {
             let who = if *by_far_end {
                 "the far end ended"
@@ -510,7 +518,8 @@ impl ScenarioRun {
         if let Some(e) = &self.media_error {
             return Some(format!("the call has no usable media: {e}"));
         }
-        if self.phase != Phase::Answered {
+        let early_media = listening && self.phase == Phase::Dialing && self.rate.is_some();
+        if self.phase != Phase::Answered && !early_media {
             return Some("the call is not answered".into());
         }
         None

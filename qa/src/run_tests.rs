@@ -524,3 +524,50 @@ fn a_caller_that_gives_up_while_the_callee_rings_fails_the_answer() {
         s.failure()
     );
 }
+
+#[test]
+fn early_media_is_heard_before_the_answer_and_sending_still_waits_for_it() {
+    // A 183 with SDP started the media: listening steps run while the far end rings.
+    let mut s = Sim::new(
+        "  - expect: {sip_status: 183}\n  - expect_audio: {min_ms: 400, within: 3s}\n  - expect: answered\n  - expect_silence: {min_ms: 200}\n",
+    );
+    // The caller starts the media before it reports the response (as caller.rs does).
+    s.run.set_rate(8000);
+    s.see(Observation::Response {
+        status: 183,
+        reason: "Session Progress",
+    });
+    s.frames(&LOUD, 420);
+    assert_eq!(s.verdicts(), vec![&Verdict::Passed, &Verdict::Passed]);
+    s.at(1000).see(Observation::Response {
+        status: 200,
+        reason: "OK",
+    });
+    s.frames(&QUIET, 220);
+    assert_eq!(
+        s.verdicts(),
+        vec![&Verdict::Passed; 4],
+        "{:?}",
+        s.run.reports()
+    );
+
+    // Without media before the answer, listening fails at once; so does sending with it.
+    for (steps, media) in [
+        (
+            "  - expect: ringing\n  - expect_audio: {min_ms: 400}\n",
+            false,
+        ),
+        ("  - expect: ringing\n  - send_digits: \"1\"\n", true),
+    ] {
+        let mut s = Sim::new(steps);
+        s.see(Observation::Response {
+            status: 180,
+            reason: "Ringing",
+        });
+        if media {
+            s.run.set_rate(8000);
+        }
+        s.at(1);
+        assert_eq!(s.failure(), "the call is not answered", "{steps}");
+    }
+}
