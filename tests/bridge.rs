@@ -320,6 +320,8 @@ fn sipp_far_end(scenario: &str) -> (Child, u16) {
 /// [`sipp_far_end`] with more SIPp options (`-rtp_echo`: what sma sends comes back).
 fn sipp_far_end_with(scenario: &str, options: &[&str]) -> (Child, u16) {
     let sipp = require_program("sipp", "sip-tester");
+    // Build sma first: SIPp gives up after its 60 s timeout, which a first build can outlast.
+    sma();
     let port = free_udp_port();
     let child = Command::new(sipp)
         .arg("-sf")
@@ -460,6 +462,7 @@ fn a_carrier_trunk_with_digest_credentials_is_registered_with_and_takes_the_call
     let media = (28000, 28099);
     let dir = tempfile::tempdir().expect("tempdir");
     let sipp = require_program("sipp", "sip-tester");
+    sma(); // built before SIPp's timeout starts running
     let port = free_udp_port();
     let carrier = Command::new(sipp)
         .arg("-sf")
