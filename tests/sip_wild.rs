@@ -10,6 +10,7 @@ use sma_e2e::{require_program, root, Serve};
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -614,15 +615,16 @@ fn a_flood_of_malformed_datagrams_gets_answers_or_drops_and_memory_stays_bounded
         "SIP/2.0 200 OK\r\nVia: nonsense N\r\n\r\n".to_owned(),
     ];
     let receiver = socket.try_clone().expect("clone");
+    let answered = Arc::new(AtomicUsize::new(0));
+    let counted = answered.clone();
     let counting = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
-        let mut answers = 0usize;
         while let Ok((n, _)) = receiver.recv_from(&mut buf) {
             if buf[..n].starts_with(b"SIP/2.0 400") || buf[..n].starts_with(b"SIP/2.0 505") {
-                answers += 1;
+                counted.fetch_add(1, Ordering::Relaxed);
             }
         }
-        answers
+        counted.load(Ordering::Relaxed)
     });
     let before = rss_kib(serve.pid());
     let mut during = 0;
@@ -634,10 +636,22 @@ fn a_flood_of_malformed_datagrams_gets_answers_or_drops_and_memory_stays_bounded
         if i == 20_000 {
             during = rss_kib(serve.pid());
         }
-        // Keep the kernel's socket buffers from overflowing (a flood, not a loss test): at
-        // ~16,000 datagrams a second a loaded 2-core machine lost a fifth of 33,000 a second.
-        if i % 50 == 0 {
-            std::thread::sleep(Duration::from_millis(3));
+        // A flood, not a loss test: as fast as the server answers, with no more unanswered
+        // than the kernel's socket buffers hold (a fixed pace lost up to a third of them on a
+        // 2-core machine busy with other tests). Stalled answers (losses) do not stop it.
+        if i % 50 == 49 {
+            let answerable = (i + 1) / 5 * 3;
+            let mut seen = answered.load(Ordering::Relaxed);
+            let mut progress = Instant::now();
+            while answerable.saturating_sub(seen) > 100
+                && progress.elapsed() < Duration::from_millis(200)
+            {
+                std::thread::sleep(Duration::from_micros(200));
+                let now_seen = answered.load(Ordering::Relaxed);
+                if now_seen > seen {
+                    (seen, progress) = (now_seen, Instant::now());
+                }
+            }
         }
     }
     let answers = counting.join().expect("counting");
@@ -647,7 +661,7 @@ fn a_flood_of_malformed_datagrams_gets_answers_or_drops_and_memory_stays_bounded
          after 20,000 {during} KiB, after 40,000 {after} KiB; {answers} answered with 400/505"
     );
     // Three kinds of five can be answered (24,000); a busy machine may lose a few.
-    assert!(answers > 20_000, "{answers} answers");
+    assert!(answers > 23_000, "{answers} answers");
     // The server still works.
     let response = raw_exchange(&serve, OPTIONS).expect("an answer to OPTIONS");
     assert!(response.starts_with("SIP/2.0 200"), "{response}");
