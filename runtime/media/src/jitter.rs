@@ -193,14 +193,21 @@ impl JitterBuffer {
     /// Moves the playout point forward to `ext`, which then plays when the old point would
     /// have.
     fn skip_to(&mut self, ext: u64) {
-        if let (Some(next), Some((base_time, base_ts))) = (self.next, self.base) {
-            let due = base_time
-                + Duration::from_secs_f64(
-                    next.saturating_sub(base_ts) as f64 / f64::from(self.config.clock_rate),
-                );
+        if let Some(due) = self.next.and_then(|next| self.due(next)) {
             self.base = Some((due, ext));
         }
         self.next = Some(ext);
+    }
+
+    /// When the frame at extended timestamp `ext` plays, once the cadence has started.
+    fn due(&self, ext: u64) -> Option<Instant> {
+        let (base_time, base_ts) = self.base?;
+        Some(
+            base_time
+                + Duration::from_secs_f64(
+                    ext.saturating_sub(base_ts) as f64 / f64::from(self.config.clock_rate),
+                ),
+        )
     }
 
     fn frame_duration(&self) -> Duration {
@@ -226,12 +233,8 @@ impl JitterBuffer {
             self.next = Some(start);
             self.base = Some((now, start));
         }
-        let (base_time, base_ts) = self.base?;
         let next = self.next?;
-        let due = base_time
-            + Duration::from_secs_f64(
-                next.saturating_sub(base_ts) as f64 / f64::from(self.config.clock_rate),
-            );
+        let due = self.due(next)?;
         if now < due {
             return None;
         }

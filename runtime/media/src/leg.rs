@@ -335,8 +335,9 @@ async fn receive(
         })
     });
     let mut remote: Option<SocketAddr> = None;
-    // The far end's current stream: a new SSRC is a new timeline for the jitter buffer.
-    let mut stream_ssrc: Option<u32> = None;
+    // The receiver's count of SSRC changes the jitter buffer has followed: a new SSRC is a
+    // new timeline.
+    let mut ssrc_changes = 0;
     let mut remote_rtcp = if config.rtcp_mux {
         config.remote
     } else {
@@ -467,7 +468,8 @@ async fn receive(
                 } else if packet.payload_type == COMFORT_NOISE_PAYLOAD_TYPE {
                     // RFC 3389: the far end went quiet; the jitter buffer plays silence.
                 } else if detector.is_some() || control.needs_audio() {
-                    if stream_ssrc.replace(packet.ssrc).is_some_and(|old| old != packet.ssrc) {
+                    if receiver.counters.ssrc_changes != ssrc_changes {
+                        ssrc_changes = receiver.counters.ssrc_changes;
                         jitter.resync();
                     }
                     jitter.push(packet.timestamp, packet.payload, now);
